@@ -1,0 +1,79 @@
+"""Validated values that describe a camera: size, rate, pixel format.
+
+Parsing lives here so the CLI, farm files and the Python API reject bad input
+with the same one-line messages.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .errors import BadInput
+
+MAX_DIMENSION = 8192
+
+
+@dataclass(frozen=True)
+class Size:
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        for name, value in (("width", self.width), ("height", self.height)):
+            if not 1 <= value <= MAX_DIMENSION:
+                raise BadInput(f"{name} {value} is out of range 1..{MAX_DIMENSION}")
+        # Every format we write subsamples chroma by 2 at most.
+        if self.width % 2 or self.height % 2:
+            raise BadInput(f"size {self} must have even width and height")
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
+
+    @classmethod
+    def parse(cls, text: str | Size) -> Size:
+        if isinstance(text, Size):
+            return text
+        parts = str(text).lower().split("x")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise BadInput(f"size {text!r} is not WxH (e.g. 640x480)")
+        return cls(int(parts[0]), int(parts[1]))
+
+
+def parse_fps(value: str | float | int | Fraction) -> Fraction:
+    """A positive frame rate; accepts 30, 29.97, '30000/1001'."""
+    try:
+        fps = Fraction(str(value)).limit_denominator(1001)
+    except (ValueError, ZeroDivisionError):
+        raise BadInput(f"fps {value!r} is not a number") from None
+    if fps <= 0 or fps > 1000:
+        raise BadInput(f"fps {value} must be > 0 and <= 1000")
+    return fps
+
+
+class PixelFormat(enum.Enum):
+    """Formats the producers write; values are V4L2 fourcc strings."""
+
+    YUYV = "YUYV"
+    UYVY = "UYVY"
+    NV12 = "NV12"
+    YU12 = "YU12"  # also known as I420
+    GREY = "GREY"
+    RGB24 = "RGB3"
+    BGR24 = "BGR3"
+    MJPEG = "MJPG"
+
+    @classmethod
+    def parse(cls, text: str | PixelFormat) -> PixelFormat:
+        if isinstance(text, PixelFormat):
+            return text
+        key = str(text).upper()
+        aliases = {"I420": "YU12", "YUV420": "YU12", "GRAY": "GREY", "MJPG": "MJPEG",
+                   "RGB3": "RGB24", "BGR3": "BGR24", "YUV422": "YUYV"}
+        key = aliases.get(key, key)
+        try:
+            return cls[key]
+        except KeyError:
+            names = ", ".join(f.name for f in cls)
+            raise BadInput(f"unknown pixel format {text!r} (known: {names})") from None
