@@ -65,6 +65,15 @@ class PixelFormat(enum.Enum):
     MJPEG = "MJPG"
 
     @classmethod
+    def from_fourcc(cls, code: int) -> PixelFormat:
+        """From the kernel's little-endian fourcc integer."""
+        text = code.to_bytes(4, "little").decode(errors="replace")
+        try:
+            return cls(text)
+        except ValueError:
+            raise BadInput(f"pixel format {text!r} is not one simfarm reads") from None
+
+    @classmethod
     def parse(cls, text: str | PixelFormat) -> PixelFormat:
         if isinstance(text, PixelFormat):
             return text
@@ -77,3 +86,48 @@ class PixelFormat(enum.Enum):
         except KeyError:
             names = ", ".join(f.name for f in cls)
             raise BadInput(f"unknown pixel format {text!r} (known: {names})") from None
+
+
+PRODUCERS = ("numpy", "ffmpeg")
+MAX_CAMERAS = 64
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """What one simulated camera should look like.
+
+    ``producer="numpy"`` replays a pre-rendered pattern; ``"ffmpeg"`` takes
+    frames from FFmpeg's ``source`` (a lavfi graph such as ``testsrc2`` or a
+    file path). Both stamp the frame code.
+    """
+
+    size: Size = Size(640, 480)
+    fps: Fraction = Fraction(30)
+    format: PixelFormat = PixelFormat.YUYV
+    pattern: str = "smpte75"
+    producer: str = "numpy"
+    source: str = "testsrc2"
+
+    @classmethod
+    def parse(cls, **fields: object) -> CameraSpec:
+        """Build from loose values (CLI strings, YAML), validating each."""
+        known = {"size", "fps", "format", "pattern", "producer", "source"}
+        unknown = set(fields) - known
+        if unknown:
+            raise BadInput(f"unknown camera setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
+        spec = cls()
+        values = {
+            "size": Size.parse(fields.get("size", spec.size)),  # type: ignore[arg-type]
+            "fps": parse_fps(fields.get("fps", spec.fps)),  # type: ignore[arg-type]
+            "format": PixelFormat.parse(fields.get("format", spec.format)),  # type: ignore[arg-type]
+            "pattern": str(fields.get("pattern", spec.pattern)),
+            "producer": str(fields.get("producer", spec.producer)),
+            "source": str(fields.get("source", spec.source)),
+        }
+        if values["producer"] not in PRODUCERS:
+            raise BadInput(f"producer {values['producer']!r} is not one of {', '.join(PRODUCERS)}")
+        return cls(**values)  # type: ignore[arg-type]
+
+    def to_json(self) -> dict:
+        return {"size": str(self.size), "fps": str(self.fps), "format": self.format.name,
+                "pattern": self.pattern, "producer": self.producer, "source": self.source}

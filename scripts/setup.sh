@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything simfarm and its test tiers need, on Debian/Ubuntu, as root.
+# Idempotent: a second run only checks. Usage: scripts/setup.sh [--no-vm]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_vm=1
+[[ "${1:-}" == "--no-vm" ]] && want_vm=0
+
+export DEBIAN_FRONTEND=noninteractive
+need=()
+for pkg in ffmpeg v4l-utils udev kmod; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
+if ((${#need[@]})); then
+    echo "setup: installing ${need[*]}"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+echo "setup: installing simfarm (editable) with test extras"
+python3 -m pip install -q --disable-pip-version-check -e '.[test,vm]'
+
+if ((want_vm)); then
+    scripts/setup-vm.sh
+fi
+echo "setup: done"

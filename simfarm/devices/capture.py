@@ -1,0 +1,48 @@
+"""Reading frames back from a capture node with plain read(2).
+
+read(2) needs no buffer negotiation, so a second reader (simfarm's own check,
+`simfarm verify`) can sample a node while the system under test streams from
+it with mmap.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from collections.abc import Iterator
+
+import numpy as np
+from linuxpy.video import device as v4l2
+
+from ..errors import EnvironmentProblem
+from ..frames import pixfmt
+from ..frames.video import LumaFrame
+from ..spec import PixelFormat, Size
+
+
+def read_luma(path: str, *, count: int, timeout: float = 5.0) -> Iterator[LumaFrame]:
+    """Yield the luma of ``count`` frames from ``path``; a frame not seen within ``timeout`` s raises."""
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        fmt = v4l2.get_format(fd, v4l2.BufferType.VIDEO_CAPTURE)
+        size = Size(fmt.width, fmt.height)
+        pixel_format = PixelFormat.from_fourcc(int(fmt.pixel_format))
+        for _ in range(count):
+            data = _read_frame(fd, max(fmt.size, 1), timeout, path)
+            yield LumaFrame(pixfmt.luma(np.frombuffer(data, np.uint8), pixel_format, size),
+                            time.time() * 1000)
+    finally:
+        os.close(fd)
+
+
+def _read_frame(fd: int, size: int, timeout: float, path: str) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+            raise EnvironmentProblem(f"no frame from {path} within {timeout:g} s")
+        try:
+            return os.read(fd, size)
+        except BlockingIOError:
+            continue

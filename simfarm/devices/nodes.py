@@ -1,0 +1,74 @@
+"""Facts about /dev/video nodes read from sysfs and /proc, and opening one as output."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+from linuxpy.video import device as v4l2
+
+from ..errors import EnvironmentProblem
+from ..spec import PixelFormat, Size
+
+SYSFS = Path("/sys/class/video4linux")
+
+
+def node_path(number: int) -> str:
+    return f"/dev/video{number}"
+
+
+def card_label(number: int) -> str | None:
+    """The node's card name (v4l2loopback's card_label), None if no such node."""
+    try:
+        return (SYSFS / f"video{number}" / "name").read_text().strip()
+    except OSError:
+        return None
+
+
+def numbers_with_label(label: str) -> list[int]:
+    """Node numbers whose card name is exactly ``label``."""
+    found = []
+    for entry in SYSFS.glob("video*"):
+        number = int(entry.name[5:])
+        if card_label(number) == label:
+            found.append(number)
+    return sorted(found)
+
+
+def holders(path: str) -> list[int]:
+    """Pids of processes holding ``path`` open (those we can see)."""
+    target = os.path.realpath(path)
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) == target for fd in (proc / "fd").iterdir()):
+                pids.append(int(proc.name))
+        except OSError:  # the process ended or is not ours to inspect
+            continue
+    return sorted(pids)
+
+
+def is_capture_device(path: str) -> bool:
+    """Whether the node currently announces VIDEO_CAPTURE in its device caps."""
+    fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        caps = v4l2.read_capabilities(fd)
+        return bool(caps.device_caps & v4l2.Capability.VIDEO_CAPTURE)
+    finally:
+        os.close(fd)
+
+
+def open_output(number: int, fmt: PixelFormat, size: Size, fps: Fraction) -> int:
+    """Open node N for writing frames of ``fmt``/``size`` at ``fps``; returns the fd."""
+    path = node_path(number)
+    fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        v4l2.set_format(fd, v4l2.BufferType.VIDEO_OUTPUT, size.width, size.height, fmt.value)
+        v4l2.set_fps(fd, v4l2.BufferType.VIDEO_OUTPUT, fps)
+    except OSError as exc:
+        os.close(fd)
+        raise EnvironmentProblem(f"{path} refused {fmt.name} {size}@{fps}: {exc.strerror}") from None
+    return fd

@@ -1,0 +1,81 @@
+"""The supervisor's control endpoint: JSON lines over a Unix socket.
+
+Protocol (one request per connection, any language can speak it):
+    -> {"op": "status"}\n
+    <- {"ok": true, ...}\n        or  {"ok": false, "error": "...", "exit_code": 2}\n
+The socket is mode 0660 with the group of the control device's users
+(``video`` when it exists), so only the owner and that group can drive a farm.
+"""
+
+from __future__ import annotations
+
+import grp
+import json
+import os
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import BadInput, EnvironmentProblem, SimfarmError
+
+Handler = Callable[[dict], dict]
+SOCKET = "control.sock"
+
+
+class ControlServer:
+    """Serves ``handler`` on ``path`` in a background thread."""
+
+    def __init__(self, path: Path, handler: Handler) -> None:
+        path.unlink(missing_ok=True)
+        outer = handler
+
+        class _Request(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                try:
+                    request = json.loads(self.rfile.readline() or b"{}")
+                    if not isinstance(request, dict):
+                        raise BadInput("a request must be a JSON object")
+                    reply = {"ok": True, **outer(request)}
+                except SimfarmError as exc:
+                    reply = {"ok": False, "error": str(exc), "exit_code": exc.exit_code}
+                except ValueError as exc:
+                    reply = {"ok": False, "error": f"bad request: {exc}", "exit_code": 2}
+                self.wfile.write(json.dumps(reply).encode() + b"\n")
+
+        self._server = socketserver.ThreadingUnixStreamServer(str(path), _Request)
+        self._server.daemon_threads = True
+        os.chmod(path, 0o660)
+        try:
+            os.chown(path, -1, grp.getgrnam("video").gr_gid)
+        except (KeyError, PermissionError):
+            pass  # no video group, or not ours to give: owner-only access remains
+        self._thread = threading.Thread(target=self._server.serve_forever, name="control", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def request(path: Path, message: dict, *, timeout: float = 30.0) -> dict:
+    """Send one request; raises the error the supervisor reported."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+        except OSError as exc:
+            raise EnvironmentProblem(f"farm supervisor not reachable at {path}: {exc.strerror}") from None
+        sock.sendall(json.dumps(message).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    reply = json.loads(data or b'{"ok": false, "error": "supervisor closed the connection"}')
+    if not reply.pop("ok", False):
+        cls = BadInput if reply.get("exit_code") == 2 else EnvironmentProblem
+        raise cls(reply.get("error", "unknown error"))
+    return reply

@@ -1,0 +1,250 @@
+"""The public Farm API: provision cameras, look at them, tear them down.
+
+The CLI is a thin layer over this module. A farm is run by a supervisor
+process (see supervisor.py) so it outlives the command that made it; this
+module only starts, queries and stops supervisors, and cleans up after
+dead ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..devices import capture, loopback, nodes
+from ..devices.loopback import NodeBusy
+from ..errors import BadInput, EnvironmentProblem, SimfarmError
+from ..frames.code import decode
+from ..patterns import PatternLibrary
+from ..spec import MAX_CAMERAS, CameraSpec
+from . import control
+from .reclaim import reclaim, stale_farms
+from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
+from .supervisor import camera_label
+
+LOG = "supervisor.log"
+
+
+@dataclass(frozen=True)
+class Camera:
+    """One camera of a running farm."""
+
+    farm: Farm
+    index: int
+    spec: CameraSpec
+    label: str
+    number: int
+
+    @property
+    def device(self) -> str:
+        """The node path, e.g. ``/dev/video3``."""
+        return nodes.node_path(self.number)
+
+    @property
+    def by_id(self) -> str:
+        """The stable link the simfarm udev rule makes (when installed)."""
+        return f"/dev/v4l/by-id/{self.label}-video-index0"
+
+    def stats(self) -> dict:
+        """Live counters from the supervisor: frames written, fps, late, dropped, uptime."""
+        return self.farm.status()["cameras"][self.index]
+
+
+class Farm:
+    """A running farm; use ``Farm.provision(...)`` (a context manager) or ``Farm.attach(name)``."""
+
+    def __init__(self, record: FarmRecord) -> None:
+        self.name = record.name
+        self.state_dir = record.directory
+        self.supervisor_pid = record.supervisor.pid if record.supervisor else None
+        self.cameras = [
+            Camera(self, node.camera, CameraSpec.parse(**record.spec["cameras"][node.camera]),
+                   node.label, node.number)
+            for node in record.nodes if node.number is not None
+        ]
+
+    # -- making one -------------------------------------------------------
+    @classmethod
+    def provision(cls, cameras: int | Sequence[CameraSpec] = 1, *, name: str = "default",
+                  spec: CameraSpec | None = None, nodes: Sequence[int] | None = None,
+                  patterns_dirs: Sequence[str] = (), timeout: float = 60.0) -> Farm:
+        """Create the cameras, start feeding them, and return once every one
+        delivers frames carrying its own code. All or nothing: on failure
+        everything made so far is removed before the error is raised."""
+        specs = list(cameras) if not isinstance(cameras, int) else [spec or CameraSpec()] * cameras
+        _validate(name, specs, nodes, patterns_dirs)
+        loopback.require_runtime_hotplug()
+        reclaim_stale()
+        record = FarmRecord(name=name, provisioner=ProcessId.me(), spec={
+            "cameras": [s.to_json() for s in specs],
+            "nodes": list(nodes) if nodes else None,
+            "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs]})
+        with global_lock():
+            if FarmRecord.load(name) is not None:
+                raise BadInput(f"farm {name!r} already exists (simfarm teardown --farm {name})")
+            record.directory.mkdir(parents=True)
+            record.save()
+        try:
+            _start_supervisor(record, timeout)
+            farm = cls(FarmRecord.load(name) or record)
+            farm._verify_frames()
+        except BaseException:
+            _undo(name)
+            raise
+        return farm
+
+    @classmethod
+    def attach(cls, name: str = "default") -> Farm:
+        """The running farm called ``name``."""
+        record = FarmRecord.load(check_farm_name(name))
+        if record is None or record.abandoned():
+            raise BadInput(f"no running farm named {name!r}")
+        return cls(record)
+
+    def __enter__(self) -> Farm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.teardown()
+
+    # -- using one --------------------------------------------------------
+    def request(self, message: dict, *, timeout: float = 30.0) -> dict:
+        """Send one control request to the supervisor (see control.py for the protocol)."""
+        return control.request(self.state_dir / control.SOCKET, message, timeout=timeout)
+
+    def status(self) -> dict:
+        return self.request({"op": "status"})
+
+    def teardown(self, *, timeout: float = 10.0) -> None:
+        teardown(self.name, timeout=timeout)
+
+    def _verify_frames(self, frames: int = 3) -> None:
+        for cam in self.cameras:
+            seen = [decode(f.luma) for f in capture.read_luma(cam.device, count=frames)]
+            ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]
+            if not ours or ours != sorted(ours):
+                raise EnvironmentProblem(f"{cam.device} did not deliver camera {cam.index}'s frames "
+                                         f"(decoded: {seen})")
+
+
+def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
+              patterns_dirs: Sequence[str]) -> None:
+    check_farm_name(name)
+    if not 1 <= len(specs) <= MAX_CAMERAS:
+        raise BadInput(f"cameras must be 1..{MAX_CAMERAS}, not {len(specs)}")
+    library = PatternLibrary(patterns_dirs)
+    for cam in specs:
+        if cam.producer == "numpy":
+            library.get(cam.pattern)
+    if numbers is not None:
+        if len(numbers) < len(specs) or len(set(numbers)) != len(numbers):
+            raise BadInput(f"need {len(specs)} distinct node numbers, got {list(numbers)}")
+        for number in numbers[:len(specs)]:
+            if not 0 <= number < 256:
+                raise BadInput(f"node number {number} is out of range 0..255")
+            if os.path.exists(nodes.node_path(number)):
+                raise BadInput(f"{nodes.node_path(number)} is already taken")
+
+
+def _start_supervisor(record: FarmRecord, timeout: float) -> None:
+    read_end, write_end = os.pipe()
+    with open(record.directory / LOG, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "simfarm.farm.supervisor", record.name, str(write_end)],
+                                pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as ready:
+        line = ready.readline() if select.select([ready], [], [], timeout)[0] else b""
+    if not line:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        raise EnvironmentProblem(f"farm supervisor did not start within {timeout:g} s: {_log_tail(record)}")
+    reply = json.loads(line)
+    if not reply["ok"]:
+        proc.wait()
+        cls = BadInput if reply.get("exit_code") == 2 else EnvironmentProblem
+        raise cls(reply["error"])
+
+
+def _log_tail(record: FarmRecord, lines: int = 3) -> str:
+    try:
+        text = (record.directory / LOG).read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "no log"
+    return " | ".join(text[-lines:]) or "empty log"
+
+
+def _undo(name: str) -> None:
+    record = FarmRecord.load(name)
+    if record is not None:
+        with global_lock():
+            reclaim(record)
+
+
+def _wait_exit(pid: ProcessId, timeout: float) -> bool:
+    """Wait for a process that need not be our child; True once it has gone."""
+    try:
+        fd = os.pidfd_open(pid.pid)
+    except ProcessLookupError:
+        return True
+    try:
+        select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    return not pid.alive()
+
+
+def teardown(name: str, *, timeout: float = 10.0) -> bool:
+    """Stop farm ``name`` and remove all it owns. Returns False if there was no such farm."""
+    record = FarmRecord.load(check_farm_name(name))
+    if record is None:
+        return False
+    sup = record.supervisor
+    if sup is not None and sup.alive():
+        try:
+            control.request(record.directory / control.SOCKET, {"op": "stop", "timeout": timeout})
+            _wait_exit(sup, timeout + 10)
+        except SimfarmError:
+            pass  # unresponsive: reclaim below kills it
+    record = FarmRecord.load(name)
+    if record is not None:
+        with global_lock():
+            reclaim(record, timeout=timeout)
+    return True
+
+
+def teardown_all(*, timeout: float = 10.0) -> list[str]:
+    """Tear down every farm recorded on this machine; returns their names."""
+    names = farm_names()
+    for name in names:
+        teardown(name, timeout=timeout)
+    return names
+
+
+def reclaim_stale() -> list[str]:
+    """Clean up farms whose supervisor died (SIGKILL, crash); returns their names."""
+    reclaimed = []
+    with global_lock():
+        for record in stale_farms():
+            try:
+                reclaim(record)
+            except NodeBusy:
+                continue  # still held open by a reader; a later command retries
+            reclaimed.append(record.name)
+    return reclaimed
+
+
+def running_farms() -> list[str]:
+    reclaim_stale()
+    return farm_names()
+
+
+__all__ = ["Camera", "Farm", "camera_label", "reclaim_stale", "running_farms", "teardown", "teardown_all"]

@@ -1,0 +1,149 @@
+"""The on-disk record of each farm: what it owns, who supervises it.
+
+A farm's record is the ownership ledger. Every node and process is written
+here (atomically) as soon as it exists, before anything else can fail, so
+whoever finds the record later — teardown, or any command after a crash —
+can remove exactly what simfarm made and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..errors import BadInput
+
+FARM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,15}$")
+RECORD = "farm.json"
+
+
+def state_root() -> Path:
+    """Where farms are recorded: $SIMFARM_STATE_DIR, /run/simfarm for root, else per user."""
+    if env := os.environ.get("SIMFARM_STATE_DIR"):
+        return Path(env)
+    if os.geteuid() == 0:
+        return Path("/run/simfarm")
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime, "simfarm") if runtime else Path(f"/tmp/simfarm-{os.geteuid()}")
+
+
+def check_farm_name(name: str) -> str:
+    if not FARM_NAME.match(name):
+        raise BadInput(f"farm name {name!r} must be 1-16 of a-z 0-9 _ - (starting alphanumeric)")
+    return name
+
+
+@dataclass(frozen=True)
+class ProcessId:
+    """A pid plus its kernel start time, so a recycled pid is never mistaken for ours."""
+
+    pid: int
+    start_ticks: int
+
+    @classmethod
+    def of(cls, pid: int) -> ProcessId | None:
+        ticks = _start_ticks(pid)
+        return None if ticks is None else cls(pid, ticks)
+
+    @classmethod
+    def me(cls) -> ProcessId:
+        own = cls.of(os.getpid())
+        assert own is not None
+        return own
+
+    def alive(self) -> bool:
+        return _start_ticks(self.pid) == self.start_ticks
+
+
+def _start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces and parentheses.
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] == "Z":  # a zombie has finished; only its exit status remains
+        return None
+    return int(fields[19])
+
+
+@dataclass
+class NodeRecord:
+    """One node this farm created. ``label`` is checked again before removal."""
+
+    camera: int
+    label: str
+    number: int | None = None  # None while the ADD ioctl is in flight
+
+
+@dataclass
+class FarmRecord:
+    name: str
+    spec: dict
+    phase: str = "starting"  # starting | running | stopping | failed
+    supervisor: ProcessId | None = None
+    provisioner: ProcessId | None = None  # the process running `provision`, while starting
+    nodes: list[NodeRecord] = field(default_factory=list)
+    processes: list[ProcessId] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def directory(self) -> Path:
+        return farm_dir(self.name)
+
+    def save(self) -> None:
+        path = self.directory / RECORD
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=1))
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, name: str) -> FarmRecord | None:
+        try:
+            data = json.loads((farm_dir(name) / RECORD).read_text())
+        except (OSError, ValueError):
+            return None
+        sup, prov = data.pop("supervisor"), data.pop("provisioner")
+        return cls(supervisor=ProcessId(**sup) if sup else None,
+                   provisioner=ProcessId(**prov) if prov else None,
+                   nodes=[NodeRecord(**n) for n in data.pop("nodes")],
+                   processes=[ProcessId(**p) for p in data.pop("processes")], **data)
+
+    def abandoned(self) -> bool:
+        """No live process looks after this farm any more."""
+        if self.supervisor is not None and self.supervisor.alive():
+            return False
+        starting = self.phase == "starting" and self.provisioner is not None
+        return not (starting and self.provisioner.alive())
+
+    def remove_directory(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def farm_dir(name: str) -> Path:
+    return state_root() / "farms" / name
+
+
+def farm_names() -> list[str]:
+    base = state_root() / "farms"
+    return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+
+@contextlib.contextmanager
+def global_lock() -> Iterator[None]:
+    """Serialises node creation and reclaiming across every simfarm process."""
+    root = state_root()
+    root.mkdir(parents=True, exist_ok=True, mode=0o755)
+    with open(root / "lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

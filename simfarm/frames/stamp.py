@@ -1,0 +1,50 @@
+"""The per-frame part of a frame: code strip, dynamic overlays, final encoding.
+
+Everything else about a frame is rendered once into a ring; only what this
+module writes changes from frame to frame, which is what keeps a camera's
+CPU cost far below an encoder's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..spec import PixelFormat, Size
+from . import pixfmt
+from .code import CodeStrip, FrameCode
+
+# MJPEG frames are composed as BGR and compressed per frame, since the code
+# changes every frame and JPEG data cannot be patched in place.
+_WORKING_FORMAT = {PixelFormat.MJPEG: PixelFormat.BGR24}
+
+
+def working_format(fmt: PixelFormat) -> PixelFormat:
+    """The raw format a ring for ``fmt`` is rendered in."""
+    return _WORKING_FORMAT.get(fmt, fmt)
+
+
+class Stamper:
+    """Turns a ring frame into the bytes to write for one sequence number."""
+
+    def __init__(self, fmt: PixelFormat, size: Size, overlays: Sequence[object] = (),
+                 *, jpeg_quality: int = 85) -> None:
+        self.fmt = fmt
+        self.size = size
+        self.raw_format = working_format(fmt)
+        self.strip = CodeStrip(size.width, size.height)
+        self._overlays = list(overlays)
+        self._jpeg_quality = jpeg_quality
+
+    def stamp(self, frame: np.ndarray, code: FrameCode, *, frame_index: int,
+              wall_time: float) -> np.ndarray:
+        """Write code and overlays into ``frame`` (in place) and return what to send."""
+        for overlay in self._overlays:
+            y, x, patch = overlay.patch(frame_index, wall_time)
+            pixfmt.write_rgb_patch(frame, self.raw_format, self.size, y, x, patch)
+        pixfmt.write_luma_strip(frame, self.raw_format, self.size, self.strip.render(code))
+        if self.fmt is PixelFormat.MJPEG:
+            return pixfmt.from_rgb(pixfmt.to_rgb(frame, self.raw_format, self.size),
+                                   PixelFormat.MJPEG, jpeg_quality=self._jpeg_quality)
+        return frame

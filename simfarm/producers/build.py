@@ -1,0 +1,36 @@
+"""Assembling a Producer from a CameraSpec: the one place that wires the layers."""
+
+from __future__ import annotations
+
+import os
+
+from ..frames.stamp import Stamper, working_format
+from ..patterns import PatternLibrary
+from ..spec import CameraSpec
+from .producer import Producer
+from .sinks import Sink
+from .sources import FfmpegSource, FrameSource, RingSource
+
+
+def build_source(spec: CameraSpec, library: PatternLibrary) -> tuple[FrameSource, list]:
+    """The frame source for ``spec`` and the dynamic overlays to apply per frame."""
+    raw = working_format(spec.format)
+    if spec.producer == "ffmpeg":
+        if os.path.exists(spec.source):
+            return FfmpegSource.file(spec.source, raw, spec.size), []
+        return FfmpegSource.lavfi(_lavfi_graph(spec), raw, spec.size), []
+    rendered = library.get(spec.pattern).render(spec.size, spec.fps)
+    return RingSource(rendered.frames, raw, spec.size), list(rendered.dynamic_overlays)
+
+
+def _lavfi_graph(spec: CameraSpec) -> str:
+    # A bare source name gets our rate and size (lavfi defaults to 25 fps);
+    # a graph with options is the user's to get right.
+    if spec.source.isidentifier():
+        return f"{spec.source}=rate={spec.fps}:size={spec.size}"
+    return spec.source
+
+
+def build_producer(camera: int, spec: CameraSpec, sink: Sink, library: PatternLibrary) -> Producer:
+    source, overlays = build_source(spec, library)
+    return Producer(camera, source, sink, spec.fps, Stamper(spec.format, spec.size, overlays))

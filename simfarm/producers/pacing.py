@@ -1,0 +1,69 @@
+"""Absolute-deadline pacing for a stream of frames.
+
+Frame k is due at ``start + k / fps``. Deadlines are computed from the start
+each time, never accumulated, so rounding does not drift over hours. A writer
+that falls more than one frame period behind skips the missed slots rather
+than writing them back to back: a real camera never bunches frames.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+# A frame this far past its deadline counts as late; smaller delays are
+# ordinary scheduler noise.
+LATE_FRACTION = 0.25
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One frame opportunity handed out by the pacer."""
+
+    index: int  # slot number since start (skipped slots included)
+    deadline: float  # monotonic seconds
+    late: bool  # the pacer woke more than LATE_FRACTION of a period after the deadline
+    skipped: int  # slots given up since the previous one because we were behind
+
+
+class Pacer:
+    """Hands out frame slots at a fixed rate; ``next_slot`` blocks until due.
+
+    ``stop`` (a threading.Event) interrupts the wait at once, so producers
+    stop without waiting out a frame period.
+    """
+
+    def __init__(self, fps: Fraction, *, stop: threading.Event | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.period = float(1 / Fraction(fps))
+        self._clock = clock
+        self._stop = stop or threading.Event()
+        self._start: float | None = None
+        self._next = 0
+
+    def set_fps(self, fps: Fraction) -> None:
+        """Change the rate from the next slot on, keeping the stream continuous."""
+        now = self._clock()
+        self.period = float(1 / Fraction(fps))
+        self._start, self._next = now, 0
+
+    def next_slot(self) -> Slot | None:
+        """Wait for the next due slot; None once stopped."""
+        if self._start is None:
+            self._start = self._clock()
+        deadline = self._start + self._next * self.period
+        delay = deadline - self._clock()
+        if delay > 0 and self._stop.wait(delay):
+            return None
+        if self._stop.is_set():
+            return None
+        now = self._clock()
+        behind = int((now - deadline) / self.period)
+        index = self._next + behind
+        deadline = self._start + index * self.period
+        self._next = index + 1
+        return Slot(index=index, deadline=deadline,
+                    late=now - deadline > LATE_FRACTION * self.period, skipped=behind)
