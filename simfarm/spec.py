@@ -131,3 +131,17 @@ class CameraSpec:
     def to_json(self) -> dict:
         return {"size": str(self.size), "fps": str(self.fps), "format": self.format.name,
                 "pattern": self.pattern, "producer": self.producer, "source": self.source}
+
+
+def parse_node_numbers(value: object) -> list[int]:
+    """Node numbers from '40-43', '40,41,45' or a list of ints."""
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return value
+    text = str(value).replace(" ", "")
+    try:
+        if "-" in text:
+            first, last = (int(p) for p in text.split("-", 1))
+            return list(range(first, last + 1))
+        return [int(p) for p in text.split(",")]
+    except ValueError:
+        raise BadInput(f"node numbers {value!r} are not a range like 40-43 or a list like 40,41") from None

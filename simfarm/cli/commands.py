@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-ALL: list = []
+from . import farm_cmd, udev_cmd
+
+ALL: list = [farm_cmd, udev_cmd]

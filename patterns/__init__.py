@@ -1,0 +1,1 @@
+"""Built-in pattern files, shipped inside the package as simfarm.builtin_patterns."""

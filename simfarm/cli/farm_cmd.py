@@ -1,0 +1,86 @@
+"""`simfarm provision`, `status` and `teardown`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..farm import config
+from ..farm.farm import Farm, running_farms, teardown, teardown_all
+from ..spec import parse_node_numbers
+from . import table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("provision", help="create cameras and start streaming into them")
+    p.add_argument("--cameras", "-n", type=int, help="number of cameras (default 1, or the config's)")
+    p.add_argument("--size", help="WxH, default 640x480")
+    p.add_argument("--fps", help="frames per second, default 30")
+    p.add_argument("--format", help="pixel format: YUYV (default), UYVY, NV12, YU12, GREY, RGB24, BGR24, MJPEG")
+    p.add_argument("--pattern", help="pattern name (simfarm patterns list), default smpte75")
+    p.add_argument("--producer", choices=["numpy", "ffmpeg"], help="numpy (default) or ffmpeg")
+    p.add_argument("--source", help="ffmpeg producer input: lavfi source (testsrc2) or a file")
+    p.add_argument("--farm", default=None, help="farm name (default: 'default')")
+    p.add_argument("--config", help="farm file (YAML) with per-camera specs")
+    p.add_argument("--nodes", type=parse_node_numbers, help="node numbers to use, e.g. 40-43 (default: kernel picks)")
+    p.add_argument("--patterns-dir", action="append", default=[], help="extra directory of pattern files")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for verified frames")
+    p.set_defaults(run=_provision)
+
+    s = sub.add_parser("status", help="show farms, cameras and counters")
+    s.add_argument("--farm", help="only this farm")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(run=_status)
+
+    t = sub.add_parser("teardown", help="stop a farm and remove everything it made")
+    g = t.add_mutually_exclusive_group()
+    g.add_argument("--farm", default="default")
+    g.add_argument("--all", action="store_true", help="every farm on this machine")
+    t.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for readers to close nodes")
+    t.set_defaults(run=_teardown)
+
+
+def _provision(args: argparse.Namespace) -> int:
+    overrides = {k: getattr(args, k) for k in ("size", "fps", "format", "pattern", "producer", "source")
+                 if getattr(args, k) is not None}
+    plan = config.load(args.config) if args.config else config.FarmPlan()
+    specs = plan.cameras(args.cameras, overrides)
+    farm = Farm.provision(specs, name=args.farm or plan.name, nodes=args.nodes or plan.nodes,
+                          patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout)
+    print(table.render(
+        ["camera", "node", "label", "size@fps", "format", "pattern"],
+        [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name,
+          c.spec.pattern if c.spec.producer == "numpy" else f"ffmpeg:{c.spec.source}"] for c in farm.cameras]))
+    print(f"farm {farm.name}: {len(farm.cameras)} cameras streaming verified frames "
+          f"(supervisor pid {farm.supervisor_pid}); stop with: simfarm teardown --farm {farm.name}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    names = [args.farm] if args.farm else running_farms()
+    reports = [Farm.attach(name).status() for name in names]
+    if args.json:
+        print(json.dumps({"farms": reports}, indent=2))
+        return 0
+    if not reports:
+        print("no farms running")
+    for rep in reports:
+        print(f"farm {rep['farm']} ({rep['phase']}): supervisor pid {rep['supervisor_pid']}, "
+              f"state {rep['state_dir']}")
+        print(table.render(
+            ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s"],
+            [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
+              c.get("dropped"), c.get("uptime_s")] for c in rep["cameras"]]))
+    return 0
+
+
+def _teardown(args: argparse.Namespace) -> int:
+    if args.all:
+        names = teardown_all(timeout=args.timeout)
+        print(f"torn down: {', '.join(names) if names else 'nothing to do'}")
+    else:
+        done = teardown(args.farm, timeout=args.timeout)
+        print(f"farm {args.farm}: {'torn down' if done else 'not running (nothing to do)'}")
+    return 0
+
+

@@ -1,0 +1,1 @@
+"""simfarm udev rules, shipped inside the package as simfarm.udev_rules."""
