@@ -6,6 +6,7 @@ validator can say ``farm.yaml:7: fps must be > 0`` rather than just "bad fps".
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,14 @@ def load(path: str | Path) -> Any:
 
     class _Loader(yaml.SafeLoader):
         pass
+
+    # YAML 1.1 reads 0x0 as hex and 1:30 as base 60; a size or a time here
+    # is meant as text, so only plain decimals become integers.
+    _Loader.yaml_implicit_resolvers = {
+        first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:int"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    _Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(0|[1-9][0-9]*)$"),
+                                  list("-+0123456789"))
 
     def mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Located:
         result = Located()

@@ -1,0 +1,61 @@
+"""Farm files: per-camera specs, precedence, and errors that name the line."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from simfarm.errors import BadInput
+from simfarm.farm import config
+from simfarm.spec import PixelFormat, Size
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "farm.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_per_camera_specs_and_precedence(tmp_path: Path) -> None:
+    plan = config.load(write(tmp_path, """\
+name: lab
+nodes: 40-41
+patterns_dirs: [mine]
+defaults: {size: 320x240, fps: 15}
+cameras:
+  - {pattern: ball}
+  - {format: MJPEG, fps: 10}
+"""))
+    assert plan.name == "lab" and plan.nodes == [40, 41]
+    assert plan.patterns_dirs == [str(tmp_path / "mine")]
+    first, second = plan.cameras(None, {})
+    assert (first.size, first.fps, first.pattern) == (Size(320, 240), Fraction(15), "ball")
+    assert (second.format, second.fps) == (PixelFormat.MJPEG, Fraction(10))
+    # command-line flags win over the file
+    assert {c.fps for c in plan.cameras(None, {"fps": "5"})} == {Fraction(5)}
+
+
+def test_count_form_and_contradiction(tmp_path: Path) -> None:
+    plan = config.load(write(tmp_path, "cameras: 3\n"))
+    assert len(plan.cameras(None, {})) == 3
+    with pytest.raises(BadInput, match="contradicts"):
+        plan.cameras(2, {})
+
+
+@pytest.mark.parametrize("text, line, words", [
+    ("name: lab\nbogus: 1\n", 2, "unknown farm file key 'bogus'"),
+    ("cameras:\n  - {size: 320x240}\n  - fps: 0\n", 3, "fps 0"),
+    ("defaults: {size: 0x0}\n", 1, "width 0"),
+    ("nodes: forty\n", 1, "node numbers"),
+    ("cameras: [1, 2\nname: x\n", 2, "expected"),
+    ("name: a\nname: b\n", 2, "duplicate key"),
+    ("cameras:\n  - {colour: red}\n", 2, "unknown camera setting 'colour'"),
+])
+def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(BadInput) as info:
+        config.load(path)
+    assert str(info.value).startswith(f"{path}:{line}:")
+    assert words in str(info.value)
