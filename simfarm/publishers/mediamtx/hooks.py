@@ -1,0 +1,56 @@
+"""The commands MediaMTX runs for a path (``runOnInit``), built safely.
+
+MediaMTX does not use a shell. It first replaces every ``$NAME``/``${NAME}``
+in the command string (Go's os.Expand: the hook's variables, else MediaMTX's
+own environment; there is no escape for a literal ``$``), then splits the
+result like shell words (go-shellquote) and executes it directly. So each
+argument is shell-quoted, and ``$`` may appear only as one of the variables
+MediaMTX sets for the hook, which it fills with values that need no quoting.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+
+from ...errors import BadInput
+
+# Set by MediaMTX for runOnInit (reference mediamtx.yml): the path's name and
+# the RTSP listener's port, so a command does not hard-code either.
+HOOK_VARIABLES = ("MTX_PATH", "RTSP_PORT")
+PUBLISH_URL = "rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH"
+
+_VARIABLE = re.compile(r"\$(?:%s)(?![A-Za-z0-9_])" % "|".join(HOOK_VARIABLES))
+
+
+def hook_command(argv: Sequence[str]) -> str:
+    """The hook string that makes MediaMTX run exactly ``argv``; BadInput when it cannot."""
+    if not argv:
+        raise BadInput("a MediaMTX hook needs a command")
+    for arg in argv:
+        if "$" in _VARIABLE.sub("", arg):
+            raise BadInput(f"hook argument {arg!r} contains '$', which MediaMTX would expand "
+                           f"(only {', '.join('$' + v for v in HOOK_VARIABLES)} are allowed)")
+    return shlex.join(argv)
+
+
+def rtsp_publish_argv(input_args: Sequence[str], *, gop: int, ffmpeg: str) -> list[str]:
+    """ffmpeg reading ``input_args`` and publishing H.264 over RTSP/TCP to the hook's own path.
+
+    ``gop`` is the number of frames between keyframes. Keep it short: a reader
+    (a snapshot, a new recording segment) has no picture until the next one.
+    """
+    if gop < 1:
+        raise BadInput(f"keyframe interval must be at least 1 frame, not {gop}")
+    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *input_args,
+            "-an", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+            # yuv420p: a 4:2:2 camera format would otherwise give High 4:2:2, which few decoders play.
+            "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+            # The server accepts RTSP over TCP only (no UDP ports to clash between farms).
+            "-f", "rtsp", "-rtsp_transport", "tcp", PUBLISH_URL]
+
+
+def v4l2_publish_argv(device: str, *, gop: int, ffmpeg: str) -> list[str]:
+    """ffmpeg publishing a V4L2 capture device (e.g. ``/dev/video3``) to the hook's path."""
+    return rtsp_publish_argv(["-f", "v4l2", "-i", device], gop=gop, ffmpeg=ffmpeg)
