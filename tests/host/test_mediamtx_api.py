@@ -7,8 +7,7 @@ import json
 import pytest
 
 from simfarm.errors import BadInput, EnvironmentProblem
-from simfarm.publishers.mediamtx import ApiClient, Peer, PathRecordings, RtspSession, Unreachable
-from simfarm.publishers.mediamtx import api
+from simfarm.publishers.mediamtx import ApiClient, PathRecordings, Peer, RtspSession, Unreachable, api
 from simfarm.publishers.ports import reserve_ports
 
 
@@ -42,7 +41,7 @@ def test_rtsp_session_and_recording() -> None:
 
 
 def test_reading_an_undeclared_field_is_a_programming_error() -> None:
-    with pytest.raises(LookupError, match="Path.tracks"):
+    with pytest.raises(LookupError, match=r"Path\.tracks"):
         api._field({"tracks": []}, "Path", "tracks")
 
 

@@ -10,8 +10,18 @@ import pytest
 import yaml
 
 from simfarm.errors import BadInput
-from simfarm.publishers.mediamtx import (Files, Ports, RecordOptions, build_config, check_path_name, hook_command,
-                                         path_entry, render, rtsp_publish_argv, v4l2_publish_argv)
+from simfarm.publishers.mediamtx import (
+    Files,
+    Ports,
+    RecordOptions,
+    build_config,
+    check_path_name,
+    hook_command,
+    path_entry,
+    render,
+    rtsp_publish_argv,
+    v4l2_publish_argv,
+)
 
 HOOK_ENV = {"MTX_PATH": "site/cam-0", "RTSP_PORT": "24321"}
 
@@ -123,9 +133,9 @@ def test_a_percent_in_the_directory_would_be_expanded_so_it_is_bad_input(tmp_pat
 
 
 @pytest.mark.parametrize("bad", [{"format": "mp4"}, {"segment_seconds": 0}, {"segment_seconds": 86401}])
-def test_bad_record_options_are_bad_input(bad: dict) -> None:
+def test_bad_record_options_are_bad_input(bad: dict[str, object]) -> None:
     with pytest.raises(BadInput):
-        RecordOptions(**bad)
+        RecordOptions(**bad)  # type: ignore[arg-type]
 
 
 def test_playback_needs_its_port_and_only_then(tmp_path: Path) -> None:

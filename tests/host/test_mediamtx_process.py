@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from simfarm.errors import EnvironmentProblem
-from simfarm.publishers.mediamtx import MIN_VERSION, MediaMTX, Version, binary_version, find_binary
-from simfarm.publishers.mediamtx import process
+from simfarm.publishers.mediamtx import MIN_VERSION, MediaMTX, Version, binary_version, find_binary, process
 from simfarm.publishers.mediamtx.binary import ENV, parse_version
 
 
@@ -79,8 +78,8 @@ def test_start_without_a_binary_is_an_environment_problem(on_path: Path, tmp_pat
 SERVER = textwrap.dedent("""
     import signal, subprocess, sys, time
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    hook = subprocess.Popen([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"],
-                            process_group=0)
+    hook = subprocess.Popen([sys.executable, "-c", "import signal, time; "
+                             "signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(600)"], process_group=0)
     with open(sys.argv[1], "w") as fifo:
         fifo.write(f"{hook.pid}\\n")
     time.sleep(600)

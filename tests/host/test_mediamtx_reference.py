@@ -123,7 +123,8 @@ def schema_mismatches(value: Any, schema: dict[str, Any], reference: Reference, 
     if value is None:
         return [] if schema.get("nullable") else [f"{where}: null is not allowed"]
     kind = schema.get("type")
-    if kind and (not isinstance(value, _PYTHON_TYPES[kind]) or (kind in ("integer", "number") and isinstance(value, bool))):
+    numeric_bool = kind in ("integer", "number") and isinstance(value, bool)
+    if kind and (not isinstance(value, _PYTHON_TYPES[kind]) or numeric_bool):
         return [f"{where}: {value!r} is not {kind}"]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{where}: {value!r} is not one of {schema['enum']}"]
@@ -167,7 +168,7 @@ def generated(tmp_path: Path, paths: str, record: str) -> dict[str, Any]:
     options = RECORDING[record]
     ports = Ports(20001, 20002, 20003 if options and options.playback else None)
     config = build_config(Files(tmp_path), PATH_SETS[paths], ports, record=options)
-    parsed = yaml.safe_load(render(config))
+    parsed: dict[str, Any] = yaml.safe_load(render(config))
     assert parsed == config
     return parsed
 
@@ -222,7 +223,8 @@ def test_checks_catch_what_mediamtx_would_reject(reference: Reference, tmp_path:
 # --- the API client against openapi.yaml -------------------------------------------------------
 
 def _operation(reference: Reference, method: str, path: str) -> dict[str, Any]:
-    return reference.openapi["paths"].get(path, {}).get(method.lower(), {})
+    operation: dict[str, Any] = reference.openapi["paths"].get(path, {}).get(method.lower(), {})
+    return operation
 
 
 @pytest.mark.parametrize("name", ENDPOINTS)

@@ -12,12 +12,12 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import astuple
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
 from simfarm.errors import BadInput, EnvironmentProblem
-from simfarm.publishers.mediamtx import MIN_VERSION, MediaMTX, RecordOptions, rtsp_publish_argv
+from simfarm.publishers.mediamtx import MIN_VERSION, MediaMTX, PathState, RecordOptions, rtsp_publish_argv
 from simfarm.publishers.mediamtx.process import session_members
 from simfarm.publishers.ports import reserve_ports
 
@@ -120,14 +120,16 @@ def test_a_published_path_is_recorded_played_back_and_its_publisher_kicked(
         server.api.kick_rtsp_session(publisher_id)
         assert eventually(lambda: publisher_id not in {session.id for session in server.api.rtsp_sessions()})
         # runOnInitRestart: MediaMTX starts the publisher again (after a fixed 5 s pause).
-        republished = eventually(lambda: (s := server.api.path("cam0")) and s.available and s.source
-                                 and s.source.id != publisher_id and s)
-        assert republished.online
+        def republished() -> PathState | None:
+            now = server.api.path("cam0")
+            return now if now and now.available and now.source and now.source.id != publisher_id else None
+
+        assert eventually(republished).online
     assert processes_running(server.files.config) == []
     assert session_members(server.pid) == []
 
 
-def _get_json(url: str) -> list | None:
+def _get_json(url: str) -> Any:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
             return json.loads(response.read())

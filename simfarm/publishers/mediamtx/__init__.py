@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .api import ApiClient, Peer, PathRecordings, PathState, RtspSession, ServerInfo, Unreachable
+from .api import ApiClient, PathRecordings, PathState, Peer, RtspSession, ServerInfo, Unreachable
 from .binary import Version, binary_version, find_binary
 from .config import Files, Ports, RecordOptions, build_config, path_entry, render
 from .hooks import hook_command, rtsp_publish_argv, v4l2_publish_argv

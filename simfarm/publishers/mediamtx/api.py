@@ -190,9 +190,10 @@ class ApiClient:
     def path_config(self, name: str) -> dict[str, Any] | None:
         """The path's configuration as the server holds it; None when it has none."""
         try:
-            return self._call("config_paths_get", name=check_path_name(name))
+            config: dict[str, Any] = self._call("config_paths_get", name=check_path_name(name))
         except _NotFound:
             return None
+        return config
 
     def add_path(self, name: str, conf: Mapping[str, Any]) -> None:
         """Add a path at run time; ``conf`` holds path settings (e.g. ``config.path_entry(argv)``)."""

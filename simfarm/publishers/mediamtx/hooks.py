@@ -21,7 +21,7 @@ from ...errors import BadInput
 HOOK_VARIABLES = ("MTX_PATH", "RTSP_PORT")
 PUBLISH_URL = "rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH"
 
-_VARIABLE = re.compile(r"\$(?:%s)(?![A-Za-z0-9_])" % "|".join(HOOK_VARIABLES))
+_VARIABLE = re.compile(rf"\$(?:{'|'.join(HOOK_VARIABLES)})(?![A-Za-z0-9_])")
 
 
 def hook_command(argv: Sequence[str]) -> str:
