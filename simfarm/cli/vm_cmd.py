@@ -1,0 +1,32 @@
+"""`simfarm vm -- COMMAND`: run a command inside the kernel-tier VM."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import BadInput
+from ..vm import run_in_vm
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "vm", help="run a command in a VM with v4l2loopback and udev (e.g. simfarm vm -- pytest -m hil)",
+        description="Boot the distribution kernel in QEMU (virtme-ng) with this machine's filesystem, "
+                    "load v4l2loopback, start udev, and run COMMAND in the current directory with this "
+                    "environment. Exits with COMMAND's exit code.")
+    p.add_argument("--kernel", type=Path, help="kernel image to boot (default: newest under /boot "
+                                                "with v4l2loopback built for it)")
+    p.add_argument("--cpus", type=int, default=2, help="guest CPUs (default 2)")
+    p.add_argument("--memory", default="2G", help="guest memory, e.g. 2G or 512M (default 2G)")
+    p.add_argument("--rwdir", type=Path, action="append", default=[],
+                   help="another directory whose writes must reach the host (the current one always does)")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    p.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if not command:
+        raise BadInput("simfarm vm: missing command (usage: simfarm vm [options] -- COMMAND [ARGS...])")
+    return run_in_vm(command, kernel=args.kernel, cpus=args.cpus, memory=args.memory, rwdirs=args.rwdir)

@@ -1,0 +1,85 @@
+"""Runs INSIDE the VM, before the user's command: loads the media modules,
+makes sure udev processes real uevents, then execs the command.
+
+    python -I guest.py LAUNCH_FILE
+
+The runner executes this file by path with the host's interpreter (the host
+root is the guest's root), so it uses the standard library only and imports
+nothing from simfarm: the guest must not depend on how simfarm is installed.
+LAUNCH_FILE is JSON written by the runner: {"argv": [...], "cwd": "...",
+"env": {...}}; the command gets exactly that environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+# Exit code when the guest could not be prepared: distinct from the command's
+# usual codes, as `docker run` and `git bisect run` use it.
+SETUP_FAILED = 125
+UDEVD_PATHS = ("/usr/lib/systemd/systemd-udevd", "/lib/systemd/systemd-udevd")
+# devices=0: v4l2loopback >= 0.13 otherwise pre-creates one node; the farm
+# makes its own through the control device.
+MODULES = (("videodev",), ("v4l2loopback", "devices=0"))
+
+
+class SetupError(Exception):
+    """The guest lacks something; the message says what."""
+
+
+def _run(*argv: str) -> None:
+    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise SetupError(f"{' '.join(argv)} failed: {done.stderr.strip() or f'exit {done.returncode}'}")
+
+
+def ensure_udevd() -> None:
+    """virtme-ng's init normally starts udevd and coldplugs; do both if it did not."""
+    if subprocess.run(["udevadm", "control", "--ping"], capture_output=True).returncode == 0:
+        return
+    daemon = next((path for path in UDEVD_PATHS if os.access(path, os.X_OK)), None)
+    if daemon is None:
+        raise SetupError("systemd-udevd not found (install the udev package on the host)")
+    _run(daemon, "--daemon")
+    _run("udevadm", "trigger", "--action=add")
+
+
+def load_modules() -> None:
+    """Insert videodev and v4l2loopback, then wait until udev handled their events."""
+    for module in MODULES:
+        _run("modprobe", *module)
+    _run("udevadm", "settle", "--timeout=60")
+
+
+def exec_command(launch: dict[str, Any]) -> int:
+    """Replace this process with the command; returns only if it cannot start."""
+    argv: list[str] = launch["argv"]
+    try:
+        os.chdir(launch["cwd"])
+        os.execvpe(argv[0], argv, launch["env"])
+    except FileNotFoundError as exc:
+        print(f"simfarm vm: {exc.filename or argv[0]}: not found", file=sys.stderr)
+        return 127
+    except PermissionError as exc:
+        print(f"simfarm vm: {exc.filename or argv[0]}: permission denied", file=sys.stderr)
+        return 126
+
+
+def main(argv: list[str]) -> int:
+    with open(argv[1], encoding="utf-8") as f:
+        launch = json.load(f)
+    try:
+        ensure_udevd()
+        load_modules()
+    except SetupError as exc:
+        print(f"simfarm vm: guest setup failed: {exc}", file=sys.stderr)
+        return SETUP_FAILED
+    return exec_command(launch)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

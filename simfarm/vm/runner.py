@@ -1,0 +1,155 @@
+"""Run one command inside a VM that boots the distribution kernel (virtme-ng).
+
+The guest sees the host's root filesystem read-only over 9p, so the same
+Python, checkout and tools are there. Writes reach the host only inside
+directories shared with --rwdir (the working directory always is); /tmp,
+/etc, /home and the like are guest-private overlays and /run, /var/tmp are
+fresh tmpfs. The host environment is handed to the command through a launch
+file, because virtme-ng gives the guest command init's environment only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from .. import binaries
+from ..errors import BadInput, EnvironmentProblem
+from . import accel as accel_mod
+from . import kernel as kernel_mod
+from .accel import Accel
+
+GUEST_SCRIPT = Path(__file__).with_name("guest.py")
+# vng pastes paths unquoted into a shell command line and virtme-run accepts
+# only these characters in --rwdir, so anything else is refused up front.
+_SAFE_PATH = re.compile(r"[A-Za-z0-9_+/.-]+")
+_MEMORY = re.compile(r"[1-9][0-9]*[KMGT]?")
+# Variables that point at host session resources under /run or sockets the
+# guest does not have; passing them would only mislead programs there.
+_HOST_SESSION_ENV = frozenset({
+    "PWD", "OLDPWD", "SHLVL", "_", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
+    "SSH_AUTH_SOCK", "SSH_AGENT_PID", "DISPLAY", "WAYLAND_DISPLAY", "TMUX", "TMUX_PANE",
+})
+IN_VM_ENV = "SIMFARM_IN_VM"
+
+
+def guest_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The command's environment in the guest: the host's, minus host-session
+    variables, plus SIMFARM_IN_VM=1 so code can tell where it runs."""
+    env = {k: v for k, v in environ.items() if k not in _HOST_SESSION_ENV}
+    env[IN_VM_ENV] = "1"
+    return env
+
+
+def _safe(path: Path, what: str) -> Path:
+    if not _SAFE_PATH.fullmatch(str(path)):
+        raise BadInput(f"{what} {str(path)!r}: virtme-ng cannot pass paths with spaces or "
+                       "characters other than letters, digits and _+/.-")
+    return path
+
+
+def shared_dirs(cwd: Path, rwdirs: Sequence[Path]) -> list[Path]:
+    """Absolute, de-duplicated directories to share read-write, cwd first."""
+    result: list[Path] = []
+    for directory in (cwd, *rwdirs):
+        resolved = directory.resolve()
+        if not resolved.is_dir():
+            raise BadInput(f"--rwdir {directory}: not a directory")
+        if resolved == Path("/"):
+            raise BadInput("refusing to share / read-write with the VM")
+        if resolved not in result:
+            result.append(_safe(resolved, "directory"))
+    return result
+
+
+def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str,
+                cwd: Path, rwdirs: Sequence[Path], guest_argv: Sequence[str]) -> list[str]:
+    """The vng invocation that boots ``image`` and runs ``guest_argv`` in ``cwd``."""
+    argv = [vng, "--run", str(_safe(image, "kernel image")), "--force-9p",
+            "--cpus", str(cpus), "--memory", memory, "--cwd", str(cwd)]
+    for directory in rwdirs:
+        argv += ["--rwdir", str(directory)]
+    if accel.name == "tcg":
+        argv.append("--disable-kvm")
+    return argv + ["--exec", shlex.join(guest_argv)]
+
+
+def _require_vng() -> str:
+    vng = shutil.which("vng")
+    if vng is None or not shutil.which("virtme-run", path=os.path.dirname(vng)):
+        raise EnvironmentProblem("virtme-ng (vng) is not installed", kernel_mod.SETUP_REMEDY)
+    return vng
+
+
+def _run_relayed(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """Run vng with its output copied to our stdout and stderr as it comes.
+
+    QEMU opens /proc/self/fd/1 and /2 as *files* (O_TRUNC, own offsets):
+    inherited regular files would be truncated and overwritten from offset 0,
+    so QEMU always gets pipes and we forward.
+    """
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    relays = [threading.Thread(target=_copy, args=(pipe, fd), daemon=True)
+              for pipe, fd in ((proc.stdout, 1), (proc.stderr, 2))]
+    for relay in relays:
+        relay.start()
+    try:
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted: do not leave QEMU running
+            proc.terminate()
+            proc.wait()
+    for relay in relays:
+        relay.join()
+    return code
+
+
+def _copy(source: IO[bytes], fd: int) -> None:
+    with source, open(fd, "wb", closefd=False) as sink:
+        while chunk := os.read(source.fileno(), 65536):
+            sink.write(chunk)
+            sink.flush()
+
+
+def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int = 2,
+              memory: str = "2G", cwd: Path | None = None, rwdirs: Sequence[Path] = ()) -> int:
+    """Boot the VM, run ``command`` there in ``cwd`` (default: the current
+    directory) with this process's environment, stream its output, and return
+    its exit code. 125 means the guest could not be prepared; 255 that the
+    guest died (e.g. a kernel panic)."""
+    if not command:
+        raise BadInput("no command to run in the VM")
+    if cpus < 1:
+        raise BadInput(f"--cpus {cpus}: must be at least 1")
+    if not _MEMORY.fullmatch(memory):
+        raise BadInput(f"--memory {memory!r}: expected a size like 2G or 512M")
+    dirs = shared_dirs(cwd or Path.cwd(), rwdirs)
+    vng = _require_vng()
+    qemu = binaries.require("qemu-system-x86_64")
+    guest_kernel = kernel_mod.find(kernel)
+    accel = accel_mod.choose(qemu)
+    print(f"simfarm vm: kernel {guest_kernel.version}, accel {accel.name} ({accel.reason}), "
+          f"v4l2loopback {guest_kernel.loopback_version}, {cpus} CPUs, {memory}",
+          file=sys.stderr, flush=True)
+    # Host /tmp is what the guest's /tmp overlay starts from, so a file made
+    # here before boot is readable there ($TMPDIR might be under /run: not).
+    with tempfile.TemporaryDirectory(prefix="simfarm-vm-", dir="/tmp") as tmp:
+        launch = Path(tmp, "launch.json")
+        launch.write_text(json.dumps({"argv": list(command), "cwd": str(dirs[0]),
+                                      "env": guest_env(os.environ)}))
+        argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
+                           rwdirs=dirs, guest_argv=[sys.executable, "-I", str(GUEST_SCRIPT), str(launch)])
+        # vng starts `virtme-run` from PATH; make sure it is the one beside vng.
+        env = {**os.environ, "PATH": f"{os.path.dirname(vng)}:{os.environ.get('PATH', '')}"}
+        code = _run_relayed(argv, env)
+    return 128 - code if code < 0 else code  # killed by signal N: 128+N, as shells say
