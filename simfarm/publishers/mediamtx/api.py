@@ -72,6 +72,10 @@ NESTED: dict[tuple[str, str], str] = {
 }
 
 
+# The API is on this host: never reach it through a proxy named in the environment.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 class Unreachable(EnvironmentProblem):
     """Nothing answered at the API address (not listening yet, or gone)."""
 
@@ -241,7 +245,7 @@ class ApiClient:
                                          headers={"Content-Type": "application/json"} if data else {})
         what = f"{endpoint.method} {path}"
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _OPENER.open(request, timeout=self.timeout) as response:
                 raw = response.read()
         except urllib.error.HTTPError as error:
             raise _refusal(what, error.code, error.read()) from None

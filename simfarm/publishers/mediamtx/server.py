@@ -101,7 +101,10 @@ class MediaMTX:
         """Poll the path until a stream is available on it (its publisher is streaming)."""
         deadline = time.monotonic() + timeout
         while True:
-            state = self.api.path(name)
+            try:
+                state = self.api.path(name)
+            except Unreachable:
+                state = None  # if the server died, _pause says so, with its log
             if state and state.available:
                 return state
             if time.monotonic() > deadline:
