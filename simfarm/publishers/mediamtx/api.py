@@ -9,6 +9,7 @@ under test): fields renamed over the versions are read with a fallback.
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -249,7 +250,7 @@ class ApiClient:
                 raw = response.read()
         except urllib.error.HTTPError as error:
             raise _refusal(what, error.code, error.read()) from None
-        except (urllib.error.URLError, OSError) as error:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:  # e.g. reset while starting
             reason = getattr(error, "reason", error)
             raise Unreachable(f"MediaMTX API at {self.base_url} unreachable ({what}): {reason}") from None
         return json.loads(raw) if raw.strip() else {}
