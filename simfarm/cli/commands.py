@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import farm_cmd, udev_cmd
+from . import doctor_cmd, farm_cmd, udev_cmd, vm_cmd
 
-ALL: list = [farm_cmd, udev_cmd]
+ALL: list = [farm_cmd, udev_cmd, vm_cmd, doctor_cmd]

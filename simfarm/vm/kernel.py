@@ -93,14 +93,18 @@ def candidates() -> list[GuestKernel]:
     return sorted(kernels, key=lambda k: parse_version(k.version), reverse=True)
 
 
+def preferred(kernels: list[GuestKernel]) -> GuestKernel | None:
+    """The first (newest) kernel with a usable v4l2loopback, else the first one."""
+    return next((k for k in kernels if k.loopback_usable), kernels[0] if kernels else None)
+
+
 def find(image: Path | None = None) -> GuestKernel:
     """The kernel to boot: ``image`` when given, else the newest installed one
     with a usable v4l2loopback. Raises EnvironmentProblem with the fix."""
     if image is None:
-        found = candidates()
-        if not found:
+        kernel = preferred(candidates())
+        if kernel is None:
             raise EnvironmentProblem(f"no kernel image with modules under {BOOT_DIR}", SETUP_REMEDY)
-        kernel = next((k for k in found if k.loopback_usable), found[0])
     else:
         if not image.is_file():
             raise EnvironmentProblem(f"kernel image {image} does not exist", SETUP_REMEDY)
@@ -109,7 +113,13 @@ def find(image: Path | None = None) -> GuestKernel:
             raise EnvironmentProblem(f"{kernel.modules} is missing for kernel {image}",
                                      f"sudo apt-get install linux-image-{kernel.version}")
     if not kernel.loopback_usable:
-        have = f"v4l2loopback {kernel.loopback_version}" if kernel.loopback_version else "no v4l2loopback"
-        raise EnvironmentProblem(f"kernel {kernel.version} has {have} (need >= "
-                                 f"{'.'.join(map(str, MIN_LOOPBACK))})", SETUP_REMEDY)
+        raise EnvironmentProblem(f"kernel {kernel.version} has {loopback_summary(kernel)}", SETUP_REMEDY)
     return kernel
+
+
+def loopback_summary(kernel: GuestKernel) -> str:
+    """'v4l2loopback 0.15.0' / 'v4l2loopback 0.12.7 (need >= 0.13)' / 'no v4l2loopback'."""
+    if kernel.loopback_version is None:
+        return "no v4l2loopback"
+    need = "" if kernel.loopback_usable else f" (need >= {'.'.join(map(str, MIN_LOOPBACK))})"
+    return f"v4l2loopback {kernel.loopback_version}{need}"

@@ -1,0 +1,171 @@
+"""`simfarm doctor`: can the farm run here, on this kernel or in the VM?
+
+Each check says what it found and, when it fails, the one command that fixes
+it. The farm can run when every host check passes (cameras on this kernel)
+or every VM check passes (`simfarm vm -- COMMAND`); tool checks (FFmpeg,
+MediaMTX) are reported but only some features need them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from . import binaries
+from .devices.loopback_control import CONTROL_DEVICE, module_version
+from .errors import BadInput, EnvironmentProblem
+from .publishers.mediamtx import binary as mediamtx
+from .vm import accel, kernel
+
+Group = Literal["host", "vm", "tools"]
+RUN_IN_VM = "simfarm vm -- COMMAND"
+VERSION_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    group: Group
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: list[Check]
+
+    def ready(self, group: Group) -> bool:
+        return all(c.ok for c in self.checks if c.group == group)
+
+    @property
+    def ok(self) -> bool:
+        """The farm can run somewhere: on this kernel or in the VM."""
+        return self.ready("host") or self.ready("vm")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "host_ready": self.ready("host"), "vm_ready": self.ready("vm"),
+                "checks": [asdict(c) for c in self.checks]}
+
+
+def _version_line(argv: Sequence[str]) -> str:
+    """First line a program prints about its version (raises OSError/TimeoutExpired)."""
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=VERSION_TIMEOUT)
+    lines = (done.stdout or done.stderr).strip().splitlines()
+    return lines[0] if lines else "?"
+
+
+def _message(exc: EnvironmentProblem) -> str:
+    # EnvironmentProblem folds its remedy into the message; a check shows it apart.
+    return str(exc).removesuffix(f" (fix: {exc.remedy})")
+
+
+def host_can_run_cameras() -> bool:
+    """True when THIS kernel has v4l2loopback >= 0.13 loaded and its control
+    device is usable by us; else cameras need the VM (`simfarm vm`)."""
+    version = module_version()
+    return (version is not None and version >= kernel.MIN_LOOPBACK
+            and os.access(CONTROL_DEVICE, os.R_OK | os.W_OK))
+
+
+def _loadable_here(release: str) -> bool:
+    """Is a v4l2loopback >= 0.13 installed for the running kernel?"""
+    try:
+        version = kernel.loopback_version(release)
+    except EnvironmentProblem:
+        return False
+    return version is not None and kernel.parse_version(version) >= kernel.MIN_LOOPBACK
+
+
+def host_checks() -> list[Check]:
+    release = os.uname().release
+    modules_ok = Path("/proc/modules").exists()
+    checks = [Check("host.modules", "host", modules_ok,
+                    f"kernel {release} {'can' if modules_ok else 'cannot'} load modules",
+                    None if modules_ok else RUN_IN_VM)]
+    version = module_version()
+    text = ".".join(map(str, version or ()))
+    if version is not None and version >= kernel.MIN_LOOPBACK:
+        checks.append(Check("host.v4l2loopback", "host", True, f"{text} loaded"))
+    elif version is not None:
+        checks.append(Check("host.v4l2loopback", "host", False,
+                            f"{text} loaded: too old, no control device before 0.13", RUN_IN_VM))
+    else:
+        loadable = modules_ok and _loadable_here(release)
+        checks.append(Check("host.v4l2loopback", "host", False, "not loaded",
+                            "sudo modprobe v4l2loopback devices=0" if loadable else RUN_IN_VM))
+    if not os.path.exists(CONTROL_DEVICE):
+        checks.append(Check("host.control_device", "host", False, f"{CONTROL_DEVICE} missing",
+                            checks[-1].fix or RUN_IN_VM))
+    elif not os.access(CONTROL_DEVICE, os.R_OK | os.W_OK):
+        checks.append(Check("host.control_device", "host", False, f"no read/write permission on {CONTROL_DEVICE}",
+                            "sudo simfarm udev install (then join group video)"))
+    else:
+        checks.append(Check("host.control_device", "host", True, f"{CONTROL_DEVICE} usable"))
+    return checks
+
+
+def _program(check: str, name: str) -> Check:
+    path = shutil.which(name)
+    if path is None:
+        return Check(check, "vm", False, f"{name} not on PATH", kernel.SETUP_REMEDY)
+    return Check(check, "vm", True, f"{_version_line([path, '--version'])} ({path})")
+
+
+def _guest_kernel() -> list[Check]:
+    try:
+        guest = kernel.preferred(kernel.candidates())
+    except EnvironmentProblem as exc:
+        return [Check("vm.kernel", "vm", False, _message(exc), exc.remedy)]
+    if guest is None:
+        return [Check("vm.kernel", "vm", False, f"no kernel image with modules under {kernel.BOOT_DIR}",
+                      kernel.SETUP_REMEDY)]
+    return [Check("vm.kernel", "vm", True, f"{guest.version} ({guest.image})"),
+            Check("vm.v4l2loopback", "vm", guest.loopback_usable,
+                  f"{kernel.loopback_summary(guest)} built for {guest.version}",
+                  None if guest.loopback_usable else kernel.SETUP_REMEDY)]
+
+
+def _accel() -> Check:
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        return Check("vm.accel", "vm", False, "no QEMU to probe", kernel.SETUP_REMEDY)
+    try:
+        chosen = accel.choose(qemu)
+    except BadInput as exc:
+        return Check("vm.accel", "vm", False, str(exc), f"unset {accel.ENV_OVERRIDE}")
+    return Check("vm.accel", "vm", True, f"{chosen.name}: {chosen.reason}")
+
+
+def vm_checks() -> list[Check]:
+    return [_program("vm.qemu", "qemu-system-x86_64"), _program("vm.vng", "vng"),
+            *_guest_kernel(), _accel()]
+
+
+def _tool(name: str, remedy: str, find: Callable[[], str], version: Callable[[str], str]) -> Check:
+    try:
+        path = find()
+        return Check(name, "tools", True, f"{version(path)} ({path})")
+    except EnvironmentProblem as exc:
+        return Check(name, "tools", False, _message(exc), exc.remedy or remedy)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return Check(name, "tools", False, f"{name} does not run: {exc}", remedy)
+
+
+def tool_checks() -> list[Check]:
+    return [
+        _tool("ffmpeg", binaries.REMEDIES["ffmpeg"], lambda: binaries.require("ffmpeg"),
+              lambda path: _version_line([path, "-version"]).split(" Copyright")[0]),
+        _tool("mediamtx", mediamtx.INSTALL, mediamtx.find_binary,
+              lambda path: f"mediamtx {mediamtx.binary_version(path)}"),
+    ]
+
+
+def run() -> Report:
+    """All checks: host, VM, tools."""
+    return Report(host_checks() + vm_checks() + tool_checks())
