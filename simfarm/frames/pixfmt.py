@@ -172,8 +172,8 @@ def write_luma_strip(buf: np.ndarray, fmt: PixelFormat, size: Size, strip: np.nd
     RGB formats get the grey whose Y is ``strip``; GREY its full-range value.
     """
     rows = strip.shape[0]
-    if strip.shape != (rows, size.width):
-        raise ValueError(f"strip shape {strip.shape} is not (rows, {size.width})")
+    if strip.shape != (rows, size.width) or rows > size.height:
+        raise ValueError(f"strip shape {strip.shape} does not fit the top of a {size} frame")
     if fmt in (PixelFormat.RGB24, PixelFormat.BGR24, PixelFormat.GREY):
         grey = _to_u8((strip.astype(np.float32) - 16) / _LUMA_SCALE)
         target = _planes(buf, fmt, size)[0][:rows].reshape(rows, size.width, -1)
@@ -256,7 +256,7 @@ def _full_to_limited(full: np.ndarray) -> np.ndarray:
 
 def _chroma(rgb: np.ndarray, *, vertical: bool) -> np.ndarray:
     """U and V, (rows, W/2, 2) uint8, of each 2x1 block (2x2 if ``vertical``)."""
-    blocks = rgb.astype(np.float32)
+    blocks: np.ndarray = rgb.astype(np.float32)
     blocks = (blocks[:, 0::2] + blocks[:, 1::2]) / 2
     if vertical:
         blocks = (blocks[0::2] + blocks[1::2]) / 2

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from .core import Generator
 from .generators import GENERATORS
-from .library import (DEFAULT_MAX_SECONDS, PatternDef, PatternLibrary, RenderedPattern,
-                      load_pattern)
+from .library import DEFAULT_MAX_SECONDS, PatternDef, PatternLibrary, RenderedPattern, load_pattern
 from .overlays import OVERLAYS, ClockOverlay, DynamicOverlay
 
 __all__ = ["DEFAULT_MAX_SECONDS", "GENERATORS", "OVERLAYS", "ClockOverlay", "DynamicOverlay",

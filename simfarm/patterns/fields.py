@@ -103,7 +103,7 @@ GENERATORS = [
     }, _zoneplate),
     Generator("noise", "uniform random pixels, reproducible from the seed", {
         "seed": p.number(0, 0, 2**63 - 1, "random seed", integer=True),
-        "frames": p.number(30, 1, 10_000, "distinct frames in the cycle", integer=True),
+        "frames": p.number(8, 1, 10_000, "distinct frames in the cycle (must fit the cycle limit)", integer=True),
         "mono": p.flag(False, "grey noise instead of colour"),
     }, _noise),
 ]

@@ -20,12 +20,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .. import builtin_patterns, yamlfile
+from .. import yamlfile
 from ..errors import BadInput
 from ..spec import Size, parse_fps
 from ..yamlfile import Located
@@ -33,7 +34,7 @@ from .generators import GENERATORS
 from .overlays import OVERLAYS, DynamicOverlay
 from .params import Param, ParamError, resolve
 
-BUILTIN_DIR = Path(builtin_patterns.__file__).parent
+BUILTIN_DIR = Path(str(files("simfarm.builtin_patterns")))
 # One cycle is held in memory as RGB (W*H*3 bytes a frame); this bounds it.
 DEFAULT_MAX_SECONDS = 2.0
 _KEYS = {"name", "description", "base", "params", "overlays"}
@@ -89,7 +90,8 @@ class PatternDef:
                max_seconds: float = DEFAULT_MAX_SECONDS) -> RenderedPattern:
         """Render one cycle at ``size`` and ``fps``; ``overrides`` replace file parameters.
 
-        A cycle longer than ``max_seconds`` (a slow ball, many noise frames)
+        Overrides are checked like the file's own values (paths relative to
+        the current directory). A cycle longer than ``max_seconds`` (a slow ball, many noise frames)
         is refused with BadInput rather than eating memory; clips are cut to it.
         """
         size, fps = Size.parse(size), parse_fps(fps)

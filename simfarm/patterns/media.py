@@ -67,7 +67,7 @@ def decode(path: Path, size: Size, *, fit: str, background: Colour, max_frames: 
 def _read_frame(stream: Any, size: Size) -> np.ndarray | None:
     """The next whole frame from ``stream`` (read in place, no extra copy), or None at the end."""
     frame = np.empty((size.height, size.width, 3), np.uint8)
-    view = memoryview(frame).cast("B")
+    view = frame.data.cast("B")
     filled = 0
     while filled < len(view):
         got = stream.readinto(view[filled:])

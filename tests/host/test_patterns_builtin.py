@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from fractions import Fraction
 from functools import cache
 
@@ -141,9 +142,9 @@ def test_zoneplate_rings_move_and_the_cycle_closes() -> None:
     assert abs(frames[0].mean() - 127.5) < 10
 
 
-@pytest.mark.parametrize("size", SIZES, ids=str)
-def test_ball_moves_at_its_speed_and_loops(size: Size) -> None:
-    fps = 30
+# HD at 10 fps reuses the render above and keeps the test quick.
+@pytest.mark.parametrize(("size", "fps"), [(SMALL, 30), (HD, 10)], ids=str)
+def test_ball_moves_at_its_speed_and_loops(size: Size, fps: int) -> None:
     frames = render("ball", size, fps).frames
     # Measure above the text overlay; the ball is white (255) on 40 grey.
     centres = np.array([centroid(np.clip(f[: int(size.height * 0.85), :, 0].astype(np.float32) - 40, 0, None))
@@ -174,7 +175,7 @@ def test_box_slides_horizontally_at_its_speed() -> None:
 def test_noise_is_reproducible_per_seed_and_differs_across_seeds() -> None:
     pattern = LIBRARY.get("noise")
     frames = pattern.render(SMALL, 30).frames
-    assert len(frames) == 16 and not np.array_equal(frames[0], frames[1])
+    assert len(frames) == 8 and not np.array_equal(frames[0], frames[1])
     assert all(np.array_equal(a, b) for a, b in zip(frames, pattern.render(SMALL, 30).frames, strict=True))
     assert not np.array_equal(frames[0], pattern.render(SMALL, 30, {"seed": 2}).frames[0])
     assert abs(frames[0].mean() - 127.5) < 2
@@ -199,7 +200,7 @@ def test_still_shows_the_test_card(size: Size) -> None:
 def test_clip_frames_change_over_time_and_loop_within_the_limit() -> None:
     frames = render("clip", SMALL, 15).frames
     assert len(frames) == 30  # the whole 2 s, 15 fps clip
-    differences = [np.abs(a.astype(int) - b).mean() for a, b in zip(frames, frames[1:])]
+    differences = [np.abs(a.astype(int) - b).mean() for a, b in itertools.pairwise(frames)]
     assert min(differences) > 0.1  # testsrc2 moves every frame
     short = LIBRARY.get("clip").render(SMALL, 15, max_seconds=1).frames
     assert len(short) == 15 and np.array_equal(short[5], frames[5])

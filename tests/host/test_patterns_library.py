@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from simfarm.errors import BadInput
-from simfarm.patterns import PatternLibrary, load_pattern
+from simfarm.patterns import GENERATORS, OVERLAYS, PatternLibrary, load_pattern
 from simfarm.patterns.library import BUILTIN_DIR
 from simfarm.spec import Size
 
@@ -138,3 +138,11 @@ def test_clock_without_background_keeps_the_picture_under_it(tmp_path: Path) -> 
     under = rendered.frames[0][y:y + patch.shape[0], x:x + patch.shape[1]]
     assert (patch == under).mean() > 0.6 and (patch != under).any()
     assert np.array_equal(rendered.composed(0, 0.0)[y:y + patch.shape[0], x:x + patch.shape[1]], patch)
+
+
+def test_the_pattern_readme_names_every_base_overlay_and_parameter() -> None:
+    readme = (BUILTIN_DIR / "README.md").read_text()
+    for kind in [*GENERATORS.values(), *OVERLAYS.values()]:
+        assert f"`{kind.name}`" in readme
+        for param in kind.params:
+            assert f"`{param}`" in readme, f"{kind.name}.{param} is not documented"

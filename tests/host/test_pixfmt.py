@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +16,6 @@ from simfarm.spec import PixelFormat, Size
 RAW = [f for f in PixelFormat if f is not PixelFormat.MJPEG]
 COLOUR = [f for f in RAW if f is not PixelFormat.GREY]
 SIZE = Size(320, 240)
-
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
-
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
@@ -36,19 +35,33 @@ def sample_image() -> np.ndarray:
     return np.concatenate([top, bottom])
 
 
-def ffmpeg_convert(data: bytes, src: str, dst: str, *, same_filters: bool = False) -> np.ndarray:
-    """FFmpeg's conversion of one raw frame; ``same_filters`` asks for pixfmt's chroma resampling.
+def ffmpeg_batch(jobs: list[tuple[bytes, str, str]], workdir: Path, *, same_filters: bool) -> list[np.ndarray]:
+    """FFmpeg's conversion of each (frame, from pix_fmt, to pix_fmt), all in one process.
 
-    FFmpeg's default chroma filters depend on the path (yuv420p output is
-    replicated, nv12 filtered vertically); pixfmt averages down and replicates
-    up, which ``neighbor+full_chroma_int`` selects.
+    One process because FFmpeg's start-up costs more than the conversions.
+    ``same_filters`` asks for pixfmt's chroma resampling: FFmpeg's default
+    filters depend on the path (yuv420p output is replicated, nv12 filtered
+    vertically); pixfmt averages down and replicates up, which
+    ``neighbor+full_chroma_int`` selects.
     """
     flags = ["-vf", "scale=flags=neighbor+full_chroma_int"] if same_filters else []
-    result = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", src, "-s", str(SIZE),
-         "-i", "-", *flags, "-pix_fmt", dst, "-f", "rawvideo", "-"],
-        input=data, capture_output=True, check=True)
-    return np.frombuffer(result.stdout, np.uint8)
+    command = ["ffmpeg", "-nostdin", "-v", "error", "-y"]
+    for index, (data, src, _) in enumerate(jobs):
+        (workdir / f"in{index}").write_bytes(data)
+        command += ["-f", "rawvideo", "-pix_fmt", src, "-s", str(SIZE), "-i", str(workdir / f"in{index}")]
+    for index, (_, _, dst) in enumerate(jobs):
+        command += ["-map", f"{index}:v", *flags, "-pix_fmt", dst, "-f", "rawvideo", str(workdir / f"out{index}")]
+    subprocess.run(command, capture_output=True, check=True)
+    return [np.frombuffer((workdir / f"out{index}").read_bytes(), np.uint8) for index in range(len(jobs))]
+
+
+@dataclass(frozen=True)
+class Ffmpeg:
+    """What FFmpeg makes of the sample image, per raw format."""
+
+    raw: dict[PixelFormat, np.ndarray]  # RGB to the format, FFmpeg's default filters
+    raw_same_filters: dict[PixelFormat, np.ndarray]  # RGB to the format, pixfmt's filters
+    rgb_back: dict[PixelFormat, np.ndarray]  # ``raw`` back to RGB, pixfmt's filters
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +70,21 @@ def rgb() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def ffmpeg_raw(rgb: np.ndarray) -> dict[PixelFormat, np.ndarray]:
-    """FFmpeg's conversion of the test image into each raw format, computed once."""
-    return {fmt: ffmpeg_convert(rgb.tobytes(), "rgb24", pixfmt.FFMPEG_PIX_FMT[fmt]) for fmt in RAW}
+def ffmpeg(rgb: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Ffmpeg:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    names = [pixfmt.FFMPEG_PIX_FMT[fmt] for fmt in RAW]
+    forward = [(rgb.tobytes(), "rgb24", name) for name in names]
+    raw = ffmpeg_batch(forward, tmp_path_factory.mktemp("default"), same_filters=False)
+    same = ffmpeg_batch(forward, tmp_path_factory.mktemp("same"), same_filters=True)
+    back = ffmpeg_batch([(data.tobytes(), name, "rgb24") for data, name in zip(raw, names, strict=True)],
+                        tmp_path_factory.mktemp("back"), same_filters=True)
+    return Ffmpeg(*(dict(zip(RAW, outputs, strict=True)) for outputs in (raw, same, back)))
 
 
 @pytest.mark.parametrize("fmt", RAW, ids=lambda f: f.name)
-def test_frame_bytes_match_what_ffmpeg_writes(fmt: PixelFormat, rgb: np.ndarray,
-                                              ffmpeg_raw: dict[PixelFormat, np.ndarray]) -> None:
-    assert pixfmt.frame_bytes(fmt, SIZE) == ffmpeg_raw[fmt].size == pixfmt.from_rgb(rgb, fmt).size
+def test_frame_bytes_match_what_ffmpeg_writes(fmt: PixelFormat, rgb: np.ndarray, ffmpeg: Ffmpeg) -> None:
+    assert pixfmt.frame_bytes(fmt, SIZE) == ffmpeg.raw[fmt].size == pixfmt.from_rgb(rgb, fmt).size
 
 
 def test_frame_bytes_of_mjpeg_is_refused() -> None:
@@ -73,25 +92,20 @@ def test_frame_bytes_of_mjpeg_is_refused() -> None:
         pixfmt.frame_bytes(PixelFormat.MJPEG, SIZE)
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize("fmt", RAW, ids=lambda f: f.name)
-def test_from_rgb_matches_ffmpeg(fmt: PixelFormat, rgb: np.ndarray,
-                                 ffmpeg_raw: dict[PixelFormat, np.ndarray]) -> None:
-    assert psnr(pixfmt.from_rgb(rgb, fmt), ffmpeg_raw[fmt]) >= 40
+def test_from_rgb_matches_ffmpeg(fmt: PixelFormat, rgb: np.ndarray, ffmpeg: Ffmpeg) -> None:
+    assert psnr(pixfmt.from_rgb(rgb, fmt), ffmpeg.raw[fmt]) >= 40
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize("fmt", RAW, ids=lambda f: f.name)
-def test_from_rgb_is_ffmpeg_up_to_rounding_given_the_same_chroma_filter(fmt: PixelFormat, rgb: np.ndarray) -> None:
-    theirs = ffmpeg_convert(rgb.tobytes(), "rgb24", pixfmt.FFMPEG_PIX_FMT[fmt], same_filters=True)
-    assert np.abs(pixfmt.from_rgb(rgb, fmt).astype(int) - theirs).max() <= 1
+def test_from_rgb_is_ffmpeg_up_to_rounding_given_the_same_chroma_filter(fmt: PixelFormat, rgb: np.ndarray,
+                                                                        ffmpeg: Ffmpeg) -> None:
+    assert np.abs(pixfmt.from_rgb(rgb, fmt).astype(int) - ffmpeg.raw_same_filters[fmt]).max() <= 1
 
 
-@needs_ffmpeg
 @pytest.mark.parametrize("fmt", RAW, ids=lambda f: f.name)
-def test_to_rgb_matches_ffmpeg(fmt: PixelFormat, ffmpeg_raw: dict[PixelFormat, np.ndarray]) -> None:
-    raw = ffmpeg_raw[fmt]
-    theirs = ffmpeg_convert(raw.tobytes(), pixfmt.FFMPEG_PIX_FMT[fmt], "rgb24", same_filters=True)
+def test_to_rgb_matches_ffmpeg(fmt: PixelFormat, ffmpeg: Ffmpeg) -> None:
+    raw, theirs = ffmpeg.raw[fmt], ffmpeg.rgb_back[fmt]
     assert psnr(pixfmt.to_rgb(raw, fmt, SIZE).reshape(-1), theirs) >= 40
 
 
@@ -111,8 +125,8 @@ def test_mjpeg_is_a_jpeg_that_decodes_close_to_the_source(rgb: np.ndarray) -> No
 
 @pytest.mark.parametrize("fmt", list(PixelFormat), ids=lambda f: f.name)
 def test_luma_is_the_same_limited_range_y_for_every_format(fmt: PixelFormat, rgb: np.ndarray,
-                                                           ffmpeg_raw: dict[PixelFormat, np.ndarray]) -> None:
-    reference = ffmpeg_raw[PixelFormat.YU12][:SIZE.width * SIZE.height].reshape(SIZE.height, SIZE.width)
+                                                           ffmpeg: Ffmpeg) -> None:
+    reference = ffmpeg.raw[PixelFormat.YU12][:SIZE.width * SIZE.height].reshape(SIZE.height, SIZE.width)
     got = pixfmt.luma(pixfmt.from_rgb(rgb, fmt, jpeg_quality=95), fmt, SIZE)
     assert got.shape == (SIZE.height, SIZE.width) and got.dtype == np.uint8
     assert psnr(got, reference) >= (35 if fmt is PixelFormat.MJPEG else 45)
