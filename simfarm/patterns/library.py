@@ -114,7 +114,11 @@ class PatternDef:
 
 
 class PatternLibrary:
-    """The built-in patterns plus those in ``extra_dirs``; later directories override earlier names."""
+    """The built-in patterns plus those in ``extra_dirs``; later directories override earlier names.
+
+    Every file is loaded and checked here, so a broken file in any directory
+    is reported (with its line) before any camera starts.
+    """
 
     def __init__(self, extra_dirs: Iterable[str | os.PathLike[str]] = ()) -> None:
         self._patterns: dict[str, PatternDef] = {}
