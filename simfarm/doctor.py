@@ -55,7 +55,7 @@ class Report:
 
 def _version_line(argv: Sequence[str]) -> str:
     """First line a program prints about its version (raises OSError/TimeoutExpired)."""
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=VERSION_TIMEOUT)
+    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=VERSION_TIMEOUT)
     lines = (done.stdout or done.stderr).strip().splitlines()
     return lines[0] if lines else "?"
 

@@ -9,7 +9,7 @@ from .. import doctor
 from . import table
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check the host kernel, the VM tier, FFmpeg and MediaMTX")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(run=_run)

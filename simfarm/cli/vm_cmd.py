@@ -9,7 +9,7 @@ from ..errors import BadInput
 from ..vm import run_in_vm
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "vm", help="run a command in a VM with v4l2loopback and udev (e.g. simfarm vm -- pytest -m hil)",
         description="Boot the distribution kernel in QEMU (virtme-ng) with this machine's filesystem, "

@@ -55,7 +55,7 @@ def decide(returncode: int | None, stderr: str) -> Accel:
 def probe(qemu: str) -> Accel:
     """Run the probe against this machine's KVM."""
     try:
-        done = subprocess.run(probe_command(qemu), input="quit\n", capture_output=True,
+        done = subprocess.run(probe_command(qemu), check=False, input="quit\n", capture_output=True,
                               text=True, timeout=PROBE_TIMEOUT)
     except subprocess.TimeoutExpired:
         return decide(None, "")

@@ -32,14 +32,14 @@ class SetupError(Exception):
 
 
 def _run(*argv: str) -> None:
-    done = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(argv, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
         raise SetupError(f"{' '.join(argv)} failed: {done.stderr.strip() or f'exit {done.returncode}'}")
 
 
 def ensure_udevd() -> None:
     """virtme-ng's init normally starts udevd and coldplugs; do both if it did not."""
-    if subprocess.run(["udevadm", "control", "--ping"], capture_output=True).returncode == 0:
+    if subprocess.run(["udevadm", "control", "--ping"], check=False, capture_output=True).returncode == 0:
         return
     daemon = next((path for path in UDEVD_PATHS if os.access(path, os.X_OK)), None)
     if daemon is None:
@@ -60,12 +60,16 @@ def exec_command(launch: dict[str, Any]) -> int:
     argv: list[str] = launch["argv"]
     try:
         os.chdir(launch["cwd"])
+    except OSError as exc:
+        print(f"simfarm vm: cannot enter {launch['cwd']}: {exc.strerror}", file=sys.stderr)
+        return SETUP_FAILED
+    try:
         os.execvpe(argv[0], argv, launch["env"])
-    except FileNotFoundError as exc:
-        print(f"simfarm vm: {exc.filename or argv[0]}: not found", file=sys.stderr)
+    except FileNotFoundError:
+        print(f"simfarm vm: {argv[0]}: command not found", file=sys.stderr)
         return 127
-    except PermissionError as exc:
-        print(f"simfarm vm: {exc.filename or argv[0]}: permission denied", file=sys.stderr)
+    except PermissionError:
+        print(f"simfarm vm: {argv[0]}: permission denied", file=sys.stderr)
         return 126
 
 

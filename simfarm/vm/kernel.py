@@ -75,7 +75,7 @@ def loopback_version(version: str) -> str | None:
     if modinfo is None:
         raise EnvironmentProblem("modinfo not found (package kmod)", SETUP_REMEDY)
     done = subprocess.run([modinfo, "-k", version, "-F", "version", "v4l2loopback"],
-                          capture_output=True, text=True)
+                          check=False, capture_output=True, text=True)
     version = done.stdout.strip()
     return version if done.returncode == 0 and version else None
 

@@ -1,0 +1,83 @@
+"""`simfarm doctor`: the report's shape, its fixes, and its verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from simfarm import doctor
+from simfarm.cli import main
+from simfarm.vm import accel, kernel
+
+NAMES = {"host.modules", "host.v4l2loopback", "host.control_device", "vm.qemu", "vm.vng", "vm.kernel",
+         "vm.accel", "ffmpeg", "mediamtx"}
+
+
+def fake_mediamtx(tmp_path: Path, output: str) -> Path:
+    path = tmp_path / "mediamtx"
+    path.write_text(f"#!/bin/sh\necho {output}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_json_report_shape_and_fixes(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["doctor", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"ok", "host_ready", "vm_ready", "checks"}
+    assert code == (0 if report["ok"] else 1)
+    assert report["ok"] == (report["host_ready"] or report["vm_ready"])
+    checks = report["checks"]
+    assert NAMES <= {c["name"] for c in checks}
+    for check in checks:
+        assert set(check) == {"name", "group", "ok", "detail", "fix"}
+        assert check["group"] in ("host", "vm", "tools") and check["detail"]
+        assert (check["fix"] is None) == check["ok"], check  # every failure says how to fix it
+    for group in ("host", "vm"):
+        assert report[f"{group}_ready"] == all(c["ok"] for c in checks if c["group"] == group)
+
+
+def test_host_verdict_matches_host_can_run_cameras() -> None:
+    assert doctor.Report(doctor.host_checks()).ready("host") == doctor.host_can_run_cameras()
+
+
+def test_without_qemu_and_vng_the_vm_is_not_ready(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    checks = {c.name: c for c in doctor.vm_checks()}
+    for name in ("vm.qemu", "vm.vng", "vm.accel"):
+        assert not checks[name].ok and checks[name].fix == kernel.SETUP_REMEDY
+    assert not doctor.Report(list(checks.values())).ready("vm")
+
+
+def test_nothing_ready_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    code = main(["doctor"])
+    out = capsys.readouterr().out
+    if doctor.host_can_run_cameras():
+        assert code == 0 and "on this kernel" in out
+    else:
+        assert code == 1 and "cannot run here" in out and "sudo scripts/setup-vm.sh" in out
+
+
+def test_mediamtx_version_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMFARM_MEDIAMTX", str(fake_mediamtx(tmp_path, "v1.20.1")))
+    (check,) = [c for c in doctor.tool_checks() if c.name == "mediamtx"]
+    assert check.ok and check.detail.startswith("mediamtx v1.20.1")
+
+
+def test_missing_mediamtx_says_where_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMFARM_MEDIAMTX", "/nonexistent/mediamtx")
+    (check,) = [c for c in doctor.tool_checks() if c.name == "mediamtx"]
+    assert not check.ok and "SIMFARM_MEDIAMTX" in (check.fix or "")
+    assert "(fix:" not in check.detail  # the fix is its own field
+
+
+def test_bad_accel_override_is_a_failed_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(accel.ENV_OVERRIDE, "hvf")
+    (check,) = [c for c in doctor.vm_checks() if c.name == "vm.accel"]
+    if os.path.exists("/usr/bin/qemu-system-x86_64"):
+        assert not check.ok and check.fix == f"unset {accel.ENV_OVERRIDE}"

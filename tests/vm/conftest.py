@@ -1,0 +1,25 @@
+"""The kernel tier: every test here needs v4l2loopback >= 0.13 and its control
+device, i.e. it runs inside `simfarm vm` (or on a host kernel that has them).
+Elsewhere the tests are skipped, with the command that runs them."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+from simfarm.doctor import host_can_run_cameras
+
+SKIP_REASON = ("needs v4l2loopback >= 0.13 with a usable /dev/v4l2loopback; "
+               "run inside the VM: simfarm vm -- pytest -m hil")
+
+
+@functools.cache
+def _kernel_ready() -> bool:
+    return host_can_run_cameras()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A runtest hook in this conftest applies to the tests of this directory only.
+    if not _kernel_ready():
+        pytest.skip(SKIP_REASON)
