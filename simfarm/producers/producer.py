@@ -13,13 +13,11 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 
-from ..frames.code import FrameCode
+from ..frames.code import SEQUENCE_WRAP, FrameCode
 from ..frames.stamp import Stamper
 from .pacing import Pacer
 from .sinks import Sink
 from .sources import FrameSource
-
-SEQUENCE_WRAP = 2**32
 
 
 @dataclass(frozen=True)
