@@ -15,6 +15,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,11 +44,13 @@ _HOST_SESSION_ENV = frozenset({
 IN_VM_ENV = "SIMFARM_IN_VM"
 
 
-def guest_env(environ: Mapping[str, str]) -> dict[str, str]:
+def guest_env(environ: Mapping[str, str], accel: Accel) -> dict[str, str]:
     """The command's environment in the guest: the host's, minus host-session
-    variables, plus SIMFARM_IN_VM=1 so code can tell where it runs."""
+    variables, plus SIMFARM_IN_VM=1 and SIMFARM_VM_ACCEL=kvm|tcg so code can
+    tell where it runs (under TCG everything is ~25x slower: scale timeouts)."""
     env = {k: v for k, v in environ.items() if k not in _HOST_SESSION_ENV}
     env[IN_VM_ENV] = "1"
+    env[accel_mod.ENV_OVERRIDE] = accel.name
     return env
 
 
@@ -96,9 +99,12 @@ def _run_relayed(argv: Sequence[str], env: Mapping[str, str]) -> int:
 
     QEMU opens /proc/self/fd/1 and /2 as *files* (O_TRUNC, own offsets):
     inherited regular files would be truncated and overwritten from offset 0,
-    so QEMU always gets pipes and we forward.
+    so QEMU always gets pipes and we forward. vng runs QEMU as a grandchild,
+    so it gets a session of its own that we can end whole when interrupted;
+    stdin is /dev/null (a background group must not read the terminal).
     """
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
     relays = [threading.Thread(target=_copy, args=(pipe, fd), daemon=True)
               for pipe, fd in ((proc.stdout, 1), (proc.stderr, 2))]
     for relay in relays:
@@ -107,7 +113,7 @@ def _run_relayed(argv: Sequence[str], env: Mapping[str, str]) -> int:
         code = proc.wait()
     finally:
         if proc.poll() is None:  # interrupted: do not leave QEMU running
-            proc.terminate()
+            os.killpg(proc.pid, signal.SIGTERM)
             proc.wait()
     for relay in relays:
         relay.join()
@@ -146,7 +152,7 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
     with tempfile.TemporaryDirectory(prefix="simfarm-vm-", dir="/tmp") as tmp:
         launch = Path(tmp, "launch.json")
         launch.write_text(json.dumps({"argv": list(command), "cwd": str(dirs[0]),
-                                      "env": guest_env(os.environ)}))
+                                      "env": guest_env(os.environ, accel)}))
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
                            rwdirs=dirs, guest_argv=[sys.executable, "-I", str(GUEST_SCRIPT), str(launch)])
         # vng starts `virtme-run` from PATH; make sure it is the one beside vng.

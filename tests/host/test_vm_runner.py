@@ -24,9 +24,9 @@ KVM = Accel("kvm", "test")
 def test_guest_env_keeps_what_commands_need() -> None:
     env = runner.guest_env({"PATH": "/root/.pyenv/shims:/usr/bin", "PYTHONPATH": "/src",
                             "SIMFARM_STATE_DIR": "/s", "PWD": "/host", "XDG_RUNTIME_DIR": "/run/user/0",
-                            "SSH_AUTH_SOCK": "/tmp/agent"})
+                            "SSH_AUTH_SOCK": "/tmp/agent", "SIMFARM_VM_ACCEL": "kvm"}, TCG)
     assert env == {"PATH": "/root/.pyenv/shims:/usr/bin", "PYTHONPATH": "/src", "SIMFARM_STATE_DIR": "/s",
-                   "SIMFARM_IN_VM": "1"}
+                   "SIMFARM_IN_VM": "1", "SIMFARM_VM_ACCEL": "tcg"}
 
 
 def test_shared_dirs_put_cwd_first_once(tmp_path: Path) -> None:

@@ -95,6 +95,13 @@ def test_vivid_loads_on_demand() -> None:
         subprocess.run(["modprobe", "-r", "vivid"], check=True)
 
 
+@in_vm
+def test_the_launch_environment_is_the_commands() -> None:
+    # init's own environment has neither: they come from the runner's launch file.
+    assert os.environ["SIMFARM_VM_ACCEL"] in ("kvm", "tcg")
+    assert Path(os.environ["PATH"].split(":")[0]).is_absolute()
+
+
 @contextlib.contextmanager
 def host_view() -> Iterator[Path]:
     """The host's root as the guest's root mount shows it, without the mounts
