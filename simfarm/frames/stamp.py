@@ -36,14 +36,29 @@ class Stamper:
         self.strip = CodeStrip(size.width, size.height)
         self._overlays = list(overlays)
         self._jpeg_quality = jpeg_quality
+        # Luma views of frames that keep their content between stamps (a
+        # ring), keyed by id; the entry holds the frame, so the id stays its own.
+        self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def stamp(self, frame: np.ndarray, code: FrameCode, *, frame_index: int,
-              wall_time: float) -> np.ndarray:
-        """Write code and overlays into ``frame`` (in place) and return what to send."""
+              wall_time: float, reused: bool = False) -> np.ndarray:
+        """Write code and overlays into ``frame`` (in place) and return what to send.
+
+        ``reused`` says ``frame`` is a ring buffer stamped before: its chroma
+        under the strip is already neutral, so only the luma cells are
+        rewritten, the cheapest possible per-frame work.
+        """
         for overlay in self._overlays:
             y, x, patch = overlay.patch(frame_index, wall_time)
             pixfmt.write_rgb_patch(frame, self.raw_format, self.size, y, x, patch)
-        pixfmt.write_luma_strip(frame, self.raw_format, self.size, self.strip.render(code))
+        cached = self._views.get(id(frame)) if reused else None
+        if cached is not None:
+            self.strip.stamp(cached[1], code)
+        else:
+            pixfmt.write_luma_strip(frame, self.raw_format, self.size, self.strip.render(code))
+            view = pixfmt.luma_view(frame, self.raw_format, self.size) if reused else None
+            if view is not None and self.raw_format is not PixelFormat.GREY:
+                self._views[id(frame)] = (frame, view)
         if self.fmt is PixelFormat.MJPEG:
             return pixfmt.from_rgb(pixfmt.to_rgb(frame, self.raw_format, self.size),
                                    PixelFormat.MJPEG, jpeg_quality=self._jpeg_quality)

@@ -17,6 +17,10 @@ from fractions import Fraction
 # A frame this far past its deadline counts as late; smaller delays are
 # ordinary scheduler noise.
 LATE_FRACTION = 0.25
+# Longest single sleep, so a stop request is seen within this many seconds.
+# (time.sleep costs a fifth of the CPU of Event.wait(timeout), which matters
+# when the whole per-frame budget is a fraction of a millisecond.)
+STOP_LATENCY = 0.05
 
 
 @dataclass(frozen=True)
@@ -32,14 +36,15 @@ class Slot:
 class Pacer:
     """Hands out frame slots at a fixed rate; ``next_slot`` blocks until due.
 
-    ``stop`` (a threading.Event) interrupts the wait at once, so producers
-    stop without waiting out a frame period.
+    Setting ``stop`` (a threading.Event) ends the wait within STOP_LATENCY.
     """
 
     def __init__(self, fps: Fraction, *, stop: threading.Event | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self.period = float(1 / Fraction(fps))
         self._clock = clock
+        self._sleep = sleep
         self._stop = stop or threading.Event()
         self._start: float | None = None
         self._next = 0
@@ -55,9 +60,8 @@ class Pacer:
         if self._start is None:
             self._start = self._clock()
         deadline = self._start + self._next * self.period
-        delay = deadline - self._clock()
-        if delay > 0 and self._stop.wait(delay):
-            return None
+        while (delay := deadline - self._clock()) > 0 and not self._stop.is_set():
+            self._sleep(min(delay, STOP_LATENCY))
         if self._stop.is_set():
             return None
         now = self._clock()

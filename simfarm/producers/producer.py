@@ -86,7 +86,8 @@ class Producer:
         frame = self.source.frame(index)
         wall = time.time()
         code = FrameCode(self.camera, self.sequence % SEQUENCE_WRAP, int(wall * 1000))
-        data = self.stamper.stamp(frame, code, frame_index=index, wall_time=wall)
+        data = self.stamper.stamp(frame, code, frame_index=index, wall_time=wall,
+                                  reused=self.source.reuses_buffers)
         self.sink.write_frame(data)
         with self._lock:
             self.sequence += 1

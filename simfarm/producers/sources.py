@@ -20,6 +20,7 @@ from ..spec import PixelFormat, Size
 class FrameSource(Protocol):
     size: Size
     raw_format: PixelFormat
+    reuses_buffers: bool  # True: frame(i) returns the same buffers again, content intact
 
     def frame(self, index: int) -> np.ndarray:
         """The buffer for frame ``index`` (may be reused for later frames)."""
@@ -29,6 +30,8 @@ class FrameSource(Protocol):
 
 class RingSource:
     """One pre-rendered cycle of a pattern, converted once, replayed forever."""
+
+    reuses_buffers = True
 
     def __init__(self, rgb_frames: list[np.ndarray], raw_format: PixelFormat, size: Size) -> None:
         if not rgb_frames:
@@ -53,6 +56,8 @@ class FfmpegSource:
     FFmpeg runs unpaced and blocks on the pipe; the producer's pacer decides
     when each frame is taken, so the stream timing is ours, not FFmpeg's.
     """
+
+    reuses_buffers = False  # one buffer, refilled with new content every frame
 
     def __init__(self, input_args: list[str], raw_format: PixelFormat, size: Size) -> None:
         self.size = size
