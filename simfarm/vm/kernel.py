@@ -55,18 +55,17 @@ def image_version(image: Path) -> str:
     """The release string stored in a bzImage header (what `uname -r` will say)."""
     try:
         with open(image, "rb") as f:
-            header = f.read(0x4000)
+            header = f.read(_VERSION_POINTER_AT + 2)
+            if header[_HEADER_MAGIC_AT:_HEADER_MAGIC_AT + 4] != b"HdrS":
+                raise EnvironmentProblem(f"{image} is not an x86 bzImage kernel", SETUP_REMEDY)
+            f.seek(int.from_bytes(header[_VERSION_POINTER_AT:], "little") + 0x200)
+            banner = f.read(256)
     except PermissionError:
         raise EnvironmentProblem(f"cannot read kernel image {image}",
                                  f"sudo chmod a+r {image} (or run as root)") from None
     except OSError as exc:
         raise EnvironmentProblem(f"cannot read kernel image {image}: {exc.strerror}", SETUP_REMEDY) from None
-    if header[_HEADER_MAGIC_AT:_HEADER_MAGIC_AT + 4] != b"HdrS":
-        raise EnvironmentProblem(f"{image} is not an x86 bzImage kernel", SETUP_REMEDY)
-    start = int.from_bytes(header[_VERSION_POINTER_AT:_VERSION_POINTER_AT + 2], "little") + 0x200
-    with open(image, "rb") as f:
-        f.seek(start)
-        return f.read(256).split(b"\0", 1)[0].decode(errors="replace").split(" ", 1)[0]
+    return banner.split(b"\0", 1)[0].decode(errors="replace").split(" ", 1)[0]
 
 
 def loopback_version(version: str) -> str | None:
@@ -76,8 +75,8 @@ def loopback_version(version: str) -> str | None:
         raise EnvironmentProblem("modinfo not found (package kmod)", SETUP_REMEDY)
     done = subprocess.run([modinfo, "-k", version, "-F", "version", "v4l2loopback"],
                           check=False, capture_output=True, text=True)
-    version = done.stdout.strip()
-    return version if done.returncode == 0 and version else None
+    found = done.stdout.strip()
+    return found if done.returncode == 0 and found else None
 
 
 def describe(image: Path) -> GuestKernel:

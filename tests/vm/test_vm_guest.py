@@ -30,7 +30,7 @@ from simfarm.devices.loopback_control import (
 pytestmark = pytest.mark.hil
 
 in_vm = pytest.mark.skipif(os.environ.get("SIMFARM_IN_VM") != "1",
-                           reason="checks the VM's filesystem sharing: run inside simfarm vm")
+                           reason="checks the VM's filesystem and environment; run inside the VM: simfarm vm -- pytest -m hil")
 SYSFS_V4L = Path("/sys/class/video4linux")
 
 
