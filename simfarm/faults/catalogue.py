@@ -1,0 +1,306 @@
+"""The fault catalogue: every kind, its parameters, what a consumer observes, and parsing.
+
+A fault is written ``KIND [VALUE] [NAME=VALUE ...]`` on the command line
+(``drop frames=10``, ``noise 0.3``, ``resize 640x480``) or as a mapping in a
+scenario file (``{kind: drop, frames: 10}``); both go through the same
+checks, and every mistake is a one-line :class:`BadInput`.
+
+How long a fault lasts is common to all kinds: a duration (``--for 2s`` /
+``for: 2s``), ``frames=N`` (exactly N frames affected, or N slots for stall
+and fps), ``rate=P`` for drop, duplicate and reorder (each frame affected
+with probability P, from a seeded generator), or until it is cleared; when
+several are given the fault ends at whichever comes first.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from ..errors import BadInput
+from ..patterns.params import REQUIRED, Param, ParamError, choice, number, resolve
+from ..spec import PixelFormat, Size, parse_fps
+from .durations import format_duration, parse_duration
+
+
+class Role(enum.Enum):
+    """Who carries a fault out, and at which point of a frame slot it acts."""
+
+    DEVICE = "device"  # the supervisor: node removal and renegotiation
+    STALL = "stall"  # the slot writes nothing
+    FREEZE = "freeze"  # the slot repeats the last frame written
+    SEQUENCE = "sequence"  # which sequence numbers reach the wire, how often, in what order
+    CONTENT = "content"  # the bytes of a freshly rendered frame
+    PACING = "pacing"  # when frames are written
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One entry of the catalogue.
+
+    ``primary`` is the parameter a bare value sets (``noise 0.3`` means
+    ``noise amount=0.3``); ``timed`` is False for the instantaneous replug.
+    """
+
+    name: str
+    role: Role
+    effect: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+    primary: str | None = None
+    timed: bool = True
+
+    @property
+    def device_level(self) -> bool:
+        return self.role is Role.DEVICE
+
+    def usage(self) -> str:
+        """One line: the kind and its parameters, optional ones in brackets."""
+        words = [self.name]
+        for name, param in self.params.items():
+            word = f"{name}={name.upper()}"
+            words.append(word if param.default is REQUIRED else f"[{word}]")
+        if self.timed:
+            words.append("[--for DURATION]")
+        return " ".join(words)
+
+    def describe(self) -> str:
+        """Usage, observable effect and one line per parameter: the text behind ``simfarm fault --help``."""
+        lines = [self.usage(), f"    {self.effect}"]
+        width = max((len(name) for name in self.params), default=0)
+        for name, param in self.params.items():
+            default = "" if param.default in (None, REQUIRED) else f" (default {param.default})"
+            lines.append(f"    {name.ljust(width)}  {param.doc}{default}")
+        return "\n".join(lines)
+
+
+def _adapted(parse: Callable[[Any], Any]) -> Callable[[Any, Path], Any]:
+    """A Param check from one of simfarm's parsers, which raise BadInput rather than ValueError."""
+
+    def check(value: Any, _base: Path) -> Any:
+        try:
+            return parse(value)
+        except BadInput as exc:
+            raise ValueError(str(exc)) from None
+
+    return check
+
+
+def _row_range(value: Any) -> tuple[int, int]:
+    """``A-B`` (inclusive, A <= B) as a pair of row numbers."""
+    first, dash, last = str(value).partition("-")
+    if not (dash and first.isdigit() and last.isdigit()) or int(first) > int(last):
+        raise BadInput(f"{value!r} is not a row range FIRST-LAST (e.g. 100-139)")
+    return int(first), int(last)
+
+
+def _optional(param: Param) -> Param:
+    """``param`` with no default: absent means not given (e.g. no frame limit)."""
+    return replace(param, default=None)
+
+
+_FRAMES = _optional(number(1, 1, 10**9, "end after exactly this many frames affected", integer=True))
+_SLOTS = replace(_FRAMES, doc="end after exactly this many frame slots")
+_RATE = _optional(number(1, 0, 1, "probability that each frame is affected, drawn from a seeded generator "
+                                  "(default: every frame)", low_open=True))
+
+
+def _kind(name: str, role: Role, effect: str, params: Mapping[str, Param] | None = None, *,
+          primary: str | None = None, timed: bool = True) -> Kind:
+    table = dict(params or {})
+    if role is Role.SEQUENCE:
+        table["rate"] = _RATE
+    if role is not Role.DEVICE:
+        table["frames"] = _SLOTS if role is Role.STALL or name == "fps" else _FRAMES
+    return Kind(name, role, effect, MappingProxyType(table), primary, timed)
+
+
+_CATALOGUE = [
+    _kind("unplug", Role.DEVICE,
+          "The node disappears (udev remove); with a duration it is added again afterwards, "
+          "possibly under another number, as a real USB camera would be."),
+    _kind("replug", Role.DEVICE,
+          "The node is added again with the same label and serial (udev add); its number may differ.",
+          timed=False),
+    _kind("stall", Role.STALL,
+          "Nothing is written: reads block or time out. Sequence numbers resume without a gap."),
+    _kind("freeze", Role.FREEZE,
+          "The frame written in the fault's first slot is written again in every following slot: the "
+          "frame code stops advancing (same sequence, same send time); no sequence number is lost."),
+    _kind("black", Role.CONTENT,
+          "Frames are replaced by black ones in the camera's format: no frame code, so a decoder "
+          "counts those sequence numbers as missing."),
+    _kind("green", Role.CONTENT,
+          "Frames are replaced by all-zero buffers (bright green in YUV formats, black in GREY and "
+          "RGB, an undecodable image in MJPEG): no frame code."),
+    _kind("noise", Role.CONTENT,
+          "Every byte moves by a uniform random offset of up to amount x 255: the image metric drops; "
+          "the frame code either still decodes exactly (mild noise) or fails its check (amount near 1).",
+          {"amount": number(0.25, 0, 1, "noise strength, as a fraction of the 0..255 range",
+                            low_open=True)},
+          primary="amount"),
+    _kind("bitflip", Role.CONTENT,
+          "Bits of the frame as written (MJPEG: the compressed bytes) flip at random: codes fail "
+          "their check or decode exactly, never as another code.",
+          {"rate": number(1e-4, 0, 0.5, "probability that each bit flips", low_open=True)},
+          primary="rate"),
+    _kind("tear", Role.CONTENT,
+          "From the given row down the picture comes from the previous frame written: a horizontal "
+          "tear; the frame code (top rows) stays correct while the row is below it.",
+          {"row": _optional(number(1, 1, 8191, "first row taken from the previous frame (default: "
+                                                 "the middle)", integer=True))},
+          primary="row"),
+    _kind("stripe", Role.CONTENT,
+          "A band of rows is replaced by random bytes (style=garbage) or by itself shifted right by "
+          "a quarter of the width (style=shift), like a partly written buffer; a band over the top "
+          "rows destroys the frame code.",
+          {"rows": Param(None, _adapted(_row_range), "rows FIRST-LAST, inclusive (default: an eighth "
+                                                      "of the height around the middle)"),
+           "style": choice("garbage", ("garbage", "shift"), "what replaces the band")},
+          primary="rows"),
+    _kind("drop", Role.SEQUENCE,
+          "Frames are consumed but not written: a consumer sees exactly those sequence numbers missing."),
+    _kind("duplicate", Role.SEQUENCE,
+          "Frames are written twice back to back (same bytes, same code): those sequence numbers repeat."),
+    _kind("reorder", Role.SEQUENCE,
+          "A frame is held back and written after the next one, at the normal pace: "
+          "..., n-1, n+1, n, n+2, ... (n counts as out of order)."),
+    _kind("jitter", Role.PACING,
+          "Each frame is written up to ms later than its slot (uniform, seeded, capped at half a frame "
+          "period so frames never bunch): inter-frame times spread; codes carry the real send times.",
+          {"ms": number(REQUIRED, 0, 10_000, "largest extra delay in ms", low_open=True)},
+          primary="ms"),
+    _kind("fps", Role.PACING,
+          "Frames are paced at another rate (codes carry the real send times, so the sender's fps "
+          "seen by a decoder changes).",
+          {"value": Param(REQUIRED, _adapted(parse_fps), "the new rate: 15, 29.97 or 30000/1001")},
+          primary="value"),
+    _kind("resize", Role.DEVICE,
+          "The stream is renegotiated to another size: readers see a format change.",
+          {"size": Param(REQUIRED, _adapted(Size.parse), "the new size, WxH")},
+          primary="size"),
+    _kind("reformat", Role.DEVICE,
+          "The stream is renegotiated to another pixel format: readers see a format change.",
+          {"format": Param(REQUIRED, _adapted(PixelFormat.parse), "the new pixel format (e.g. MJPG)")},
+          primary="format"),
+]
+KINDS: Mapping[str, Kind] = MappingProxyType({kind.name: kind for kind in _CATALOGUE})
+
+
+def kind_of(name: object) -> Kind:
+    """The catalogue entry called ``name``."""
+    try:
+        return KINDS[str(name)]
+    except KeyError:
+        raise BadInput(f"unknown fault {name!r} (known: {', '.join(KINDS)})") from None
+
+
+def describe(name: str | None = None) -> str:
+    """The documented effect of one kind, or of the whole catalogue."""
+    kinds = [kind_of(name)] if name is not None else list(KINDS.values())
+    return "\n\n".join(kind.describe() for kind in kinds)
+
+
+def _scalar(text: str) -> int | float | str:
+    """A command-line value typed as the same value in YAML would be (``10``, ``0.5``, ``640x480``)."""
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            continue
+    return text
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, PixelFormat):
+        return value.name
+    if isinstance(value, tuple):  # a row range
+        return f"{value[0]}-{value[1]}"
+    if isinstance(value, int | float | str):
+        return value
+    return str(value)  # Size, Fraction
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A validated fault: kind, parameters (defaults filled in, absent optional ones omitted), duration."""
+
+    kind: str
+    params: Mapping[str, Any]
+    duration_s: float | None = None
+
+    @classmethod
+    def build(cls, kind: str, given: Mapping[str, Any], duration: object = None) -> FaultSpec:
+        """Check ``given`` parameters (already typed) and ``duration`` (seconds or ``2s``)."""
+        info = kind_of(kind)
+        try:
+            values = resolve(info.params, given, Path("."))
+        except ParamError as exc:
+            raise BadInput(f"{info.name}: {exc}") from None
+        seconds = None
+        if duration is not None:
+            if not info.timed:
+                raise BadInput(f"{info.name} is instantaneous: it takes no duration")
+            seconds = parse_duration(duration, "for")
+        kept = {name: value for name, value in values.items() if value is not None}
+        return cls(info.name, MappingProxyType(kept), seconds)
+
+    @classmethod
+    def parse(cls, words: str | Sequence[str], *, duration: object = None) -> FaultSpec:
+        """From ``"drop frames=10"`` or ``["noise", "0.3"]``; values are typed as in YAML."""
+        tokens = words.split() if isinstance(words, str) else list(words)
+        if not tokens:
+            raise BadInput(f"no fault given (known: {', '.join(KINDS)})")
+        info = kind_of(tokens[0])
+        given: dict[str, Any] = {}
+        for token in tokens[1:]:
+            name, equals, value = token.partition("=")
+            if not equals:
+                if info.primary is None:
+                    raise BadInput(f"{info.name} takes no bare value, got {token!r} (usage: {info.usage()})")
+                name, value = info.primary, token
+            if name in given:
+                raise BadInput(f"{info.name}: {name} is given twice")
+            given[name] = _scalar(value)
+        return cls.build(info.name, given, duration)
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], *, duration: object = None) -> FaultSpec:
+        """From ``{"kind": "noise", "amount": 0.3}`` (a scenario file's form)."""
+        if "kind" not in data:
+            raise BadInput(f"a fault mapping needs a 'kind' (known: {', '.join(KINDS)})")
+        given = {name: value for name, value in data.items() if name != "kind"}
+        return cls.build(data["kind"], given, duration)
+
+    @property
+    def info(self) -> Kind:
+        return KINDS[self.kind]
+
+    @property
+    def role(self) -> Role:
+        return self.info.role
+
+    @property
+    def device_level(self) -> bool:
+        """True for faults the supervisor carries out (unplug, replug, resize, reformat)."""
+        return self.info.device_level
+
+    @property
+    def frames(self) -> int | None:
+        return self.params.get("frames")
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind,
+                               "params": {name: _jsonable(value) for name, value in self.params.items()}}
+        if self.duration_s is not None:
+            out["for_s"] = self.duration_s
+        return out
+
+    def __str__(self) -> str:
+        words = [self.kind, *(f"{name}={_jsonable(value)}" for name, value in self.params.items())]
+        if self.duration_s is not None:
+            words.append(f"for {format_duration(self.duration_s)}")
+        return " ".join(words)
