@@ -29,6 +29,8 @@ VERSION_TIMEOUT = 10.0
 
 @dataclass(frozen=True)
 class Check:
+    """One finding; ``fix`` is the command that repairs it (None when ok)."""
+
     name: str
     group: Group
     ok: bool
@@ -38,6 +40,8 @@ class Check:
 
 @dataclass(frozen=True)
 class Report:
+    """All findings, and whether each group (host, vm) is ready as a whole."""
+
     checks: list[Check]
 
     def ready(self, group: Group) -> bool:

@@ -41,14 +41,19 @@ _HOST_SESSION_ENV = frozenset({
     "PWD", "OLDPWD", "SHLVL", "_", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS",
     "SSH_AUTH_SOCK", "SSH_AGENT_PID", "DISPLAY", "WAYLAND_DISPLAY", "TMUX", "TMUX_PANE",
 })
+# Emulated CPUs make compiling Python ~25x slower: every guest process would
+# recompile the checkout's modules (seconds each) if bytecode could not be
+# cached, and the checkout is shared read-write, so caching works there.
+_NO_BYTECODE_ENV = "PYTHONDONTWRITEBYTECODE"
 IN_VM_ENV = "SIMFARM_IN_VM"
 
 
 def guest_env(environ: Mapping[str, str], accel: Accel) -> dict[str, str]:
     """The command's environment in the guest: the host's, minus host-session
-    variables, plus SIMFARM_IN_VM=1 and SIMFARM_VM_ACCEL=kvm|tcg so code can
-    tell where it runs (under TCG everything is ~25x slower: scale timeouts)."""
-    env = {k: v for k, v in environ.items() if k not in _HOST_SESSION_ENV}
+    variables and PYTHONDONTWRITEBYTECODE, plus SIMFARM_IN_VM=1 and
+    SIMFARM_VM_ACCEL=kvm|tcg so code can tell where it runs (under TCG
+    everything is ~25x slower: scale timeouts)."""
+    env = {k: v for k, v in environ.items() if k not in _HOST_SESSION_ENV and k != _NO_BYTECODE_ENV}
     env[IN_VM_ENV] = "1"
     env[accel_mod.ENV_OVERRIDE] = accel.name
     return env

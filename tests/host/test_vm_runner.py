@@ -24,7 +24,8 @@ KVM = Accel("kvm", "test")
 def test_guest_env_keeps_what_commands_need() -> None:
     env = runner.guest_env({"PATH": "/root/.pyenv/shims:/usr/bin", "PYTHONPATH": "/src",
                             "SIMFARM_STATE_DIR": "/s", "PWD": "/host", "XDG_RUNTIME_DIR": "/run/user/0",
-                            "SSH_AUTH_SOCK": "/tmp/agent", "SIMFARM_VM_ACCEL": "kvm"}, TCG)
+                            "SSH_AUTH_SOCK": "/tmp/agent", "SIMFARM_VM_ACCEL": "kvm",
+                            "PYTHONDONTWRITEBYTECODE": "1"}, TCG)
     assert env == {"PATH": "/root/.pyenv/shims:/usr/bin", "PYTHONPATH": "/src", "SIMFARM_STATE_DIR": "/s",
                    "SIMFARM_IN_VM": "1", "SIMFARM_VM_ACCEL": "tcg"}
 
