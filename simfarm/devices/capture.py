@@ -8,7 +8,6 @@ it with mmap.
 from __future__ import annotations
 
 import os
-import select
 import time
 from collections.abc import Iterator
 
@@ -36,13 +35,18 @@ def read_luma(path: str, *, count: int, timeout: float = 5.0) -> Iterator[LumaFr
         os.close(fd)
 
 
+# v4l2loopback's poll() does not report readability to read(2) readers
+# (it does for streaming readers), so a missing frame is retried at this
+# interval: short beside any frame period.
+RETRY_S = 0.005
+
+
 def _read_frame(fd: int, size: int, timeout: float, path: str) -> bytes:
     deadline = time.monotonic() + timeout
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            raise EnvironmentProblem(f"no frame from {path} within {timeout:g} s")
         try:
             return os.read(fd, size)
         except BlockingIOError:
-            continue
+            if time.monotonic() >= deadline:
+                raise EnvironmentProblem(f"no frame from {path} within {timeout:g} s") from None
+            time.sleep(RETRY_S)

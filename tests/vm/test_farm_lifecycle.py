@@ -18,7 +18,7 @@ import pytest
 from linuxpy.video import device as v4l2
 
 from simfarm import Farm
-from simfarm.devices import nodes
+from simfarm.devices import nodes, udev_rules
 from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
 from simfarm.farm.state import farm_names
 from simfarm.frames import pixfmt
@@ -83,6 +83,12 @@ def read_linuxpy(device: str, count: int = 5) -> list[FrameCode | None]:
             if len(codes) == count:
                 return codes
     return codes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _udev_rules() -> None:
+    # The VM's /etc is a throwaway overlay; /run/udev/rules.d is udev's runtime rules dir.
+    udev_rules.install(udev_rules.RUNTIME_DIR)
 
 
 @pytest.fixture
