@@ -3,8 +3,8 @@
 The guest sees the host's root filesystem read-only over 9p, so the same
 Python, checkout and tools are there. Writes reach the host only inside
 directories shared with --rwdir (the working directory always is); /tmp,
-/etc, /home and the like are guest-private overlays and /run, /var/tmp are
-fresh tmpfs. The host environment is handed to the command through a launch
+/etc, /usr, /var, /home and $HOME are guest-private overlays and /run,
+/var/tmp are fresh tmpfs. The host environment is handed to the command through a launch
 file, because virtme-ng gives the guest command init's environment only.
 """
 
@@ -80,13 +80,18 @@ def shared_dirs(cwd: Path, rwdirs: Sequence[Path]) -> list[Path]:
     return result
 
 
-def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str,
-                cwd: Path, rwdirs: Sequence[Path], guest_argv: Sequence[str]) -> list[str]:
+def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str, cwd: Path,
+                rwdirs: Sequence[Path], home: Path, guest_argv: Sequence[str]) -> list[str]:
     """The vng invocation that boots ``image`` and runs ``guest_argv`` in ``cwd``."""
     argv = [vng, "--run", str(_safe(image, "kernel image")), "--force-9p",
             "--cpus", str(cpus), "--memory", memory, "--cwd", str(cwd)]
     for directory in rwdirs:
         argv += ["--rwdir", str(directory)]
+    # vng overlays /home but not /root: without this, tools writing caches
+    # under $HOME fail with EROFS. Writes there stay in the guest; rwdirs
+    # below $HOME are still mounted on top and reach the host.
+    if home != Path("/") and not home.is_relative_to("/home"):
+        argv += ["--overlay-rwdir", str(_safe(home, "home directory"))]
     if accel.name == "tcg":
         argv.append("--disable-kvm")
     return argv + ["--exec", shlex.join(guest_argv)]
@@ -159,7 +164,8 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
         launch.write_text(json.dumps({"argv": list(command), "cwd": str(dirs[0]),
                                       "env": guest_env(os.environ, accel)}))
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
-                           rwdirs=dirs, guest_argv=[sys.executable, "-I", str(GUEST_SCRIPT), str(launch)])
+                           rwdirs=dirs, home=Path.home(),
+                           guest_argv=[sys.executable, "-I", str(GUEST_SCRIPT), str(launch)])
         # vng starts `virtme-run` from PATH; make sure it is the one beside vng.
         env = {**os.environ, "PATH": f"{os.path.dirname(vng)}:{os.environ.get('PATH', '')}"}
         code = _run_relayed(argv, env)

@@ -51,9 +51,9 @@ def test_root_and_missing_dirs_are_refused(tmp_path: Path) -> None:
         runner.shared_dirs(tmp_path, [tmp_path / "missing"])
 
 
-def command(accel: Accel, tmp_path: Path) -> list[str]:
+def command(accel: Accel, tmp_path: Path, home: Path = Path("/root")) -> list[str]:
     return runner.vng_command("vng", Path("/boot/vmlinuz-6.1.0-56-amd64"), accel, cpus=2, memory="2G",
-                              cwd=tmp_path, rwdirs=[tmp_path, Path("/srv")],
+                              cwd=tmp_path, rwdirs=[tmp_path, Path("/srv")], home=home,
                               guest_argv=[sys.executable, "-I", "/x/guest.py", "/tmp/launch file.json"])
 
 
@@ -64,6 +64,12 @@ def test_vng_command_shares_dirs_and_picks_the_accelerator(tmp_path: Path) -> No
     assert tcg[tcg.index("--cwd") + 1] == str(tmp_path)
     assert [tcg[i + 1] for i, arg in enumerate(tcg) if arg == "--rwdir"] == [str(tmp_path), "/srv"]
     assert "--disable-kvm" not in command(KVM, tmp_path)
+
+
+def test_home_is_made_writable_unless_vng_already_does(tmp_path: Path) -> None:
+    root = command(TCG, tmp_path, home=Path("/root"))
+    assert root[root.index("--overlay-rwdir") + 1] == "/root"
+    assert "--overlay-rwdir" not in command(TCG, tmp_path, home=Path("/home/ci"))
 
 
 def test_exec_string_round_trips_through_a_shell(tmp_path: Path) -> None:
@@ -105,7 +111,7 @@ def test_vng_accepts_the_command(tmp_path: Path, accel: Accel) -> None:
     guest = _bootable()
     assert guest is not None
     argv = runner.vng_command(shutil.which("vng") or "vng", guest.image, accel, cpus=2, memory="1G",
-                              cwd=tmp_path, rwdirs=[tmp_path], guest_argv=["true"])
+                              cwd=tmp_path, rwdirs=[tmp_path], home=Path("/root"), guest_argv=["true"])
     env = {**os.environ, "PATH": f"{os.path.dirname(argv[0])}:{os.environ['PATH']}"}
     done = subprocess.run([argv[0], "--dry-run", *argv[1:]], check=False, capture_output=True, text=True, env=env,
                           timeout=60)
@@ -113,6 +119,7 @@ def test_vng_accepts_the_command(tmp_path: Path, accel: Accel) -> None:
     qemu = done.stdout + done.stderr
     assert f"path={tmp_path},security_model=none" in qemu  # the rwdir, over 9p
     assert ("-cpu max" in qemu) == (accel.name == "tcg")  # virtme-ng uses -cpu host with KVM
+    assert "=/root " in qemu  # $HOME as a guest-private overlay
 
 
 def test_guest_script_runs_the_command_with_the_launch_env(tmp_path: Path) -> None:

@@ -131,3 +131,14 @@ def test_writes_in_tmp_stay_in_the_guest() -> None:
     with tempfile.NamedTemporaryFile(dir="/tmp") as f, host_view() as host:
         assert Path(f.name).exists()
         assert not (host / Path(f.name).relative_to("/")).exists()
+
+
+@in_vm
+def test_home_is_writable_but_stays_in_the_guest() -> None:
+    marker = Path.home() / f".simfarm-vm-{uuid.uuid4().hex[:8]}"
+    marker.write_text("cache")  # tools write caches under $HOME; EROFS would break them
+    try:
+        with host_view() as host:
+            assert not (host / marker.relative_to("/")).exists()
+    finally:
+        marker.unlink()
