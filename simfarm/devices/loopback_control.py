@@ -36,7 +36,8 @@ class LoopbackConfig:
     number: int = -1
     max_width: int = 8192
     max_height: int = 8192
-    max_buffers: int = 4
+    # v4l2loopback's default; some readers (linuxpy) trust the count they asked for.
+    max_buffers: int = 2
     max_openers: int = 16
     # 0 = exclusive caps: OUTPUT only until a producer streams, then CAPTURE,
     # which is what FFmpeg, OpenCV and browsers need to see a webcam.

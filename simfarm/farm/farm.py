@@ -30,6 +30,9 @@ from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lo
 from .supervisor import camera_label
 
 LOG = "supervisor.log"
+# Supervisors this process started: reaped at teardown, so a long-lived
+# caller (a test session) does not collect zombies.
+_CHILDREN: dict[int, subprocess.Popen] = {}
 
 
 @dataclass(frozen=True)
@@ -160,6 +163,7 @@ def _start_supervisor(record: FarmRecord, timeout: float) -> None:
                                 pass_fds=(write_end,), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True)
     os.close(write_end)
+    _CHILDREN[proc.pid] = proc
     with os.fdopen(read_end, "rb") as ready:
         line = ready.readline() if select.select([ready], [], [], timeout)[0] else b""
     if not line:
@@ -218,6 +222,8 @@ def teardown(name: str, *, timeout: float = 10.0) -> bool:
     if record is not None:
         with global_lock():
             reclaim(record, timeout=timeout)
+    if sup is not None and (child := _CHILDREN.pop(sup.pid, None)) is not None:
+        child.wait()
     return True
 
 

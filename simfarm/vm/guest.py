@@ -55,6 +55,17 @@ def load_modules() -> None:
     _run("udevadm", "settle", "--timeout=60")
 
 
+def mount_python_image(spec: dict[str, str]) -> None:
+    """Mount the host's Python image (see simfarm/vm/pyimage.py) read-only
+    over the interpreter's prefix, so imports stop going through 9p."""
+    _run("modprobe", "-a", "virtio_scsi", "sd_mod", "ext4")
+    _run("udevadm", "settle", "--timeout=60")
+    device = f"/dev/disk/by-label/{spec['label']}"
+    if not os.path.exists(device):
+        raise SetupError(f"the Python image (label {spec['label']}) did not appear as a disk")
+    _run("mount", "-t", "ext4", "-o", "ro,noatime", device, spec["mountpoint"])
+
+
 def exec_command(launch: dict[str, Any]) -> int:
     """Replace this process with the command; returns only if it cannot start."""
     argv: list[str] = launch["argv"]
@@ -79,6 +90,8 @@ def main(argv: list[str]) -> int:
     try:
         ensure_udevd()
         load_modules()
+        if "python_image" in launch:
+            mount_python_image(launch["python_image"])
     except SetupError as exc:
         print(f"simfarm vm: guest setup failed: {exc}", file=sys.stderr)
         return SETUP_FAILED

@@ -28,6 +28,7 @@ from .. import binaries
 from ..errors import BadInput, EnvironmentProblem
 from . import accel as accel_mod
 from . import kernel as kernel_mod
+from . import pyimage
 from .accel import Accel
 
 GUEST_SCRIPT = Path(__file__).with_name("guest.py")
@@ -81,12 +82,15 @@ def shared_dirs(cwd: Path, rwdirs: Sequence[Path]) -> list[Path]:
 
 
 def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str, cwd: Path,
-                rwdirs: Sequence[Path], home: Path, guest_argv: Sequence[str]) -> list[str]:
+                rwdirs: Sequence[Path], home: Path, guest_argv: Sequence[str],
+                disks: Sequence[Path] = ()) -> list[str]:
     """The vng invocation that boots ``image`` and runs ``guest_argv`` in ``cwd``."""
     argv = [vng, "--run", str(_safe(image, "kernel image")), "--force-9p",
             "--cpus", str(cpus), "--memory", memory, "--cwd", str(cwd)]
     for directory in rwdirs:
         argv += ["--rwdir", str(directory)]
+    for disk in disks:
+        argv += ["--disk", str(_safe(disk, "disk image"))]
     # vng overlays /home but not /root: without this, tools writing caches
     # under $HOME fail with EROFS. Writes there stay in the guest; rwdirs
     # below $HOME are still mounted on top and reach the host.
@@ -95,6 +99,12 @@ def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str, 
     if accel.name == "tcg":
         argv.append("--disable-kvm")
     return argv + ["--exec", shlex.join(guest_argv)]
+
+
+def _guest_python() -> str:
+    """The interpreter for guest.py: the distribution's, whose few files load
+    quickly over 9p, before the Python image is mounted; ours otherwise."""
+    return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
 def _require_vng() -> str:
@@ -161,11 +171,14 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
     # here before boot is readable there ($TMPDIR might be under /run: not).
     with tempfile.TemporaryDirectory(prefix="simfarm-vm-", dir="/tmp") as tmp:
         launch = Path(tmp, "launch.json")
+        python_image = pyimage.image_for()
         launch.write_text(json.dumps({"argv": list(command), "cwd": str(dirs[0]),
-                                      "env": guest_env(os.environ, accel)}))
+                                      "env": guest_env(os.environ, accel),
+                                      "python_image": {"label": pyimage.LABEL,
+                                                       "mountpoint": str(pyimage.installation_prefix())}}))
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
-                           rwdirs=dirs, home=Path.home(),
-                           guest_argv=[sys.executable, "-I", str(GUEST_SCRIPT), str(launch)])
+                           rwdirs=dirs, home=Path.home(), disks=[python_image],
+                           guest_argv=[_guest_python(), "-I", str(GUEST_SCRIPT), str(launch)])
         # vng starts `virtme-run` from PATH; make sure it is the one beside vng.
         env = {**os.environ, "PATH": f"{os.path.dirname(vng)}:{os.environ.get('PATH', '')}"}
         code = _run_relayed(argv, env)
