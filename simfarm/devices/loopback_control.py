@@ -36,8 +36,8 @@ class LoopbackConfig:
     number: int = -1
     max_width: int = 8192
     max_height: int = 8192
-    # v4l2loopback's default; some readers (linuxpy) trust the count they asked for.
-    max_buffers: int = 2
+    # Fewer than 4 lets a read(2) reader overtake the writer and see frames out of order.
+    max_buffers: int = 4
     max_openers: int = 16
     # 0 = exclusive caps: OUTPUT only until a producer streams, then CAPTURE,
     # which is what FFmpeg, OpenCV and browsers need to see a webcam.
