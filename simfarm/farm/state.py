@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import BadInput
+from ..procfs import stat_fields
 
 FARM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,15}$")
 RECORD = "farm.json"
@@ -63,15 +64,8 @@ class ProcessId:
 
 
 def _start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses.
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] == "Z":  # a zombie has finished; only its exit status remains
-        return None
-    return int(fields[19])
+    fields = stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 @dataclass

@@ -15,24 +15,8 @@ from typing import Protocol
 import numpy as np
 
 
-
-
 class Sink(Protocol):
     def write_frame(self, frame: np.ndarray) -> None: ...
-    def _fit_pipe(self, frame_bytes: int) -> None:
-        """Grow a pipe to hold a whole frame: one write, one wakeup of the reader.
-
-        A 64 KiB default pipe splits a VGA frame into ten blocking writes,
-        which costs the writer more CPU than everything else it does.
-        """
-        self._sized = True
-        if stat.S_ISFIFO(os.fstat(self.fd).st_mode):
-            try:
-                limit = int(open("/proc/sys/fs/pipe-max-size").read())
-                fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, min(frame_bytes, limit))
-            except OSError:
-                pass  # a smaller pipe still works, only with more wakeups
-
     def close(self) -> None: ...
 
 

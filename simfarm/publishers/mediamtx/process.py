@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ...errors import EnvironmentProblem
+from ...procfs import stat_fields
 
 
 def launch(argv: Sequence[str], *, cwd: Path, output: Path, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
@@ -71,13 +72,8 @@ def _pids() -> list[int]:
 
 def _session_of(pid: int) -> int | None:
     """The session of a live process; None when it has ended (or is a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # After the command name (which may hold spaces and parentheses): state, ppid, pgrp, session.
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] == "Z" else int(fields[3])
+    fields = stat_fields(pid)
+    return None if fields is None else int(fields[3])
 
 
 def _kill(pid: int, session: int, timeout: float) -> bool:
