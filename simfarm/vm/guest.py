@@ -58,7 +58,7 @@ def load_modules() -> None:
 def mount_python_image(spec: dict[str, str]) -> None:
     """Mount the host's Python image (see simfarm/vm/pyimage.py) read-only
     over the interpreter's prefix, so imports stop going through 9p."""
-    _run("modprobe", "-a", "virtio_scsi", "sd_mod", "ext4")
+    _run("modprobe", "-a", "virtio_blk", "ext4")
     _run("udevadm", "settle", "--timeout=60")
     device = f"/dev/disk/by-label/{spec['label']}"
     if not os.path.exists(device):

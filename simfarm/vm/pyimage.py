@@ -31,11 +31,13 @@ def installation_prefix() -> Path:
 
 
 def _fingerprint(prefix: Path) -> str:
-    """Changes whenever a package is installed, removed or upgraded."""
+    """Changes whenever a package is installed, removed or upgraded (its
+    dist-info name carries the version), not when one is merely reinstalled."""
     digest = hashlib.sha256(str(prefix).encode())
     site = Path(sysconfig.get_paths()["purelib"])
     for entry in sorted(os.scandir(site), key=lambda e: e.name):
-        digest.update(f"{entry.name}:{entry.stat(follow_symlinks=False).st_mtime_ns}\n".encode())
+        size = entry.stat(follow_symlinks=False).st_size if entry.is_file() else 0
+        digest.update(f"{entry.name}:{size}\n".encode())
     return digest.hexdigest()[:16]
 
 

@@ -90,7 +90,8 @@ def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str, 
     for directory in rwdirs:
         argv += ["--rwdir", str(directory)]
     for disk in disks:
-        argv += ["--disk", str(_safe(disk, "disk image"))]
+        # Raw, read-only virtio disks: vng's --disk would make QEMU guess the format (and warn).
+        argv.append(f"--qemu-opts=-drive file={_safe(disk, 'disk image')},format=raw,if=virtio,readonly=on")
     # vng overlays /home but not /root: without this, tools writing caches
     # under $HOME fail with EROFS. Writes there stay in the guest; rwdirs
     # below $HOME are still mounted on top and reach the host.
