@@ -8,7 +8,7 @@ import json
 from ..farm import config
 from ..farm.farm import Farm, running_farms, teardown, teardown_all
 from ..spec import parse_node_numbers
-from . import table
+from . import fault_cmd, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -68,9 +68,10 @@ def _status(args: argparse.Namespace) -> int:
         print(f"farm {rep['farm']} ({rep['phase']}): supervisor pid {rep['supervisor_pid']}, "
               f"state {rep['state_dir']}")
         print(table.render(
-            ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s"],
+            ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s", "faults"],
             [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
-              c.get("dropped"), c.get("uptime_s")] for c in rep["cameras"]]))
+              c.get("dropped"), c.get("uptime_s"), fault_cmd.summary(c.get("faults", []))]
+             for c in rep["cameras"]]))
     return 0
 
 

@@ -13,21 +13,22 @@ import os
 import select
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
 from ..devices import capture, loopback, nodes
 from ..devices.loopback import NodeBusy
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
+from ..faults import FaultSpec
 from ..frames.code import decode
 from ..patterns import PatternLibrary
 from ..spec import MAX_CAMERAS, CameraSpec
 from . import control
 from .reclaim import reclaim, stale_farms
 from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
-from .supervisor import camera_label
+from .supervisor import FAULT_LOG, camera_label
 
 LOG = "supervisor.log"
 # Supervisors this process started: reaped at teardown, so a long-lived
@@ -56,8 +57,64 @@ class Camera:
         return f"/dev/v4l/by-id/{self.label}-video-index0"
 
     def stats(self) -> dict:
-        """Live counters from the supervisor: frames written, fps, late, dropped, uptime."""
+        """Live counters from the supervisor: frames written, fps, late, dropped, uptime, faults."""
         return self.farm.status()["cameras"][self.index]
+
+    def inject(self, kind: str, *, for_: str | float | None = None, timeout: float = 10.0,
+               **params: Any) -> Fault:
+        """Put a fault in force now: ``cam.inject("drop", frames=10)``, ``cam.inject("resize", size="320x240")``.
+
+        ``for_`` is its duration (``"1s"``, seconds); ``timeout`` how long an
+        unplug waits for readers to close the node. Parameters are checked
+        here first, so a mistake raises BadInput without asking the farm.
+        Use the result as a context manager to clear the fault on leaving::
+
+            with cam.inject("freeze", for_="1s"):
+                ...
+        """
+        spec = FaultSpec.build(kind, params, for_)
+        info = self.farm.request({"op": "fault", "camera": self.index, "kind": spec.kind,
+                                  "params": spec.to_json()["params"], "for": spec.duration_s,
+                                  "timeout": timeout}, timeout=timeout + 30)
+        return Fault(self, info)
+
+    def faults(self) -> list[dict]:
+        """The JSON of this camera's faults in force (see ``FaultHandle.to_json``)."""
+        return self.stats()["faults"]
+
+    def clear_faults(self) -> list[str]:
+        """Clear every fault on this camera; returns their ids."""
+        return self.farm.request({"op": "clear", "camera": self.index})["cleared"]
+
+
+class Fault:
+    """A fault put in force by :meth:`Camera.inject`; ``info`` is its JSON as the supervisor replied."""
+
+    def __init__(self, camera: Camera, info: dict) -> None:
+        self.camera = camera
+        self.info = info
+
+    @property
+    def id(self) -> str:
+        return self.info["fault"]
+
+    def clear(self) -> None:
+        """End the fault now (plugging an unplugged camera in again); a no-op once it has ended."""
+        if self.info.get("reason") is not None:
+            return  # instantaneous (replug): it ended as it started
+        try:
+            self.camera.farm.request({"op": "clear", "camera": self.camera.index, "id": self.id})
+        except BadInput:
+            pass  # it ended already (duration, frames)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.clear()
+
+    def __repr__(self) -> str:
+        return f"<Fault {self.id} on camera {self.camera.index}: {self.info['kind']} {self.info['params']}>"
 
 
 class Farm:
@@ -127,6 +184,32 @@ class Farm:
 
     def teardown(self, *, timeout: float = 10.0) -> None:
         teardown(self.name, timeout=timeout)
+
+    def reload(self) -> Farm:
+        """The farm as its record says now: node numbers change when a camera is unplugged and replugged."""
+        return Farm.attach(self.name)
+
+    def faults(self) -> list[dict]:
+        """Every fault in force on the farm, as JSON."""
+        return self.request({"op": "faults"})["faults"]
+
+    def clear_faults(self) -> list[str]:
+        """Clear every fault (and the device steps of running scenarios); returns their ids."""
+        return self.request({"op": "clear", "all": True})["cleared"]
+
+    @property
+    def fault_log(self) -> Path:
+        """The farm's fault log: a JSON line when each fault starts and ends (see simfarm.faults.log)."""
+        return self.state_dir / FAULT_LOG
+
+    def run_scenario(self, path: str | Path, seed: int | None = None, *, log: str | Path | None = None) -> dict:
+        """Start the scenario file ``path`` on this farm, ``seed`` overriding the file's.
+
+        Returns once it is scheduled, with ``origins``: each camera's sequence
+        number at the scenario's start. ``log`` gets the run's own fault log.
+        """
+        return self.request({"op": "scenario", "path": str(Path(path).resolve()), "seed": seed,
+                             "log": str(Path(log).resolve()) if log else None})
 
     def _verify_frames(self, frames: int = 3) -> None:
         for cam in self.cameras:
@@ -253,4 +336,4 @@ def running_farms() -> list[str]:
     return farm_names()
 
 
-__all__ = ["Camera", "Farm", "camera_label", "reclaim_stale", "running_farms", "teardown", "teardown_all"]
+__all__ = ["Camera", "Farm", "Fault", "camera_label", "reclaim_stale", "running_farms", "teardown", "teardown_all"]

@@ -5,6 +5,33 @@ It creates the nodes, feeds them, answers on the control socket, and on
 stop (request, SIGTERM, SIGINT) or any failure while starting, removes
 everything it made. Readiness goes back to the provisioner through an
 inherited pipe; if the provisioner has gone, starting is abandoned.
+
+Control operations (JSON lines, see control.py for the framing); every reply
+is ``{"ok": true, ...}`` or ``{"ok": false, "error": ..., "exit_code": 2|1}``,
+exit code 2 for bad input, in which case nothing was changed:
+
+    {"op": "status"}
+        -> farm, phase, supervisor_pid, state_dir, started_at, cameras: [{camera,
+           label, device, state, spec, written, fps, late, dropped, uptime_s,
+           running, error, faults: [fault JSON]}]  (state: streaming, unplugged, ...)
+    {"op": "stop", "timeout": 10}
+    {"op": "fault", "camera": 0, "kind": "drop", "params": {"frames": 10},
+     "for": "1s" | seconds | null, "id": null, "timeout": 10}
+        -> the fault's JSON: fault (its id), camera, kind, params, for_s,
+           started, ended, reason, frames, touched; device-level kinds add
+           what was observed: unplug ``removed`` and ``held_by`` (pids that
+           held the node while the unplug waited), replug ``device``,
+           resize/reformat ``spec``. ``timeout`` is how long an unplug waits
+           for readers to close the node.
+    {"op": "clear", "camera": 0, "id": "c0.3"} | {"op": "clear", "camera": 0} | {"op": "clear", "all": true}
+        -> cleared: [fault ids]   (clearing an unplug plugs the camera in again;
+           clearing all also cancels the device steps of running scenarios)
+    {"op": "faults"} -> faults: [fault JSON of every fault not yet ended]
+    {"op": "scenario", "path": "/abs/file.yaml", "seed": 3 | null, "log": "/abs/out.jsonl" | null}
+        -> scenario, seed, events, origins {camera: sequence}, duration_s, log;
+           returns once the scenario is scheduled (see scenario_run.py)
+
+Every fault's start and end go to ``faults.jsonl`` in the farm's state directory.
 """
 
 from __future__ import annotations
@@ -15,26 +42,20 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
-from ..devices import loopback, nodes
+from ..devices import loopback
 from ..errors import BadInput, SimfarmError
+from ..faults import FaultHandle, FaultLog, FaultSpec
 from ..patterns import PatternLibrary
-from ..producers.build import build_producer
-from ..producers.producer import Producer
-from ..producers.sinks import FdSink
 from ..spec import CameraSpec
 from .control import SOCKET, ControlServer
+from .device_faults import DeviceFaults
+from .live import LiveCamera
 from .reclaim import reclaim
+from .scenario_run import Router, run_scenario
 from .state import FarmRecord, NodeRecord, ProcessId, global_lock
 
-
-@dataclass
-class _Camera:
-    index: int
-    spec: CameraSpec
-    node: NodeRecord
-    producer: Producer | None = None
+FAULT_LOG = "faults.jsonl"
 
 
 def camera_label(farm: str, index: int) -> str:
@@ -45,11 +66,16 @@ class Supervisor:
     def __init__(self, record: FarmRecord) -> None:
         self.record = record
         spec = record.spec
-        self.library = PatternLibrary(spec.get("patterns_dirs", ()))
+        library = PatternLibrary(spec.get("patterns_dirs", ()))
+        self.router = Router(FaultLog.open(record.directory / FAULT_LOG))
         self.cameras = [
-            _Camera(i, CameraSpec.parse(**cam), NodeRecord(i, camera_label(record.name, i)))
+            LiveCamera(i, CameraSpec.parse(**cam), NodeRecord(i, camera_label(record.name, i)), library,
+                       self.router)
             for i, cam in enumerate(spec["cameras"])
         ]
+        self.devices = DeviceFaults(self.record.save, self.router)
+        # Set when every fault is cleared or the farm stops: scenarios' device steps stop.
+        self._scenarios_cancel = threading.Event()
         self.requested_numbers: list[int] | None = spec.get("nodes")
         self.stop_requested = threading.Event()
         self.stop_timeout = 10.0
@@ -66,10 +92,7 @@ class Supervisor:
                 cam.node.number = loopback.create(cam.node.label, wanted)
                 self.record.save()
         for cam in self.cameras:
-            assert cam.node.number is not None
-            fd = nodes.open_output(cam.node.number, cam.spec.format, cam.spec.size, cam.spec.fps)
-            cam.producer = build_producer(cam.index, cam.spec, FdSink(fd, owned=True), self.library)
-            cam.producer.start()
+            cam.start_stream()
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
         self.record.phase = "running"
         self.record.save()
@@ -82,21 +105,55 @@ class Supervisor:
             self.stop_timeout = float(request.get("timeout", self.stop_timeout))
             self.stop_requested.set()
             return {"stopping": True}
-        raise BadInput(f"unknown op {op!r} (known: status, stop)")
+        if op == "fault":
+            spec = FaultSpec.from_mapping({**_mapping(request, "params"), "kind": request.get("kind")},
+                                          duration=request.get("for"))
+            return self.inject(self.camera(request.get("camera")), spec, fault_id=request.get("id"),
+                               timeout=float(request.get("timeout", 10.0)))
+        if op == "clear":
+            return {"cleared": [handle.id for handle in self.clear(request)]}
+        if op == "faults":
+            return {"faults": [h.to_json() for cam in self.cameras for h in cam.active_faults()]}
+        if op == "scenario":
+            return run_scenario(str(request.get("path")), request.get("seed"), request.get("log"), self.cameras,
+                                self.router, lambda cam, event: self.inject(cam, event.spec, fault_id=event.fault_id),
+                                self._scenarios_cancel)
+        raise BadInput(f"unknown op {op!r} (known: status, stop, fault, clear, faults, scenario)")
+
+    def camera(self, index: object) -> LiveCamera:
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.cameras):
+            raise BadInput(f"no camera {index!r} in farm {self.record.name} (cameras 0..{len(self.cameras) - 1})")
+        return self.cameras[index]
+
+    def inject(self, cam: LiveCamera, spec: FaultSpec, *, fault_id: str | None = None,
+               timeout: float = 10.0) -> dict:
+        """Put ``spec`` in force on ``cam``; returns the fault's JSON."""
+        if spec.device_level:
+            return self.devices.apply(cam, spec, fault_id=fault_id, timeout=timeout)
+        if fault_id is not None and fault_id in cam.device_faults:
+            raise BadInput(f"camera {cam.index} already has a fault {fault_id!r}")
+        return cam.faults.add(spec, fault_id=fault_id).to_json()
+
+    def clear(self, request: dict) -> list[FaultHandle]:
+        if request.get("all"):
+            self._scenarios_cancel.set()
+            self._scenarios_cancel = threading.Event()
+            handles = [h for cam in self.cameras for h in cam.active_faults()]
+        else:
+            cam = self.camera(request.get("camera"))
+            handles = cam.active_faults()
+            if (wanted := request.get("id")) is not None:
+                handles = [h for h in handles if h.id == wanted]
+                if not handles:
+                    raise BadInput(f"camera {cam.index} has no fault {wanted!r} in force")
+        for handle in handles:
+            handle.clear()
+        return handles
 
     def status(self) -> dict:
-        cameras = []
-        for cam in self.cameras:
-            stats = cam.producer.stats() if cam.producer else None
-            state = "starting" if stats is None else (
-                "error" if stats.error else "streaming" if stats.running else "stopped")
-            cameras.append({"camera": cam.index, "label": cam.node.label,
-                            "device": nodes.node_path(cam.node.number) if cam.node.number is not None else None,
-                            "state": state, "spec": cam.spec.to_json(),
-                            **(stats.to_json() if stats else {})})
         return {"farm": self.record.name, "phase": self.record.phase,
                 "supervisor_pid": os.getpid(), "state_dir": str(self.record.directory),
-                "started_at": self.started, "cameras": cameras}
+                "started_at": self.started, "cameras": [cam.status() for cam in self.cameras]}
 
     def shutdown(self) -> None:
         """Stop producers, remove nodes, delete state (kept if a node stays busy)."""
@@ -104,12 +161,21 @@ class Supervisor:
         self.record.save()
         if self._control:
             self._control.close()
+        self._scenarios_cancel.set()
+        self.devices.close(self.cameras)
         for cam in self.cameras:
-            if cam.producer:
-                cam.producer.stop()
+            cam.stop_stream(final=True)
+        self.router.farm_log.close()
         self.record.supervisor = None  # we are the one reclaiming: do not kill ourselves
         with global_lock():
             reclaim(self.record, timeout=self.stop_timeout)
+
+
+def _mapping(request: dict, key: str) -> dict:
+    value = request.get(key) or {}
+    if not isinstance(value, dict):
+        raise BadInput(f"{key} must be a JSON object, not {value!r}")
+    return value
 
 
 def _tell(fd: int, message: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from ..faults import FaultSet
 from ..frames.stamp import Stamper, working_format
 from ..patterns import PatternLibrary
 from ..spec import CameraSpec
@@ -31,6 +32,9 @@ def _lavfi_graph(spec: CameraSpec) -> str:
     return spec.source
 
 
-def build_producer(camera: int, spec: CameraSpec, sink: Sink, library: PatternLibrary) -> Producer:
+def build_producer(camera: int, spec: CameraSpec, sink: Sink, library: PatternLibrary, *,
+                   faults: FaultSet | None = None, sequence: int = 0) -> Producer:
+    """``faults`` and ``sequence`` carry a camera's faults and numbering over to a replacement producer."""
     source, overlays = build_source(spec, library)
-    return Producer(camera, source, sink, spec.fps, Stamper(spec.format, spec.size, overlays))
+    return Producer(camera, source, sink, spec.fps, Stamper(spec.format, spec.size, overlays),
+                    faults=faults, sequence=sequence)

@@ -3,6 +3,13 @@
 One thread per camera. The thread spends nearly all its time waiting for the
 next deadline; per frame it stamps the code strip (a few hundred microseconds
 at most) and writes the whole frame.
+
+Faults act per slot: the camera's :class:`~simfarm.faults.FaultSet` plans each
+slot from the pacer's deadline (so a duration covers an exact number of
+slots) and a :class:`~simfarm.faults.SlotWriter` carries the plan out. With
+no fault in force the plan is the shared ``NORMAL`` one, decided without a
+lock, and the writer keeps no copies: the fault-free path costs a few
+attribute checks more than a bare stamp-and-write.
 """
 
 from __future__ import annotations
@@ -10,9 +17,14 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from fractions import Fraction
+from functools import partial
 
+import numpy as np
+
+from ..faults import FaultSet, SlotWriter
 from ..frames.code import SEQUENCE_WRAP, FrameCode
 from ..frames.stamp import Stamper
 from .pacing import Pacer
@@ -22,7 +34,13 @@ from .sources import FrameSource
 
 @dataclass(frozen=True)
 class ProducerStats:
-    """Counters of one producer; ``fps`` is measured over the last second or so."""
+    """Counters of one producer; ``fps`` is measured over the last second or so.
+
+    ``written`` counts frames written (a duplicate counts twice), ``late``
+    slots served late and ``dropped`` slots the producer could not serve in
+    time. Frames a drop fault withholds are not in ``dropped``: the fault log
+    names them.
+    """
 
     written: int
     late: int
@@ -40,12 +58,17 @@ class Producer:
     """Writes ``source`` frames to ``sink`` at ``fps``, each carrying its code.
 
     Sequence numbers count written frames, so a consumer sees a gap only where
-    a frame really went missing on its way; slots the producer itself could
-    not serve in time are counted in ``dropped`` instead.
+    a frame really went missing on its way (or a drop fault withheld it);
+    slots the producer itself could not serve in time are counted in
+    ``dropped`` instead.
+
+    ``faults`` is the camera's FaultSet; it outlives a producer that is
+    replaced to renegotiate the format, as does the sequence number, which a
+    replacement continues from ``sequence``.
     """
 
     def __init__(self, camera: int, source: FrameSource, sink: Sink, fps: Fraction,
-                 stamper: Stamper) -> None:
+                 stamper: Stamper, *, faults: FaultSet | None = None, sequence: int = 0) -> None:
         self.camera = camera
         self.source = source
         self.sink = sink
@@ -58,43 +81,76 @@ class Producer:
         self._recent: deque[float] = deque(maxlen=int(self.fps) * 2 + 2)
         self._started = 0.0
         self._error: str | None = None
-        self.sequence = 0
+        self.sequence = sequence
+        self.faults = faults or FaultSet(camera, stamper.fmt, stamper.size, self.fps)
+        # Calls to make in the producer thread at the top of the next slot (see at_next_slot).
+        self._calls: list[Callable[[float, int], object]] = []
 
     def start(self) -> None:
         self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name=f"producer-{self.camera}", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop writing and close source and sink; safe to call twice."""
+    def stop(self, timeout: float = 5.0, *, final: bool = True) -> None:
+        """Stop writing and close source and sink; safe to call twice.
+
+        ``final`` False keeps the faults in force, for a replacement producer
+        (after a format change or a replug) to carry on with.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
         self.source.close()
         self.sink.close()
+        if final:
+            self.faults.close()
+
+    def at_next_slot(self, call: Callable[[float, int], object]) -> None:
+        """Call ``call(deadline, sequence)`` in the producer thread before the next slot is planned.
+
+        A scenario starts from there, so its faults line up with the slot
+        grid and their sequence numbers repeat from run to run.
+        """
+        with self._lock:
+            self._calls.append(call)
 
     def _run(self) -> None:
         pacer = Pacer(self.fps, stop=self._stop)
+        writer = SlotWriter(self.sink.write_frame)
+        paced: Fraction | None = None  # the rate a fps fault imposes, None: our own
         try:
             while (slot := pacer.next_slot()) is not None:
-                self._write_one(slot.index, slot.late, slot.skipped)
+                if self._calls:
+                    self._run_calls(slot.deadline)
+                plan = self.faults.on_slot(self.sequence, slot.deadline)
+                if plan.fps != paced:
+                    paced = plan.fps
+                    pacer.set_fps(paced or self.fps)
+                used = writer.serve(plan, self.sequence % SEQUENCE_WRAP, partial(self._render, slot.index))
+                with self._lock:
+                    self.sequence += used
+                    self._written += plan.writes
+                    self._late += slot.late
+                    self._dropped += slot.skipped
+                    if plan.writes:
+                        self._recent.append(time.monotonic())
         except Exception as exc:  # surfaced through stats(); the supervisor decides
             self._error = f"{type(exc).__name__}: {exc}"
 
-    def _write_one(self, index: int, late: bool, skipped: int) -> None:
+    def _run_calls(self, deadline: float) -> None:
+        with self._lock:
+            calls, self._calls = self._calls, []
+        for call in calls:
+            call(deadline, self.sequence % SEQUENCE_WRAP)
+
+    def _render(self, index: int, sequence: int) -> np.ndarray:
+        """The stamped frame of slot ``index`` for ``sequence``, sent now (after any jitter delay)."""
         frame = self.source.frame(index)
         wall = time.time()
-        code = FrameCode(self.camera, self.sequence % SEQUENCE_WRAP, int(wall * 1000))
-        data = self.stamper.stamp(frame, code, frame_index=index, wall_time=wall,
+        code = FrameCode(self.camera, sequence % SEQUENCE_WRAP, int(wall * 1000))
+        return self.stamper.stamp(frame, code, frame_index=index, wall_time=wall,
                                   reused=self.source.reuses_buffers)
-        self.sink.write_frame(data)
-        with self._lock:
-            self.sequence += 1
-            self._written += 1
-            self._late += late
-            self._dropped += skipped
-            self._recent.append(time.monotonic())
 
     def stats(self) -> ProducerStats:
         with self._lock:

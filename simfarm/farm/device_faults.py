@@ -1,0 +1,161 @@
+"""Device-level faults on a running farm: unplug, replug, resize, reformat.
+
+The supervisor carries these out itself (the producer only knows frames):
+
+- unplug stops the producer and removes the node, after checking it still
+  carries our label. v4l2loopback refuses (EBUSY) while any fd is open on
+  the node, so an unplug waits for readers to close, up to ``timeout``, and
+  reports the pids that held it; if they outlast it the camera streams on as
+  before and the error names them. Ending an unplug (clear, its duration, or
+  a replug) plugs it again.
+- replug adds the node again with the same label (its number may differ, as
+  with real USB), records the number so teardown still owns it, and restarts
+  the producer, which carries on the camera's sequence numbers and faults.
+- resize and reformat stop the producer and reopen the node's output in the
+  new format; ending them switches back. Whether v4l2loopback accepts a new
+  format while a reader holds the node is its business: a refusal is
+  reported, and the camera carries on in its previous format.
+
+Each gets a FaultHandle, marked and logged like frame-level ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import threading
+from collections.abc import Callable
+
+from ..devices import loopback, nodes
+from ..devices.loopback import NodeBusy
+from ..errors import BadInput, SimfarmError
+from ..faults import FaultHandle, FaultListener, FaultSpec
+from ..spec import CameraSpec
+from .live import LiveCamera
+from .state import global_lock
+
+_RENEGOTIATIONS = ("resize", "reformat")
+
+
+class DeviceFaults:
+    """Carries out device-level faults; ``save_record`` persists node numbers as they change."""
+
+    def __init__(self, save_record: Callable[[], None], listener: FaultListener) -> None:
+        self._save = save_record
+        self._listener = listener
+        # Reentrant: ending an unplug from a replug request happens inside it.
+        self._lock = threading.RLock()
+        self._ids = itertools.count()
+        self._timers: list[threading.Timer] = []
+
+    def apply(self, cam: LiveCamera, spec: FaultSpec, *, fault_id: str | None = None,
+              timeout: float = 10.0) -> dict:
+        """Carry out ``spec`` on ``cam``; returns the handle's JSON plus what was observed."""
+        with self._lock:
+            handle = FaultHandle(fault_id or f"c{cam.index}.d{next(self._ids)}", cam.index, spec,
+                                 lambda h: self.end(cam, h, "cleared"))
+            if handle.id in cam.device_faults or cam.faults.get(handle.id):
+                raise BadInput(f"camera {cam.index} already has a fault {handle.id!r}")
+            started = cam.mark()
+            if spec.kind == "replug":
+                observed = self._replug(cam)
+            elif spec.kind == "unplug":
+                observed = self._unplug(cam, timeout)
+            else:
+                observed = self._renegotiate(cam, spec)
+            handle.mark_started(started)
+            self._listener.fault_started(handle)
+            if spec.kind == "replug":  # instantaneous: it ends as it starts
+                handle.mark_ended(cam.mark(), "done")
+                self._listener.fault_ended(handle)
+            else:
+                cam.device_faults[handle.id] = handle
+                if spec.duration_s is not None:
+                    self._later(spec.duration_s, cam, handle)
+            return {**handle.to_json(), **observed}
+
+    def end(self, cam: LiveCamera, handle: FaultHandle, reason: str) -> None:
+        """Undo ``handle`` (plug in again, switch back) and log its end; a no-op once ended."""
+        with self._lock:
+            if cam.device_faults.get(handle.id) is not handle:
+                return
+            if handle.kind == "unplug":
+                self._plug(cam)
+            else:
+                self._switch(cam, cam.base_spec)
+            del cam.device_faults[handle.id]
+            handle.mark_ended(cam.mark(), reason)
+            self._listener.fault_ended(handle)
+
+    def close(self, cameras: list[LiveCamera]) -> None:
+        """The farm is stopping: cancel pending ends and log every device fault as stopped, undoing none."""
+        with self._lock:
+            for timer in self._timers:
+                timer.cancel()
+            for cam in cameras:
+                for handle in cam.device_faults.values():
+                    handle.mark_ended(cam.mark(), "stopped")
+                    self._listener.fault_ended(handle)
+                cam.device_faults.clear()
+
+    def _later(self, delay: float, cam: LiveCamera, handle: FaultHandle) -> None:
+        timer = threading.Timer(delay, self.end, (cam, handle, "duration"))
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _unplug(self, cam: LiveCamera, timeout: float) -> dict:
+        if not cam.plugged:
+            raise BadInput(f"camera {cam.index} is already unplugged")
+        number = cam.node.number
+        assert number is not None
+        cam.stop_stream()
+        held_by: list[int] = []
+        try:
+            try:
+                loopback.remove(number, cam.node.label, timeout=0)
+            except NodeBusy as busy:
+                held_by = busy.pids
+                loopback.remove(number, cam.node.label, timeout=timeout)
+        except SimfarmError:
+            cam.start_stream()  # readers outlasted the wait: the camera carries on as it was
+            raise
+        cam.node.number = None
+        self._save()
+        return {"removed": nodes.node_path(number), "held_by": held_by}
+
+    def _replug(self, cam: LiveCamera) -> dict:
+        unplugged = next((h for h in cam.device_faults.values() if h.kind == "unplug"), None)
+        if unplugged is None:
+            raise BadInput(f"camera {cam.index} is plugged in: unplug it first")
+        self.end(cam, unplugged, "replugged")
+        return {"device": cam.device}
+
+    def _plug(self, cam: LiveCamera) -> None:
+        with global_lock():
+            cam.node.number = loopback.create(cam.node.label)
+            self._save()
+        cam.start_stream()
+
+    def _renegotiate(self, cam: LiveCamera, spec: FaultSpec) -> dict:
+        if not cam.plugged:
+            raise BadInput(f"camera {cam.index} is unplugged: replug it first")
+        if busy := next((h for h in cam.device_faults.values() if h.kind in _RENEGOTIATIONS), None):
+            raise BadInput(f"camera {cam.index} is already renegotiated by {busy.id} ({busy.spec}): clear it first")
+        if spec.kind == "resize":
+            wanted = dataclasses.replace(cam.spec, size=spec.params["size"])
+        else:
+            wanted = dataclasses.replace(cam.spec, format=spec.params["format"])
+        self._switch(cam, wanted)
+        return {"spec": wanted.to_json()}
+
+    def _switch(self, cam: LiveCamera, spec: CameraSpec) -> None:
+        previous = cam.spec
+        cam.stop_stream()
+        cam.faults.set_format(spec.format, spec.size)
+        try:
+            cam.start_stream(spec)
+        except SimfarmError:
+            cam.faults.set_format(previous.format, previous.size)
+            cam.start_stream(previous)
+            raise

@@ -1,0 +1,82 @@
+"""One camera as its supervisor runs it: the node, the producer feeding it, and its faults.
+
+The camera's FaultSet and sequence number outlive any one producer: a
+producer is replaced when the node is unplugged and plugged again or the
+stream is renegotiated, and the replacement carries on numbering and faulting
+where the last one stopped.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ..devices import nodes
+from ..faults import FaultHandle, FaultListener, FaultSet, Mark
+from ..patterns import PatternLibrary
+from ..producers.build import build_producer
+from ..producers.producer import Producer
+from ..producers.sinks import FdSink
+from ..spec import CameraSpec
+from .state import NodeRecord
+
+
+class LiveCamera:
+    """``spec`` is what the camera streams now; ``base_spec`` what it was provisioned with."""
+
+    def __init__(self, index: int, spec: CameraSpec, node: NodeRecord, library: PatternLibrary,
+                 listener: FaultListener) -> None:
+        self.index = index
+        self.spec = self.base_spec = spec
+        self.node = node
+        self.library = library
+        self.faults = FaultSet(index, spec.format, spec.size, spec.fps, listener=listener)
+        # Device-level faults in force (unplug, resize, reformat), by id; the supervisor keeps them.
+        self.device_faults: dict[str, FaultHandle] = {}
+        self.producer: Producer | None = None
+        self._sequence = 0  # where a replacement producer carries on
+
+    @property
+    def plugged(self) -> bool:
+        return self.node.number is not None
+
+    @property
+    def device(self) -> str | None:
+        return nodes.node_path(self.node.number) if self.node.number is not None else None
+
+    def start_stream(self, spec: CameraSpec | None = None) -> None:
+        """Open the node for output in ``spec`` (default: the current one) and start a producer."""
+        assert self.node.number is not None and self.producer is None
+        spec = spec or self.spec
+        fd = nodes.open_output(self.node.number, spec.format, spec.size, spec.fps)
+        self.spec = spec
+        self.producer = build_producer(self.index, spec, FdSink(fd, owned=True), self.library,
+                                       faults=self.faults, sequence=self._sequence)
+        self.producer.start()
+
+    def stop_stream(self, *, final: bool = False) -> None:
+        """Stop the producer and close the node; faults stay in force unless ``final``."""
+        if self.producer is not None:
+            self.producer.stop(final=final)
+            self._sequence = self.producer.sequence
+            self.producer = None
+        elif final:
+            self.faults.close()
+
+    def mark(self) -> Mark:
+        """Now, with the next sequence number (None while nothing streams)."""
+        return Mark(time.time(), self.producer.sequence if self.producer else None)
+
+    def active_faults(self) -> list[FaultHandle]:
+        return [*self.device_faults.values(), *self.faults.active()]
+
+    def status(self) -> dict:
+        stats = self.producer.stats() if self.producer else None
+        if not self.plugged:
+            state = "unplugged"
+        elif stats is None:
+            state = "starting"
+        else:
+            state = "error" if stats.error else "streaming" if stats.running else "stopped"
+        return {"camera": self.index, "label": self.node.label, "device": self.device, "state": state,
+                "spec": self.spec.to_json(), **(stats.to_json() if stats else {}),
+                "faults": [handle.to_json() for handle in self.active_faults()]}

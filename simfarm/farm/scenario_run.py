@@ -1,0 +1,140 @@
+"""Running a scenario file inside the supervisor, so its log repeats from run to run.
+
+The scenario starts on each camera at the top of that camera's next frame
+slot, in the producer thread: its frame-level faults are added with start
+times on that camera's slot clock (origin deadline + ``at``), so each one
+starts a fixed number of slots after the origin whatever the scheduler did.
+The log gets a ``scenario`` line per camera naming the sequence number at
+the origin; subtract it and two runs with the same seed give the same
+sequence numbers (as long as the producer skipped no slots). Device-level
+faults are carried out by a timer thread at their times, by wall clock.
+
+A run's faults go to the farm's log and to the run's own log (``log``), which
+is closed once every fault of the run has ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import cast
+
+from ..errors import BadInput, EnvironmentProblem, SimfarmError
+from ..faults import FaultHandle, FaultLog, Scenario, ScheduledFault
+from .live import LiveCamera
+
+# How long the request waits for every camera's next slot (a slot is at most a second at 1 fps).
+_ORIGIN_TIMEOUT_S = 5.0
+
+
+class ScenarioLog(FaultLog):
+    """A run's log: fault lines, plus a ``scenario`` line per camera at its origin."""
+
+    def note(self, line: dict) -> None:
+        text = json.dumps(line, sort_keys=True)
+        with self._lock:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+
+class Router:
+    """The farm's FaultListener: every fault to the farm log, a scenario's also to its run log."""
+
+    def __init__(self, farm_log: FaultLog) -> None:
+        self.farm_log = farm_log
+        self._lock = threading.Lock()
+        self._routes: dict[tuple[int, str], ScenarioLog] = {}
+
+    def route(self, keys: list[tuple[int, str]], log: ScenarioLog) -> None:
+        with self._lock:
+            if taken := next((key for key in keys if key in self._routes), None):
+                raise BadInput(f"a scenario with fault {taken[1]!r} on camera {taken[0]} is still running")
+            self._routes.update(dict.fromkeys(keys, log))
+
+    def fault_started(self, handle: FaultHandle) -> None:
+        self.farm_log.fault_started(handle)
+        if log := self._routes.get((handle.camera, handle.id)):
+            log.fault_started(handle)
+
+    def fault_ended(self, handle: FaultHandle) -> None:
+        self.farm_log.fault_ended(handle)
+        with self._lock:
+            log = self._routes.pop((handle.camera, handle.id), None)
+            last = log is not None and log not in self._routes.values()
+        if log is not None:
+            log.fault_ended(handle)
+            if last:
+                log.close()
+
+
+DeviceAction = Callable[[LiveCamera, ScheduledFault], object]
+
+
+def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: list[LiveCamera],
+                 router: Router, device_action: DeviceAction, cancel: threading.Event) -> dict:
+    """Schedule ``path`` on ``cameras``; returns once every camera has its origin."""
+    scenario = Scenario.load(path)
+    seed = scenario.seed if seed is None else seed
+    events = scenario.schedule([cam.index for cam in cameras], seed)
+    by_camera = {cam.index: cam for cam in cameras}
+    framed = [event for event in events if not event.spec.device_level]
+    if stopped := sorted({event.camera for event in framed if by_camera[event.camera].producer is None}):
+        raise BadInput(f"camera {stopped[0]} is not streaming: its frame faults could not start")
+    log = cast(ScenarioLog, ScenarioLog.open(log_path or os.devnull))  # open() builds a cls
+    try:
+        router.route([(event.camera, event.fault_id) for event in events], log)
+    except BadInput:
+        log.close()
+        raise
+    origins = _start_on_slots(scenario, seed, framed, by_camera, log)
+    devices = [event for event in events if event.spec.device_level]
+    if devices:
+        threading.Thread(target=_device_timeline, args=(devices, by_camera, device_action, cancel),
+                         name="scenario-devices", daemon=True).start()
+    return {"scenario": str(Path(path)), "seed": seed, "events": len(events), "origins": origins,
+            "duration_s": scenario.duration_s, "log": log_path}
+
+
+def _start_on_slots(scenario: Scenario, seed: int, framed: list[ScheduledFault],
+                    by_camera: dict[int, LiveCamera], log: ScenarioLog) -> dict[int, int]:
+    origins: dict[int, int] = {}
+    cameras = sorted({event.camera for event in framed})
+    lock, all_started = threading.Lock(), threading.Event()
+
+    def start(camera: int, deadline: float, sequence: int) -> None:
+        log.note({"event": "scenario", "camera": camera, "file": scenario.path, "seed": seed,
+                  "sequence": sequence})
+        for event in framed:
+            if event.camera == camera:
+                by_camera[camera].faults.add(event.spec, fault_id=event.fault_id,
+                                             start=deadline + event.time_s, seed=seed)
+        with lock:  # the producer thread must not wait for the others: it has frames to write
+            origins[camera] = sequence
+            if len(origins) == len(cameras):
+                all_started.set()
+
+    for camera in cameras:
+        producer = by_camera[camera].producer
+        assert producer is not None
+        producer.at_next_slot(partial(start, camera))
+    if cameras and not all_started.wait(_ORIGIN_TIMEOUT_S):
+        raise EnvironmentProblem("the cameras did not reach their next frame slot in time")
+    return origins
+
+
+def _device_timeline(events: list[ScheduledFault], by_camera: dict[int, LiveCamera],
+                     action: DeviceAction, cancel: threading.Event) -> None:
+    began = time.monotonic()
+    for event in events:
+        if cancel.wait(max(0.0, began + event.time_s - time.monotonic())):
+            return
+        try:
+            action(by_camera[event.camera], event)
+        except SimfarmError as exc:  # one failed step does not stop the rest of the timeline
+            print(f"supervisor: scenario {event.fault_id} ({event.spec}) on camera {event.camera}: {exc}",
+                  flush=True)
