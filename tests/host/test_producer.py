@@ -90,3 +90,20 @@ def test_writer_holds_pace_and_every_frame_decodes(fmt: str, seconds: int) -> No
     # the count is set by deadlines, not by how fast the loop ran
     assert abs(stats.written + stats.dropped - 30 * seconds) <= 2
     assert cam.fps == pytest.approx(30, rel=0.02)
+
+
+def test_ffmpeg_producer_frames_carry_codes_and_ffmpeg_content() -> None:
+    spec = CameraSpec.parse(size="320x240", fps=30, format="YUYV", producer="ffmpeg", source="testsrc2")
+    read_fd, write_fd = os.pipe()
+    producer = build_producer(2, spec, FdSink(write_fd, owned=True), PatternLibrary())
+    size = pixfmt.frame_bytes(spec.format, spec.size)
+    producer.start()
+    with os.fdopen(read_fd, "rb") as pipe:
+        frames = [pipe.read(size) for _ in range(20)]
+    producer.stop()
+    lumas = [pixfmt.luma(np.frombuffer(f, np.uint8), spec.format, spec.size) for f in frames]
+    codes = [decode(luma) for luma in lumas]
+    assert [c.sequence for c in codes] == list(range(20)) and {c.camera for c in codes} == {2}
+    # testsrc2 moves: the picture below the strip changes from frame to frame
+    below = slice(40, None)
+    assert np.abs(lumas[0][below].astype(int) - lumas[10][below].astype(int)).mean() > 1
