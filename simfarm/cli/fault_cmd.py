@@ -12,8 +12,8 @@ import argparse
 import json
 
 from ..errors import BadInput
-from ..faults import FaultSpec, Scenario, describe
 from ..farm.farm import Farm
+from ..faults import FaultSpec, Scenario, describe
 from . import table
 
 _USAGE = """\
@@ -53,9 +53,9 @@ def _fault(args: argparse.Namespace) -> int:
         return _list(args)
     if args.target == "clear":
         return _clear(args)
+    camera = _camera_index(args.target)
     spec = _spec(args)
     farm = Farm.attach(args.farm)
-    camera = _camera_index(args.target)
     if not 0 <= camera < len(farm.status()["cameras"]):
         raise BadInput(f"no camera {camera} in farm {farm.name}")
     reply = farm.request({"op": "fault", "camera": camera, "kind": spec.kind, "params": spec.to_json()["params"],
@@ -89,10 +89,9 @@ def _camera_index(text: str) -> int:
 def _clear(args: argparse.Namespace) -> int:
     if args.all == bool(args.words):
         raise BadInput("fault clear: give a CAMERA or --all, not both or neither")
-    farm = Farm.attach(args.farm)
     message: dict = {"op": "clear", "all": True} if args.all else {
         "op": "clear", "camera": _camera_index(args.words[0]), "id": args.id}
-    cleared = farm.request(message)["cleared"]
+    cleared = Farm.attach(args.farm).request(message)["cleared"]
     print(f"cleared: {', '.join(cleared) if cleared else 'nothing was in force'}")
     return 0
 

@@ -154,7 +154,7 @@ class Farm:
         try:
             _start_supervisor(record, timeout)
             farm = cls(FarmRecord.load(name) or record)
-            farm._verify_frames()
+            farm.verify_frames()
         except BaseException:
             _undo(name)
             raise
@@ -168,7 +168,7 @@ class Farm:
             raise BadInput(f"no running farm named {name!r}")
         return cls(record)
 
-    def __enter__(self) -> Farm:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -211,7 +211,11 @@ class Farm:
         return self.request({"op": "scenario", "path": str(Path(path).resolve()), "seed": seed,
                              "log": str(Path(log).resolve()) if log else None})
 
-    def _verify_frames(self, frames: int = 3) -> None:
+    def verify_frames(self, frames: int = 3) -> None:
+        """Read ``frames`` frames back from every camera and check they carry its codes, in order.
+
+        Raises EnvironmentProblem naming the first camera that does not.
+        """
         for cam in self.cameras:
             seen = [decode(f.luma) for f in capture.read_luma(cam.device, count=frames)]
             ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]

@@ -1,6 +1,6 @@
 """One camera as its supervisor runs it: the node, the producer feeding it, and its faults.
 
-The camera's FaultSet and sequence number outlive any one producer: a
+The camera's FaultSet, sequence number and stream clock outlive any one producer: a
 producer is replaced when the node is unplugged and plugged again or the
 stream is renegotiated, and the replacement carries on numbering and faulting
 where the last one stopped.
@@ -33,7 +33,8 @@ class LiveCamera:
         # Device-level faults in force (unplug, resize, reformat), by id; the supervisor keeps them.
         self.device_faults: dict[str, FaultHandle] = {}
         self.producer: Producer | None = None
-        self._sequence = 0  # where a replacement producer carries on
+        # Where a replacement producer carries on: sequence number and stream clock.
+        self._sequence, self._clock = 0, 0.0
 
     @property
     def plugged(self) -> bool:
@@ -50,14 +51,14 @@ class LiveCamera:
         fd = nodes.open_output(self.node.number, spec.format, spec.size, spec.fps)
         self.spec = spec
         self.producer = build_producer(self.index, spec, FdSink(fd, owned=True), self.library,
-                                       faults=self.faults, sequence=self._sequence)
+                                       faults=self.faults, sequence=self._sequence, clock=self._clock)
         self.producer.start()
 
     def stop_stream(self, *, final: bool = False) -> None:
         """Stop the producer and close the node; faults stay in force unless ``final``."""
         if self.producer is not None:
             self.producer.stop(final=final)
-            self._sequence = self.producer.sequence
+            self._sequence, self._clock = self.producer.sequence, self.producer.clock
             self.producer = None
         elif final:
             self.faults.close()

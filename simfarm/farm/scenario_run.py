@@ -2,11 +2,11 @@
 
 The scenario starts on each camera at the top of that camera's next frame
 slot, in the producer thread: its frame-level faults are added with start
-times on that camera's slot clock (origin deadline + ``at``), so each one
-starts a fixed number of slots after the origin whatever the scheduler did.
-The log gets a ``scenario`` line per camera naming the sequence number at
-the origin; subtract it and two runs with the same seed give the same
-sequence numbers (as long as the producer skipped no slots). Device-level
+times on that camera's stream clock (origin + ``at``), which counts served
+slots, so each one starts a fixed number of slots after the origin whatever
+the scheduler did. The log gets a ``scenario`` line per camera naming the
+sequence number at the origin; subtract it and two runs with the same seed
+give the same sequence numbers. Device-level
 faults are carried out by a timer thread at their times, by wall clock.
 
 A run's faults go to the farm's log and to the run's own log (``log``), which
@@ -75,6 +75,29 @@ class Router:
 DeviceAction = Callable[[LiveCamera, ScheduledFault], object]
 
 
+def comparable(lines: list[dict]) -> list[dict]:
+    """A run's log (as read by ``read_log``) in the form two runs with one seed share.
+
+    Sequence numbers become relative to each camera's origin, wall times go,
+    and lines are sorted (cameras log from their own threads, so lines of
+    different cameras interleave differently from run to run).
+    """
+    origin = {line["camera"]: line["sequence"] for line in lines if line["event"] == "scenario"}
+
+    def rebase(line: dict) -> dict:
+        base = origin[line["camera"]]
+        out = {key: value for key, value in line.items() if key != "wall"}
+        out["sequence"] = None if line["sequence"] is None else line["sequence"] - base
+        if line.get("started"):
+            out["started"] = {"sequence": line["started"]["sequence"] - base}
+        if "touched" in line:
+            out["touched"] = [[first - base, last - base] for first, last in line["touched"]]
+        return out
+
+    rebased = [rebase(line) for line in lines if line["event"] != "scenario"]
+    return sorted(rebased, key=lambda line: json.dumps(line, sort_keys=True))
+
+
 def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: list[LiveCamera],
                  router: Router, device_action: DeviceAction, cancel: threading.Event) -> dict:
     """Schedule ``path`` on ``cameras``; returns once every camera has its origin."""
@@ -106,13 +129,13 @@ def _start_on_slots(scenario: Scenario, seed: int, framed: list[ScheduledFault],
     cameras = sorted({event.camera for event in framed})
     lock, all_started = threading.Lock(), threading.Event()
 
-    def start(camera: int, deadline: float, sequence: int) -> None:
+    def start(camera: int, origin: float, sequence: int) -> None:
         log.note({"event": "scenario", "camera": camera, "file": scenario.path, "seed": seed,
                   "sequence": sequence})
         for event in framed:
             if event.camera == camera:
                 by_camera[camera].faults.add(event.spec, fault_id=event.fault_id,
-                                             start=deadline + event.time_s, seed=seed)
+                                             start=origin + event.time_s, seed=seed)
         with lock:  # the producer thread must not wait for the others: it has frames to write
             origins[camera] = sequence
             if len(origins) == len(cameras):

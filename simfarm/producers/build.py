@@ -33,8 +33,9 @@ def _lavfi_graph(spec: CameraSpec) -> str:
 
 
 def build_producer(camera: int, spec: CameraSpec, sink: Sink, library: PatternLibrary, *,
-                   faults: FaultSet | None = None, sequence: int = 0) -> Producer:
-    """``faults`` and ``sequence`` carry a camera's faults and numbering over to a replacement producer."""
+                   faults: FaultSet | None = None, sequence: int = 0, clock: float = 0.0) -> Producer:
+    """``faults``, ``sequence`` and ``clock`` carry a camera's faults, numbering and stream
+    clock over to a replacement producer."""
     source, overlays = build_source(spec, library)
     return Producer(camera, source, sink, spec.fps, Stamper(spec.format, spec.size, overlays),
-                    faults=faults, sequence=sequence)
+                    faults=faults, sequence=sequence, clock=clock)

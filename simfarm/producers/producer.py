@@ -5,11 +5,14 @@ next deadline; per frame it stamps the code strip (a few hundred microseconds
 at most) and writes the whole frame.
 
 Faults act per slot: the camera's :class:`~simfarm.faults.FaultSet` plans each
-slot from the pacer's deadline (so a duration covers an exact number of
-slots) and a :class:`~simfarm.faults.SlotWriter` carries the plan out. With
-no fault in force the plan is the shared ``NORMAL`` one, decided without a
-lock, and the writer keeps no copies: the fault-free path costs a few
-attribute checks more than a bare stamp-and-write.
+slot and a :class:`~simfarm.faults.SlotWriter` carries the plan out. The slot
+time it plans with is the stream clock, which advances one period per slot
+served: a duration covers an exact number of frame slots, and a fault
+scheduled some time ahead starts on the same slot, even when the producer
+fell behind and the pacer skipped slots (counted in ``dropped``). With no
+fault in force the plan is the shared ``NORMAL`` one, decided without a lock,
+and the writer keeps no copies: the fault-free path costs a few attribute
+checks more than a bare stamp-and-write.
 """
 
 from __future__ import annotations
@@ -63,12 +66,13 @@ class Producer:
     ``dropped`` instead.
 
     ``faults`` is the camera's FaultSet; it outlives a producer that is
-    replaced to renegotiate the format, as does the sequence number, which a
-    replacement continues from ``sequence``.
+    replaced to renegotiate the format, as do the sequence number and the
+    stream clock, which a replacement continues from ``sequence`` and ``clock``.
     """
 
     def __init__(self, camera: int, source: FrameSource, sink: Sink, fps: Fraction,
-                 stamper: Stamper, *, faults: FaultSet | None = None, sequence: int = 0) -> None:
+                 stamper: Stamper, *, faults: FaultSet | None = None, sequence: int = 0,
+                 clock: float = 0.0) -> None:
         self.camera = camera
         self.source = source
         self.sink = sink
@@ -82,6 +86,7 @@ class Producer:
         self._started = 0.0
         self._error: str | None = None
         self.sequence = sequence
+        self.clock = clock  # the stream clock at the next slot, in seconds
         self.faults = faults or FaultSet(camera, stamper.fmt, stamper.size, self.fps)
         # Calls to make in the producer thread at the top of the next slot (see at_next_slot).
         self._calls: list[Callable[[float, int], object]] = []
@@ -107,7 +112,7 @@ class Producer:
             self.faults.close()
 
     def at_next_slot(self, call: Callable[[float, int], object]) -> None:
-        """Call ``call(deadline, sequence)`` in the producer thread before the next slot is planned.
+        """Call ``call(slot_time, sequence)`` in the producer thread before the next slot is planned.
 
         A scenario starts from there, so its faults line up with the slot
         grid and their sequence numbers repeat from run to run.
@@ -119,14 +124,20 @@ class Producer:
         pacer = Pacer(self.fps, stop=self._stop)
         writer = SlotWriter(self.sink.write_frame)
         paced: Fraction | None = None  # the rate a fps fault imposes, None: our own
+        # The stream clock is base + served * period, restarted at each change of rate so it does not drift.
+        base, served, period = self.clock, 0, pacer.period
         try:
             while (slot := pacer.next_slot()) is not None:
+                now = base + served * period
                 if self._calls:
-                    self._run_calls(slot.deadline)
-                plan = self.faults.on_slot(self.sequence, slot.deadline)
+                    self._run_calls(now)
+                plan = self.faults.on_slot(self.sequence, now)
                 if plan.fps != paced:
                     paced = plan.fps
                     pacer.set_fps(paced or self.fps)
+                    base, served, period = now, 0, pacer.period
+                served += 1
+                self.clock = base + served * period
                 used = writer.serve(plan, self.sequence % SEQUENCE_WRAP, partial(self._render, slot.index))
                 with self._lock:
                     self.sequence += used
@@ -138,11 +149,11 @@ class Producer:
         except Exception as exc:  # surfaced through stats(); the supervisor decides
             self._error = f"{type(exc).__name__}: {exc}"
 
-    def _run_calls(self, deadline: float) -> None:
+    def _run_calls(self, now: float) -> None:
         with self._lock:
             calls, self._calls = self._calls, []
         for call in calls:
-            call(deadline, self.sequence % SEQUENCE_WRAP)
+            call(now, self.sequence % SEQUENCE_WRAP)
 
     def _render(self, index: int, sequence: int) -> np.ndarray:
         """The stamped frame of slot ``index`` for ``sequence``, sent now (after any jitter delay)."""
