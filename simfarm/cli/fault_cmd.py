@@ -55,10 +55,7 @@ def _fault(args: argparse.Namespace) -> int:
         return _clear(args)
     camera = _camera_index(args.target)
     spec = _spec(args)
-    farm = Farm.attach(args.farm)
-    if not 0 <= camera < len(farm.status()["cameras"]):
-        raise BadInput(f"no camera {camera} in farm {farm.name}")
-    reply = farm.request({"op": "fault", "camera": camera, "kind": spec.kind, "params": spec.to_json()["params"],
+    reply = Farm.attach(args.farm).request({"op": "fault", "camera": camera, "kind": spec.kind, "params": spec.to_json()["params"],
                           "for": spec.duration_s, "timeout": args.timeout}, timeout=args.timeout + 30)
     if args.json:
         print(json.dumps(reply, indent=2))

@@ -115,11 +115,13 @@ class DeviceFaults:
             try:
                 loopback.remove(number, cam.node.label, timeout=0)
             except NodeBusy as busy:
-                held_by = busy.pids
+                held_by = cam.held_by = busy.pids
                 loopback.remove(number, cam.node.label, timeout=timeout)
         except SimfarmError:
             cam.start_stream()  # readers outlasted the wait: the camera carries on as it was
             raise
+        finally:
+            cam.held_by = None
         cam.node.number = None
         self._save()
         return {"removed": nodes.node_path(number), "held_by": held_by}

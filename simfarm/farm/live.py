@@ -33,6 +33,8 @@ class LiveCamera:
         # Device-level faults in force (unplug, resize, reformat), by id; the supervisor keeps them.
         self.device_faults: dict[str, FaultHandle] = {}
         self.producer: Producer | None = None
+        # While an unplug waits for readers to close the node: the pids holding it (shown in status).
+        self.held_by: list[int] | None = None
         # Where a replacement producer carries on: sequence number and stream clock.
         self._sequence, self._clock = 0, 0.0
 
@@ -74,10 +76,12 @@ class LiveCamera:
         stats = self.producer.stats() if self.producer else None
         if not self.plugged:
             state = "unplugged"
+        elif self.held_by is not None:
+            state = "unplugging"
         elif stats is None:
             state = "starting"
         else:
             state = "error" if stats.error else "streaming" if stats.running else "stopped"
         return {"camera": self.index, "label": self.node.label, "device": self.device, "state": state,
-                "spec": self.spec.to_json(), **(stats.to_json() if stats else {}),
+                "spec": self.spec.to_json(), **(stats.to_json() if stats else {}), "held_by": self.held_by,
                 "faults": [handle.to_json() for handle in self.active_faults()]}

@@ -13,7 +13,8 @@ exit code 2 for bad input, in which case nothing was changed:
     {"op": "status"}
         -> farm, phase, supervisor_pid, state_dir, started_at, cameras: [{camera,
            label, device, state, spec, written, fps, late, dropped, uptime_s,
-           running, error, faults: [fault JSON]}]  (state: streaming, unplugged, ...)
+           running, error, held_by, faults: [fault JSON]}]  (state: streaming,
+           unplugging while an unplug waits for the readers in held_by, unplugged, ...)
     {"op": "stop", "timeout": 10}
     {"op": "fault", "camera": 0, "kind": "drop", "params": {"frames": 10},
      "for": "1s" | seconds | null, "id": null, "timeout": 10}

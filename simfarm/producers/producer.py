@@ -87,7 +87,7 @@ class Producer:
         self._error: str | None = None
         self.sequence = sequence
         self.clock = clock  # the stream clock at the next slot, in seconds
-        self.faults = faults or FaultSet(camera, stamper.fmt, stamper.size, self.fps)
+        self.faults = faults if faults is not None else FaultSet(camera, stamper.fmt, stamper.size, self.fps)
         # Calls to make in the producer thread at the top of the next slot (see at_next_slot).
         self._calls: list[Callable[[float, int], object]] = []
 
