@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import pyudev
 
@@ -33,8 +31,8 @@ class Uevents:
 
 
 @pytest.fixture
-def uevents() -> Iterator[Uevents]:
-    yield Uevents()
+def uevents() -> Uevents:
+    return Uevents()
 
 
 @pytest.mark.simfarm(cameras=2)

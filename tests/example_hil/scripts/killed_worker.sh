@@ -5,14 +5,14 @@
 cd "$(dirname "$0")/../../.." || exit 1
 leases=/run/simfarm/pytest-leases
 hold=$(mktemp -d)
-printf 'import time\n\ndef test_hold(simfarm_camera):\n    time.sleep(600)\n' > "$hold/test_hold.py"
+# Says when it holds its camera: killed while provisioning, a worker leaves
+# nothing (the supervisor abandons a start whose provisioner has gone).
+printf 'import pathlib, time\n\ndef test_hold(simfarm_camera):\n    pathlib.Path("%s/ready").touch()\n    time.sleep(600)\n' \
+    "$hold" > "$hold/test_hold.py"
 python3 -m pytest -q -p no:cacheprovider -n 1 "$hold/test_hold.py" > /tmp/killed.log 2>&1 &
 runner=$!
-for _ in $(seq 600); do  # until the worker holds a farm (provisioning takes a while under TCG)
-    lease=$(ls "$leases"/*.lease 2>/dev/null | head -1)
-    [ -n "$lease" ] && [ -d "/run/simfarm/farms/$(basename "$lease" .lease)" ] && break
-    sleep 1
-done
+for _ in $(seq 600); do [ -e "$hold/ready" ] && break; sleep 1; done
+lease=$(ls "$leases"/*.lease | head -1)
 farm=$(basename "$lease" .lease)
 worker=$(cat "$lease")
 echo "killing worker $worker, which holds farm $farm"
