@@ -74,7 +74,8 @@ def pytest_configure_node(node: object) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     marker = item.get_closest_marker(MARKER)
-    if marker is None and FIXTURES.isdisjoint(getattr(item, "fixturenames", ())):
+    fixtures = getattr(item, "fixturenames", ())  # only test functions have fixtures
+    if marker is None and FIXTURES.isdisjoint(fixtures):
         return
     try:
         request = for_marker(item.config.stash[_DEFAULT], marker)
@@ -83,7 +84,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.stash[_REQUEST] = request
     if not kernel_ready():
         pytest.skip(SKIP_REASON)
-    if (request.publish or "simfarm_stream" in item.fixturenames) and (reason := publish.missing_reason()):
+    if (request.publish or "simfarm_stream" in fixtures) and (reason := publish.missing_reason()):
         pytest.skip(reason)
 
 

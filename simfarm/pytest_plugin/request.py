@@ -68,7 +68,7 @@ def for_marker(default: FarmRequest, marker: pytest.Mark | None) -> FarmRequest:
                               **{key: getattr(default.spec, key) for key in SPEC_FIELDS}}
     unknown = set(marker.kwargs) - set(values)
     if unknown:
-        raise BadInput(f"@pytest.mark.{MARKER} has no setting {sorted(unknown)[0]!r} "
+        raise BadInput(f"@pytest.mark.{MARKER} has no setting {min(unknown)!r} "
                        f"(known: {', '.join(sorted(values))})")
     return _build({**values, **marker.kwargs})
 

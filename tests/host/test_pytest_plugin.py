@@ -13,6 +13,7 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -64,8 +65,12 @@ def test_registered_through_the_pytest11_entry_point() -> None:
 
 def test_inert_for_a_suite_that_does_not_use_it(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     probes: list[str] = []
-    monkeypatch.setattr(plugin, "kernel_ready", lambda: probes.append("kernel") or True)
-    monkeypatch.setattr(pool.Farm, "provision", lambda *a, **k: probes.append("provision"))
+
+    def probe(*args: object, **kwargs: object) -> bool:
+        probes.append("probed")
+        return True
+    monkeypatch.setattr(plugin, "kernel_ready", probe)
+    monkeypatch.setattr(pool.Farm, "provision", probe)
     pytester.makepyfile("def test_plain(tmp_path):\n    assert tmp_path.exists()\n")
     pytester.runpytest_inprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert probes == [] and not any(state_root().iterdir())
@@ -159,11 +164,10 @@ def test_farm_names_differ_between_workers_and_runs() -> None:
 
 
 def test_workers_share_the_controllers_run_id() -> None:
-    class Node:
-        workerinput = {"workerid": "gw1"}
-    plugin.pytest_configure_node(Node())
-    assert naming.run_id(Node()) == naming.base36(os.getpid()) == naming.controller_run_id()  # type: ignore[arg-type]
-    assert naming.worker_id(Node()) == "gw1"  # type: ignore[arg-type]
+    node = SimpleNamespace(workerinput={"workerid": "gw1"})  # what xdist's controller and worker see
+    plugin.pytest_configure_node(node)
+    assert naming.run_id(node) == naming.base36(os.getpid()) == naming.controller_run_id()  # type: ignore[arg-type]
+    assert naming.worker_id(node) == "gw1"  # type: ignore[arg-type]
 
 
 def test_a_lease_is_exclusive_while_its_owner_lives(tmp_path: Path) -> None:
