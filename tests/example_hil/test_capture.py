@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from simfarm import Camera, PixelFormat, Size, analyze, decode
-from simfarm.frames import pixfmt
+from simfarm import Camera, analyze
 from simfarm.pytest_plugin import read_codes
 
 from . import camera_service
+from .codes import grabbed_codes
 
 pytestmark = pytest.mark.hil
-
-
-def grabbed_codes(cam: Camera, count: int) -> list:
-    """What the service sees, reduced to the frame codes simfarm stamped."""
-    codes = []
-    for frame in camera_service.grab(cam.device, count):
-        luma = pixfmt.luma(np.frombuffer(frame.data, np.uint8), PixelFormat.from_fourcc(frame.fourcc),
-                           Size(frame.width, frame.height))
-        codes.append(decode(luma))
-    return codes
 
 
 def test_service_frames_carry_the_cameras_code_in_order(simfarm_camera: Camera) -> None:

@@ -191,3 +191,21 @@ def test_the_farm_of_a_sigkilled_owner_is_torn_down_by_the_next_session(tmp_path
     torn: list[str] = []
     assert leases.reclaim_dead(tmp_path, torn.append) == ["pt1-gw0-0"] == torn
     assert not list(leases.lease_dir(tmp_path).iterdir())
+
+
+@pytest.mark.parametrize("sequences, clean", [
+    ([7, 7, 7, 7, 8, 9, 10, 11, 12], True),        # frozen frames left in the ring, then fresh ones
+    ([7] * 12, False),                             # still frozen
+    ([1, 2, 3, 4, None, 5, 6, 7, 8, 9], True),     # a frame without a code restarts the count
+    ([5, 6, 7, 1, 2, 3, 4, 0, 1, 2], False),       # never enough in order before the reads run out
+])
+def test_a_camera_is_clean_once_more_codes_advance_than_its_ring_holds(
+        monkeypatch: pytest.MonkeyPatch, sequences: list[int | None], clean: bool) -> None:
+    from simfarm.frames.code import FrameCode
+    from simfarm.pytest_plugin import frames
+    codes = [None if s is None else FrameCode(0, s, 0) for s in sequences]
+    monkeypatch.setattr(frames.capture, "read_luma",
+                        lambda device, count: (SimpleNamespace(luma=code) for code in codes[:count]))
+    monkeypatch.setattr(frames, "decode", lambda luma: luma)
+    camera = Camera(None, 0, CameraSpec(), "simfarm-x-0", 3)  # type: ignore[arg-type]
+    assert (frames.streaming_problem(camera, n=10) is None) == clean
