@@ -12,9 +12,12 @@ The supervisor carries these out itself (the producer only knows frames):
   with real USB), records the number so teardown still owns it, and restarts
   the producer, which carries on the camera's sequence numbers and faults.
 - resize and reformat stop the producer and reopen the node's output in the
-  new format; ending them switches back. Whether v4l2loopback accepts a new
-  format while a reader holds the node is its business: a refusal is
-  reported, and the camera carries on in its previous format.
+  new format; ending them switches back. They are refused while any other
+  process holds the node open, naming the pids: v4l2loopback 0.15 accepts
+  the new output format then, but keeps the capture side's old format for
+  as long as a reader holds the node, so readers (even ones opening later)
+  would get frames cut to the old size (seen in the VM tier). The camera
+  carries on unchanged.
 
 Each gets a FaultHandle, marked and logged like frame-level ones.
 """
@@ -23,12 +26,13 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import threading
 from collections.abc import Callable
 
 from ..devices import loopback, nodes
 from ..devices.loopback import NodeBusy
-from ..errors import BadInput, SimfarmError
+from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultListener, FaultSpec
 from ..spec import CameraSpec
 from .live import LiveCamera
@@ -153,6 +157,12 @@ class DeviceFaults:
 
     def _switch(self, cam: LiveCamera, spec: CameraSpec) -> None:
         previous = cam.spec
+        assert cam.device is not None
+        if readers := [pid for pid in nodes.holders(cam.device) if pid != os.getpid()]:
+            raise EnvironmentProblem(
+                f"{cam.device} is held open (pids: {', '.join(map(str, readers))}): v4l2loopback keeps "
+                f"the old capture format while readers hold it, so they would get misframed data",
+                "close the readers, then renegotiate (or clear the fault) again")
         cam.stop_stream()
         cam.faults.set_format(spec.format, spec.size)
         try:

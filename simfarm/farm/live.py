@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 
 from ..devices import nodes
+from ..errors import EnvironmentProblem
 from ..faults import FaultHandle, FaultListener, FaultSet, Mark
 from ..patterns import PatternLibrary
 from ..producers.build import build_producer
@@ -18,6 +19,9 @@ from ..producers.producer import Producer
 from ..producers.sinks import FdSink
 from ..spec import CameraSpec
 from .state import NodeRecord
+
+# Rendering a pattern's ring for a new size takes a while, most of all under emulation.
+FIRST_FRAME_TIMEOUT_S = 30.0
 
 
 class LiveCamera:
@@ -55,6 +59,12 @@ class LiveCamera:
         self.producer = build_producer(self.index, spec, FdSink(fd, owned=True), self.library,
                                        faults=self.faults, sequence=self._sequence, clock=self._clock)
         self.producer.start()
+        # v4l2loopback announces a capture format only once frames flow: a reader opening the
+        # node before then gets EINVAL, so a camera counts as back only after its first frame.
+        error = None if self.producer.first_frame.wait(FIRST_FRAME_TIMEOUT_S) else "no frame written"
+        if error := error or self.producer.stats().error:
+            self.stop_stream()
+            raise EnvironmentProblem(f"{self.device} did not take {spec.format.name} {spec.size}: {error}")
 
     def stop_stream(self, *, final: bool = False) -> None:
         """Stop the producer and close the node; faults stay in force unless ``final``."""

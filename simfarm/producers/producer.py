@@ -88,6 +88,8 @@ class Producer:
         self.sequence = sequence
         self.clock = clock  # the stream clock at the next slot, in seconds
         self.faults = faults if faults is not None else FaultSet(camera, stamper.fmt, stamper.size, self.fps)
+        # Set once the first frame is out (or the thread failed before): readers can open the node.
+        self.first_frame = threading.Event()
         # Calls to make in the producer thread at the top of the next slot (see at_next_slot).
         self._calls: list[Callable[[float, int], object]] = []
 
@@ -146,8 +148,12 @@ class Producer:
                     self._dropped += slot.skipped
                     if plan.writes:
                         self._recent.append(time.monotonic())
+                if plan.writes and not self.first_frame.is_set():
+                    self.first_frame.set()
         except Exception as exc:  # surfaced through stats(); the supervisor decides
             self._error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.first_frame.set()
 
     def _run_calls(self, now: float) -> None:
         with self._lock:
