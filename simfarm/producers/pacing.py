@@ -53,7 +53,8 @@ class Pacer:
         """Change the rate from the next slot on, keeping the stream continuous."""
         now = self._clock()
         self.period = float(1 / Fraction(fps))
-        self._start, self._next = now, 0
+        # The frame just written used the old period; the next is one new period on.
+        self._start, self._next = now + self.period, 0
 
     def next_slot(self) -> Slot | None:
         """Wait for the next due slot; None once stopped."""

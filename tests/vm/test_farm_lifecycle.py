@@ -52,8 +52,11 @@ def read_ffmpeg(device: str, count: int = 5) -> list[FrameCode | None]:
         fmt = v4l2.get_format(fd, v4l2.BufferType.VIDEO_CAPTURE)
     finally:
         os.close(fd)
+    # passthrough: without it FFmpeg repeats frames to fill gaps in the capture timestamps
+    # (a loaded machine), and a repeat would look like a duplicate sent by the camera.
     out = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "v4l2", "-i", device,
-                          "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
+                          "-fps_mode", "passthrough", "-frames:v", str(count),
+                          "-f", "rawvideo", "-pix_fmt", "gray", "-"],
                          capture_output=True, timeout=60, check=True).stdout
     frames = np.frombuffer(out, np.uint8).reshape(-1, fmt.height, fmt.width)
     return [decode(f) for f in frames]
