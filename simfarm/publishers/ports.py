@@ -14,9 +14,7 @@ the server's bind; the server start handles that by retrying with new ports.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import os
 import random
 import socket
@@ -24,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 
+from .. import lockfile
 from ..errors import EnvironmentProblem
 
 HOST = "127.0.0.1"
@@ -121,33 +120,11 @@ def _lock_path(directory: Path, port: int) -> Path:
 
 def _lock_port(directory: Path, port: int) -> int | None:
     """An fd holding the port's lock, or None when another process holds it."""
-    path = _lock_path(directory, port)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        # The holder may have released (unlinked) between our open and flock:
-        # then we locked a file nobody else will ever look at. Start over.
-        try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())  # who holds it, for whoever debugs
-            return fd
-        os.close(fd)
+    return lockfile.try_lock(_lock_path(directory, port), note=f"{os.getpid()}\n")
 
 
 def _unlock(directory: Path, port: int, fd: int) -> None:
-    # Unlink while still holding the lock: a process that opened the old file
-    # meanwhile notices the inode changed and retries (see _lock_port).
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(_lock_path(directory, port))
-    os.close(fd)
+    lockfile.release(_lock_path(directory, port), fd)
 
 
 def _bindable(port: int) -> bool:

@@ -12,12 +12,11 @@ sessions starting together never both act on one farm.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .. import lockfile
 from ..errors import BadInput, SimfarmError
 
 DIRECTORY = "pytest-leases"
@@ -38,7 +37,7 @@ class Lease:
     def release(self) -> None:
         """Drop the claim (after the farm is gone). Idempotent."""
         if self._fd is not None:
-            _unlink_and_close(self.path, self._fd)
+            lockfile.release(self.path, self._fd)
             self._fd = None
 
 
@@ -51,7 +50,7 @@ def take(state_root: Path, farm: str) -> Lease:
     directory = lease_dir(state_root)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{farm}{SUFFIX}"
-    fd = _lock(path)
+    fd = lockfile.try_lock(path)
     if fd is None:
         raise BadInput(f"farm {farm!r} is leased by another live pytest process")
     os.write(fd, f"{os.getpid()}\n".encode())  # for whoever debugs; the lock is what counts
@@ -67,7 +66,7 @@ def reclaim_dead(state_root: Path, teardown: Callable[[str], object]) -> list[st
     directory = lease_dir(state_root)
     reclaimed = []
     for path in sorted(directory.glob(f"*{SUFFIX}")) if directory.is_dir() else []:
-        fd = _lock(path, create=False)
+        fd = lockfile.try_lock(path, create=False)
         if fd is None:
             continue  # its owner is alive (or another session is reclaiming it)
         farm = path.name.removesuffix(SUFFIX)
@@ -76,39 +75,8 @@ def reclaim_dead(state_root: Path, teardown: Callable[[str], object]) -> list[st
         except SimfarmError:
             os.close(fd)
             continue
-        _unlink_and_close(path, fd)
+        lockfile.release(path, fd)
         reclaimed.append(farm)
     return reclaimed
 
 
-def _lock(path: Path, *, create: bool = True) -> int | None:
-    """An fd holding ``path``'s exclusive lock, or None when another process holds it
-    (or, unless ``create``, when it no longer exists: its owner released it)."""
-    while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o644)
-        except FileNotFoundError:
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        # The holder may have unlinked it between our open and flock: then we
-        # hold a file nobody else will look at. Start over with the current one.
-        try:
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        if same:
-            os.ftruncate(fd, 0)
-            return fd
-        os.close(fd)
-
-
-def _unlink_and_close(path: Path, fd: int) -> None:
-    # Unlink while still locked: a process that opened the old file meanwhile
-    # sees the inode change and retries (see _lock).
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-    os.close(fd)
