@@ -11,7 +11,7 @@ python3 -m pytest -q -n 2 -m "not hil" "$@"
 
 echo "== kernel tier (hil)"
 if python3 -c 'import sys, simfarm.doctor as d; sys.exit(0 if d.host_can_run_cameras() else 1)'; then
-    python3 -m pytest -q -m hil "$@"
+    scripts/test-kernel-tier.sh "$@"
 else
-    simfarm vm -- python3 -m pytest -q -p no:cacheprovider -m hil "$@"
+    simfarm vm -- scripts/test-kernel-tier.sh "$@"
 fi
