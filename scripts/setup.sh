@@ -9,7 +9,7 @@ want_vm=1
 
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in ffmpeg v4l-utils udev kmod; do
+for pkg in ffmpeg v4l-utils udev kmod python3 python3-pip; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -19,7 +19,16 @@ if ((${#need[@]})); then
 fi
 
 echo "setup: installing simfarm (editable) with test extras"
-python3 -m pip install -q --disable-pip-version-check -e '.[test,vm]'
+# A distribution's own Python refuses pip installs (PEP 668); as root on a
+# test machine we install into it anyway rather than hide simfarm in a venv.
+if ! python3 -m pip install -q --disable-pip-version-check -e '.[test,vm]' 2>/tmp/simfarm-pip.log; then
+    if grep -q externally-managed /tmp/simfarm-pip.log; then
+        python3 -m pip install -q --disable-pip-version-check --break-system-packages -e '.[test,vm]'
+    else
+        cat /tmp/simfarm-pip.log >&2
+        exit 1
+    fi
+fi
 
 if ((want_vm)); then
     scripts/setup-vm.sh

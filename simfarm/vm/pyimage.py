@@ -25,9 +25,12 @@ CACHE_DIR = Path(os.environ.get("SIMFARM_VM_CACHE", "/var/cache/simfarm"))
 LABEL = "simfarm-py"
 
 
-def installation_prefix() -> Path:
-    """The directory holding this interpreter's stdlib and site-packages."""
-    return Path(sys.base_prefix).resolve()
+def installation_prefix() -> Path | None:
+    """The directory holding this interpreter's stdlib and site-packages, or
+    None for the distribution's own Python (prefix /usr: far too big to copy,
+    and its packages live elsewhere); that one keeps loading over 9p."""
+    prefix = Path(sys.base_prefix).resolve()
+    return None if prefix == Path("/usr") else prefix
 
 
 def _fingerprint(prefix: Path) -> str:
@@ -52,9 +55,8 @@ def _tree_bytes(root: Path) -> int:
     return total
 
 
-def image_for(prefix: Path | None = None) -> Path:
+def image_for(prefix: Path) -> Path:
     """An up-to-date ext4 image of ``prefix`` (built on first use, ~1 min)."""
-    prefix = prefix or installation_prefix()
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     image = CACHE_DIR / f"python-{_fingerprint(prefix)}.ext4"
     with open(CACHE_DIR / "python-image.lock", "a") as lock:

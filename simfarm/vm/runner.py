@@ -172,13 +172,13 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
     # here before boot is readable there ($TMPDIR might be under /run: not).
     with tempfile.TemporaryDirectory(prefix="simfarm-vm-", dir="/tmp") as tmp:
         launch = Path(tmp, "launch.json")
-        python_image = pyimage.image_for()
+        prefix = pyimage.installation_prefix()
+        image = pyimage.image_for(prefix) if prefix else None
+        mount = {"python_image": {"label": pyimage.LABEL, "mountpoint": str(prefix)}} if image else {}
         launch.write_text(json.dumps({"argv": list(command), "cwd": str(dirs[0]),
-                                      "env": guest_env(os.environ, accel),
-                                      "python_image": {"label": pyimage.LABEL,
-                                                       "mountpoint": str(pyimage.installation_prefix())}}))
+                                      "env": guest_env(os.environ, accel), **mount}))
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
-                           rwdirs=dirs, home=Path.home(), disks=[python_image],
+                           rwdirs=dirs, home=Path.home(), disks=[image] if image else [],
                            guest_argv=[_guest_python(), "-I", str(GUEST_SCRIPT), str(launch)])
         # vng starts `virtme-run` from PATH; make sure it is the one beside vng.
         env = {**os.environ, "PATH": f"{os.path.dirname(vng)}:{os.environ.get('PATH', '')}"}
