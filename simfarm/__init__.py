@@ -8,12 +8,12 @@
 from __future__ import annotations
 
 from .errors import BadInput, EnvironmentProblem, SimfarmError
-from .farm.farm import Camera, Farm
+from .farm.farm import Camera, Farm, Fault
 from .frames.analysis import analyze
 from .frames.code import FrameCode, decode
 from .spec import CameraSpec, PixelFormat, Size
 
 __version__ = "0.1.0"
 
-__all__ = ["BadInput", "Camera", "CameraSpec", "EnvironmentProblem", "Farm", "FrameCode",
+__all__ = ["BadInput", "Camera", "CameraSpec", "EnvironmentProblem", "Farm", "Fault", "FrameCode",
            "PixelFormat", "SimfarmError", "Size", "analyze", "decode"]
