@@ -53,9 +53,9 @@ def main() -> int:
         kind, params, _ = menu[rng.choice(len(menu), p=weights / weights.sum())]
         camera, seconds = int(rng.integers(cameras)), round(float(rng.uniform(0.5, 4.0)), 1)
         try:
-            farm.reload().cameras[camera].inject(kind, for_=seconds, **params)
+            farm.reload().camera(camera).inject(kind, for_=seconds, **params)
             injected[kind, camera] += 1
-        except (SimfarmError, IndexError) as exc:  # IndexError: the camera is unplugged right now
+        except SimfarmError as exc:  # e.g. the camera is unplugged right now
             refused.append(f"{kind} on camera {camera}: {exc}")
 
     farm.clear_faults()

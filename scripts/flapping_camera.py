@@ -29,7 +29,7 @@ def main() -> int:
 
     farm = Farm.attach(args.farm)
     for cycle in range(1, args.cycles + 1):
-        camera = farm.reload().cameras[args.camera]
+        camera = farm.reload().camera(args.camera)
         unplugged = camera.inject("unplug", timeout=args.timeout)
         held = unplugged.info["held_by"]
         print(f"cycle {cycle}: {unplugged.info['removed']} unplugged"

@@ -185,6 +185,14 @@ class Farm:
     def teardown(self, *, timeout: float = 10.0) -> None:
         teardown(self.name, timeout=timeout)
 
+    def camera(self, index: int) -> Camera:
+        """Camera ``index`` (its place in the farm, not in ``cameras``, which
+        leaves out cameras that are unplugged right now)."""
+        for cam in self.cameras:
+            if cam.index == index:
+                return cam
+        raise BadInput(f"farm {self.name} has no camera {index} right now (unplugged, or out of range)")
+
     def reload(self) -> Farm:
         """The farm as its record says now: node numbers change when a camera is unplugged and replugged."""
         return Farm.attach(self.name)
