@@ -87,11 +87,7 @@ def from_rgb(rgb: np.ndarray, fmt: PixelFormat, *, jpeg_quality: int = 85) -> np
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] % 2 or rgb.shape[1] % 2:
         raise ValueError(f"expected an (even H, even W, 3) RGB frame, got shape {rgb.shape}")
     if fmt is PixelFormat.MJPEG:
-        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]),
-                                [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
-        if not ok:
-            raise ValueError("OpenCV could not encode the frame as JPEG")
-        return jpeg.reshape(-1)
+        return encode_jpeg_bgr(rgb[:, :, ::-1], jpeg_quality)
     if fmt is PixelFormat.RGB24:
         return np.ascontiguousarray(rgb).reshape(-1)
     if fmt is PixelFormat.BGR24:
@@ -106,6 +102,14 @@ def from_rgb(rgb: np.ndarray, fmt: PixelFormat, *, jpeg_quality: int = 85) -> np
     if fmt is PixelFormat.NV12:
         return np.concatenate([y.reshape(-1), uv.reshape(-1)])
     return np.concatenate([y.reshape(-1), uv[:, :, 0].reshape(-1), uv[:, :, 1].reshape(-1)])
+
+
+def encode_jpeg_bgr(bgr: np.ndarray, quality: int = 85) -> np.ndarray:
+    """One baseline JPEG (OpenCV's encoder) of the (H, W, 3) BGR frame, as a 1-D uint8 buffer."""
+    ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("OpenCV could not encode the frame as JPEG")
+    return jpeg.reshape(-1)
 
 
 def to_rgb(buf: np.ndarray, fmt: PixelFormat, size: Size) -> np.ndarray:

@@ -60,6 +60,7 @@ class Stamper:
             if view is not None and self.raw_format is not PixelFormat.GREY:
                 self._views[id(frame)] = (frame, view)
         if self.fmt is PixelFormat.MJPEG:
-            return pixfmt.from_rgb(pixfmt.to_rgb(frame, self.raw_format, self.size),
-                                   PixelFormat.MJPEG, jpeg_quality=self._jpeg_quality)
+            # The working frame is already BGR, what the encoder takes: no conversion.
+            bgr = frame.reshape(self.size.height, self.size.width, 3)
+            return pixfmt.encode_jpeg_bgr(bgr, self._jpeg_quality)
         return frame
