@@ -138,6 +138,29 @@ at_least "$mod_ver" "$MIN_LOOPBACK" \
     || die "modinfo -k $kver finds v4l2loopback '${mod_ver:-none}', need >= $MIN_LOOPBACK"
 say "module: $(modinfo -k "$kver" -n v4l2loopback) (version $mod_ver)"
 
+# The kernel tests of the 0.12 fallback (tests/vm/test_loopback_params.py)
+# also need bookworm's v4l2loopback 0.12.7 (no control device), built for the
+# VM kernel beside the DKMS module. Those tests bind-mount it over the DKMS
+# module inside the VM only; nothing on this machine loads it.
+LEGACY_DEB=v4l2loopback-dkms_0.12.7-2_all.deb
+LEGACY_SHA256=7f2bdae29e28efab6e6f1f8b187266fa3c740d3becab11e1d686b45bfcb22aa9
+legacy_ko=/opt/simfarm/v4l2loopback-0.12.7/$kver/v4l2loopback.ko
+if [[ -f "$legacy_ko" ]]; then
+    say "test module v4l2loopback 0.12.7 already built: $legacy_ko"
+else
+    say "building the test module v4l2loopback 0.12.7 for $kver"
+    work=$(mktemp -d)
+    python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
+        "http://deb.debian.org/debian/pool/main/v/v4l2loopback/$LEGACY_DEB" "$work/$LEGACY_DEB" \
+        || die "cannot download $LEGACY_DEB from deb.debian.org"
+    echo "$LEGACY_SHA256  $work/$LEGACY_DEB" | sha256sum -c --quiet - || die "$LEGACY_DEB: checksum mismatch"
+    dpkg-deb -x "$work/$LEGACY_DEB" "$work/pkg"
+    make -s -C "/lib/modules/$kver/build" M="$work/pkg/usr/src/v4l2loopback-0.12.7" modules >"$work/make.log" 2>&1 \
+        || die "building v4l2loopback 0.12.7 failed: $(tail -n 3 "$work/make.log")"
+    install -D -m 0644 "$work/pkg/usr/src/v4l2loopback-0.12.7/v4l2loopback.ko" "$legacy_ko"
+    rm -rf "$work"
+fi
+
 # virtme-ng: into this Python when pip may write there, else into a private
 # venv (PEP 668 forbids pip in Debian's system Python). vng runs `virtme-run`
 # from PATH, so both are linked.

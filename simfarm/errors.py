@@ -31,3 +31,17 @@ class EnvironmentProblem(SimfarmError):
     def __init__(self, message: str, remedy: str | None = None) -> None:
         self.remedy = remedy
         super().__init__(f"{message} (fix: {remedy})" if remedy else message)
+
+
+class InUse(EnvironmentProblem):
+    """Something simfarm made (a node, a module) cannot go yet: readers hold it open.
+
+    ``pids`` are the holders simfarm can see; the thing stays recorded, so a
+    later teardown finishes the job.
+    """
+
+    def __init__(self, what: str, pids: list[int]) -> None:
+        self.pids = pids
+        who = ", ".join(map(str, pids)) if pids else "processes simfarm cannot see"
+        super().__init__(f"{what} is still open (pids: {who})",
+                         "close the readers, then run `simfarm teardown` again")

@@ -1,46 +1,61 @@
 """The loopback backend: camera nodes made and unmade through v4l2loopback.
 
+With the control device (>= 0.13) each node is added and removed on its own;
+with 0.12 the farm loads the module with all its nodes (loopback_params.py).
+
 Ownership is enforced here: a node is removed only when its card label is
 still the one we gave it, so a number reused by someone else is left alone.
 """
 
 from __future__ import annotations
 
+import enum
 import errno
+import os
 import time
 
-from ..errors import EnvironmentProblem
-from . import nodes
-from .loopback_control import LoopbackConfig, LoopbackControl, module_version
+from ..errors import EnvironmentProblem, InUse
+from . import kmodule, loopback_params, nodes
+from .loopback_control import CONTROL_DEVICE, LoopbackConfig, LoopbackControl
 
 MIN_VERSION = (0, 13)
 
 
-class NodeBusy(EnvironmentProblem):
+class NodeBusy(InUse):
     """A node could not be removed because readers still hold it open."""
 
     def __init__(self, number: int, pids: list[int]) -> None:
-        self.number, self.pids = number, pids
-        who = ", ".join(map(str, pids)) if pids else "processes simfarm cannot see"
-        super().__init__(f"{nodes.node_path(number)} is still open (pids: {who})",
-                         "close the readers, then run `simfarm teardown` again")
+        self.number = number
+        super().__init__(nodes.node_path(number), pids)
 
 
-def require_runtime_hotplug() -> tuple[int, ...]:
-    version = module_version()
-    if version is None:
-        raise EnvironmentProblem("v4l2loopback is not loaded",
-                                 "modprobe v4l2loopback devices=0, or run inside `simfarm vm`")
-    if version < MIN_VERSION:
-        raise EnvironmentProblem(
-            f"v4l2loopback {'.'.join(map(str, version))} cannot add devices at run time (needs >= 0.13)",
-            "sudo scripts/setup-vm.sh, then run inside `simfarm vm`")
-    return version
+class Mode(enum.Enum):
+    """How a farm's loopback nodes come to exist."""
+
+    CONTROL = "control"  # >= 0.13: one ioctl per camera, at any time (hotplug)
+    PARAMETERS = "parameters"  # 0.12: the farm loads the module with all its cameras
+
+
+def choose_mode() -> Mode:
+    """The mode this kernel allows, or EnvironmentProblem saying what to install or load."""
+    if kmodule.loaded(loopback_params.MODULE):
+        if os.path.exists(CONTROL_DEVICE):
+            return Mode.CONTROL
+        raise loopback_params.loaded_elsewhere()
+    installed = kmodule.installed_version(loopback_params.MODULE) if os.path.exists("/proc/modules") else None
+    if installed is not None and _version(installed) < MIN_VERSION:
+        return Mode.PARAMETERS
+    raise EnvironmentProblem("v4l2loopback is not loaded",
+                             "modprobe v4l2loopback devices=0, or run inside `simfarm vm`")
+
+
+def _version(text: str) -> tuple[int, ...]:
+    # 0.12.7 declares no version at all; anything unparsable counts as old.
+    return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
 def create(label: str, number: int = -1) -> int:
-    """Create a node with card ``label``; returns its number."""
-    require_runtime_hotplug()
+    """Create a node with card ``label`` through the control device; returns its number."""
     with LoopbackControl() as control:
         return control.add(LoopbackConfig(label=label, number=number))
 

@@ -30,7 +30,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from ..devices import loopback, nodes
+from ..devices import loopback, loopback_params, nodes
 from ..devices.loopback import NodeBusy
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultListener, FaultSpec
@@ -44,8 +44,9 @@ _RENEGOTIATIONS = ("resize", "reformat")
 class DeviceFaults:
     """Carries out device-level faults; ``save_record`` persists node numbers as they change."""
 
-    def __init__(self, save_record: Callable[[], None], listener: FaultListener) -> None:
+    def __init__(self, save_record: Callable[[], None], listener: FaultListener, *, hotplug: bool = True) -> None:
         self._save = save_record
+        self._hotplug = hotplug
         self._listener = listener
         # Reentrant: ending an unplug from a replug request happens inside it.
         self._lock = threading.RLock()
@@ -60,6 +61,10 @@ class DeviceFaults:
                                  lambda h: self.end(cam, h, "cleared"))
             if handle.id in cam.device_faults or cam.faults.get(handle.id):
                 raise BadInput(f"camera {cam.index} already has a fault {handle.id!r}")
+            if spec.kind in ("unplug", "replug") and not self._hotplug:
+                raise EnvironmentProblem(f"{spec.kind} needs v4l2loopback >= 0.13 (runtime add/remove); this farm "
+                                         "runs on 0.12, whose nodes exist only while the module is loaded",
+                                         loopback_params.NEEDS_CONTROL)
             started = cam.mark()
             if spec.kind == "replug":
                 observed = self._replug(cam)

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from ..devices import capture, loopback, nodes
-from ..devices.loopback import NodeBusy
-from ..errors import BadInput, EnvironmentProblem, SimfarmError
+from ..devices import capture, loopback, loopback_params, nodes
+from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
 from ..faults import FaultSpec
 from ..frames.code import decode
 from ..patterns import PatternLibrary
@@ -140,9 +139,12 @@ class Farm:
         everything made so far is removed before the error is raised."""
         specs = list(cameras) if not isinstance(cameras, int) else [spec or CameraSpec()] * cameras
         _validate(name, specs, nodes, patterns_dirs)
-        loopback.require_runtime_hotplug()
         reclaim_stale()
+        mode = loopback.choose_mode()
+        if mode is loopback.Mode.PARAMETERS:
+            loopback_params.check(len(specs))
         record = FarmRecord(name=name, provisioner=ProcessId.me(), spec={
+            "loopback": mode.value,
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,
             "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs]})
@@ -337,7 +339,7 @@ def reclaim_stale() -> list[str]:
         for record in stale_farms():
             try:
                 reclaim(record)
-            except NodeBusy:
+            except InUse:
                 continue  # still held open by a reader; a later command retries
             reclaimed.append(record.name)
     return reclaimed

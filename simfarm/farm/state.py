@@ -86,6 +86,9 @@ class FarmRecord:
     provisioner: ProcessId | None = None  # the process running `provision`, while starting
     nodes: list[NodeRecord] = field(default_factory=list)
     processes: list[ProcessId] = field(default_factory=list)
+    # A kernel module this farm loaded (v4l2loopback 0.12: its nodes come with
+    # it), recorded before loading; teardown unloads it, and only it.
+    module: str | None = None
     error: str | None = None
 
     @property

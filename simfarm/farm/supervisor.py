@@ -44,7 +44,7 @@ import sys
 import threading
 import time
 
-from ..devices import loopback
+from ..devices import loopback, loopback_params
 from ..errors import BadInput, SimfarmError
 from ..faults import FaultHandle, FaultLog, FaultSpec
 from ..patterns import PatternLibrary
@@ -74,7 +74,9 @@ class Supervisor:
                        self.router)
             for i, cam in enumerate(spec["cameras"])
         ]
-        self.devices = DeviceFaults(self.record.save, self.router)
+        # v4l2loopback 0.12 (module parameters) cannot add or remove a node at run time.
+        self.hotplug = spec.get("loopback", loopback.Mode.CONTROL.value) == loopback.Mode.CONTROL.value
+        self.devices = DeviceFaults(self.record.save, self.router, hotplug=self.hotplug)
         # Set when every fault is cleared or the farm stops: scenarios' device steps stop.
         self._scenarios_cancel = threading.Event()
         self.requested_numbers: list[int] | None = spec.get("nodes")
@@ -86,16 +88,32 @@ class Supervisor:
     def start(self) -> None:
         """Create and feed every camera; on failure the caller calls shutdown()."""
         with global_lock():
-            for cam in self.cameras:
-                self.record.nodes.append(cam.node)
-                self.record.save()  # before the ioctl, so a crash mid-call is recoverable
-                wanted = self.requested_numbers[cam.index] if self.requested_numbers else -1
-                cam.node.number = loopback.create(cam.node.label, wanted)
-                self.record.save()
+            if self.hotplug:
+                self._add_nodes()
+            else:
+                self._load_module()
         for cam in self.cameras:
             cam.start_stream()
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
         self.record.phase = "running"
+        self.record.save()
+
+    def _add_nodes(self) -> None:
+        for cam in self.cameras:
+            self.record.nodes.append(cam.node)
+            self.record.save()  # before the ioctl, so a crash mid-call is recoverable
+            wanted = self.requested_numbers[cam.index] if self.requested_numbers else -1
+            cam.node.number = loopback.create(cam.node.label, wanted)
+            self.record.save()
+
+    def _load_module(self) -> None:
+        self.record.nodes.extend(cam.node for cam in self.cameras)
+        self.record.module = loopback_params.MODULE
+        self.record.save()  # before loading, so a crash mid-load is recoverable
+        wanted = self.requested_numbers[:len(self.cameras)] if self.requested_numbers else None
+        numbers = loopback_params.load([cam.node.label for cam in self.cameras], wanted)
+        for cam, number in zip(self.cameras, numbers):
+            cam.node.number = number
         self.record.save()
 
     def handle(self, request: dict) -> dict:

@@ -1,0 +1,72 @@
+"""Loading and unloading kernel modules, for backends whose devices exist only
+from module parameters (v4l2loopback 0.12.x).
+
+A module is unloaded only by the farm that loaded it (see the farm record),
+and only once nothing holds it: ``modprobe -r`` of a module in use fails, and
+the kernel offers no event for "last user gone", so the wait polls refcnt.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from ..errors import EnvironmentProblem, InUse
+
+SYS_MODULE = Path("/sys/module")
+_SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
+
+
+def loaded(name: str) -> bool:
+    return (SYS_MODULE / name / "initstate").exists()
+
+
+def installed_version(name: str) -> str | None:
+    """``modinfo``'s version of the module modprobe would load: '' when it declares
+    none (v4l2loopback 0.12.7 does not), None when no such module is installed."""
+    done = subprocess.run([_tool("modinfo"), "-F", "version", name], check=False, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def load(name: str, params: Mapping[str, str]) -> None:
+    """``modprobe NAME KEY=VALUE...``; EnvironmentProblem with modprobe's words on failure."""
+    argv = [_tool("modprobe"), name, *(f"{key}={value}" for key, value in params.items())]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+        raise EnvironmentProblem(f"cannot load {name}: {reason}",
+                                 "run as root on a kernel with module support (or inside `simfarm vm`)")
+
+
+def unload(name: str, *, timeout: float, holders: Callable[[], list[int]]) -> None:
+    """Unload ``name`` once its users are gone, waiting up to ``timeout`` s.
+
+    ``holders`` names the pids holding its devices, for the InUse raised
+    when they outlast the wait. A module already gone is not an error.
+    """
+    deadline = time.monotonic() + timeout
+    while loaded(name):
+        if _refcount(name) == 0:
+            done = subprocess.run([_tool("modprobe"), "-r", name], check=False, capture_output=True, text=True)
+            if done.returncode == 0 or not loaded(name):
+                return
+        if time.monotonic() >= deadline:
+            raise InUse(f"module {name}", holders())
+        time.sleep(0.1)
+
+
+def _refcount(name: str) -> int:
+    try:
+        return int((SYS_MODULE / name / "refcnt").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+def _tool(program: str) -> str:
+    path = shutil.which(program) or shutil.which(program, path=_SBIN_PATH)
+    if path is None:
+        raise EnvironmentProblem(f"{program} not found", "apt-get install kmod")
+    return path
