@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import binaries
+from .devices import kmodule
 from .devices.loopback_control import CONTROL_DEVICE, module_version
 from .errors import BadInput, EnvironmentProblem
 from .publishers.mediamtx import binary as mediamtx
@@ -101,7 +102,10 @@ def host_checks() -> list[Check]:
                             f"{text} loaded: too old, no control device before 0.13", RUN_IN_VM))
     else:
         loadable = modules_ok and _loadable_here(release)
-        checks.append(Check("host.v4l2loopback", "host", False, "not loaded",
+        legacy = modules_ok and not loadable and kmodule.installed_version("v4l2loopback") is not None
+        detail = ("not loaded; the installed one is older than 0.13: farms can load it with their cameras "
+                  "(one farm at a time, no hotplug), hotplug and the kernel tests need >= 0.13") if legacy else "not loaded"
+        checks.append(Check("host.v4l2loopback", "host", False, detail,
                             "sudo modprobe v4l2loopback devices=0" if loadable else RUN_IN_VM))
     if not os.path.exists(CONTROL_DEVICE):
         checks.append(Check("host.control_device", "host", False, f"{CONTROL_DEVICE} missing",
