@@ -10,7 +10,9 @@ give the same sequence numbers. Device-level
 faults are carried out by a timer thread at their times, by wall clock.
 
 A run's faults go to the farm's log and to the run's own log (``log``), which
-is closed once every fault of the run has ended.
+is closed once every fault of the run has ended. A device step the farm
+refuses (a replug of a camera that is plugged in) gets a ``refused`` line
+with the error in both logs instead, and the run stops waiting for it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import cast
 
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultLog, Scenario, ScheduledFault
@@ -32,25 +33,15 @@ from .live import LiveCamera
 _ORIGIN_TIMEOUT_S = 5.0
 
 
-class ScenarioLog(FaultLog):
-    """A run's log: fault lines, plus a ``scenario`` line per camera at its origin."""
-
-    def note(self, line: dict) -> None:
-        text = json.dumps(line, sort_keys=True)
-        with self._lock:
-            self._stream.write(text + "\n")
-            self._stream.flush()
-
-
 class Router:
     """The farm's FaultListener: every fault to the farm log, a scenario's also to its run log."""
 
     def __init__(self, farm_log: FaultLog) -> None:
         self.farm_log = farm_log
         self._lock = threading.Lock()
-        self._routes: dict[tuple[int, str], ScenarioLog] = {}
+        self._routes: dict[tuple[int, str], FaultLog] = {}
 
-    def route(self, keys: list[tuple[int, str]], log: ScenarioLog) -> None:
+    def route(self, keys: list[tuple[int, str]], log: FaultLog) -> None:
         with self._lock:
             if taken := next((key for key in keys if key in self._routes), None):
                 raise BadInput(f"a scenario with fault {taken[1]!r} on camera {taken[0]} is still running")
@@ -63,12 +54,23 @@ class Router:
 
     def fault_ended(self, handle: FaultHandle) -> None:
         self.farm_log.fault_ended(handle)
+        self._unroute((handle.camera, handle.id), lambda log: log.fault_ended(handle))
+
+    def step_refused(self, event: ScheduledFault, error: str) -> None:
+        """A scenario step the farm refused (a replug of a camera that is plugged in): both logs
+        say so, and the run no longer waits for it to end."""
+        line = {"event": "refused", "fault": event.fault_id, "camera": event.camera, **event.spec.to_json(),
+                "error": error, "wall": time.time(), "sequence": None}
+        self.farm_log.note(line)
+        self._unroute((event.camera, event.fault_id), lambda log: log.note(line))
+
+    def _unroute(self, key: tuple[int, str], write: Callable[[FaultLog], None]) -> None:
         with self._lock:
-            log = self._routes.pop((handle.camera, handle.id), None)
+            log = self._routes.pop(key, None)
             last = log is not None and log not in self._routes.values()
         if log is not None:
-            log.fault_ended(handle)
-            if last:
+            write(log)
+            if last:  # the run's last fault: its log is complete
                 log.close()
 
 
@@ -108,7 +110,7 @@ def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: lis
     framed = [event for event in events if not event.spec.device_level]
     if stopped := sorted({event.camera for event in framed if by_camera[event.camera].producer is None}):
         raise BadInput(f"camera {stopped[0]} is not streaming: its frame faults could not start")
-    log = cast(ScenarioLog, ScenarioLog.open(log_path or os.devnull))  # open() builds a cls
+    log = FaultLog.open(log_path or os.devnull)
     try:
         router.route([(event.camera, event.fault_id) for event in events], log)
     except BadInput:
@@ -117,14 +119,14 @@ def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: lis
     origins = _start_on_slots(scenario, seed, framed, by_camera, log)
     devices = [event for event in events if event.spec.device_level]
     if devices:
-        threading.Thread(target=_device_timeline, args=(devices, by_camera, device_action, cancel),
+        threading.Thread(target=_device_timeline, args=(devices, by_camera, device_action, router, cancel),
                          name="scenario-devices", daemon=True).start()
     return {"scenario": str(Path(path)), "seed": seed, "events": len(events), "origins": origins,
             "duration_s": scenario.duration_s, "log": log_path}
 
 
 def _start_on_slots(scenario: Scenario, seed: int, framed: list[ScheduledFault],
-                    by_camera: dict[int, LiveCamera], log: ScenarioLog) -> dict[int, int]:
+                    by_camera: dict[int, LiveCamera], log: FaultLog) -> dict[int, int]:
     origins: dict[int, int] = {}
     cameras = sorted({event.camera for event in framed})
     lock, all_started = threading.Lock(), threading.Event()
@@ -151,7 +153,7 @@ def _start_on_slots(scenario: Scenario, seed: int, framed: list[ScheduledFault],
 
 
 def _device_timeline(events: list[ScheduledFault], by_camera: dict[int, LiveCamera],
-                     action: DeviceAction, cancel: threading.Event) -> None:
+                     action: DeviceAction, router: Router, cancel: threading.Event) -> None:
     began = time.monotonic()
     for event in events:
         if cancel.wait(max(0.0, began + event.time_s - time.monotonic())):
@@ -159,5 +161,4 @@ def _device_timeline(events: list[ScheduledFault], by_camera: dict[int, LiveCame
         try:
             action(by_camera[event.camera], event)
         except SimfarmError as exc:  # one failed step does not stop the rest of the timeline
-            print(f"supervisor: scenario {event.fault_id} ({event.spec}) on camera {event.camera}: {exc}",
-                  flush=True)
+            router.step_refused(event, str(exc))

@@ -10,6 +10,9 @@ numbers acted on as inclusive ``[first, last]`` runs. Keys are sorted, so two
 runs of the same scenario against an injected clock give identical files,
 and against real time files that differ only in ``wall``.
 
+Scenario runs add two more events: ``scenario`` (a camera's origin) and
+``refused`` (a step the farm refused, with ``error``; ``sequence`` null).
+
 One log serves every camera of a farm (writes are serialised) and any runner:
 a FaultSet reports its own faults, the supervisor its device-level ones.
 """
@@ -46,6 +49,17 @@ class FaultLog:
         self._write("end", handle, handle.ended, started=record["started"], reason=record["reason"],
                     frames=record["frames"], touched=record["touched"])
 
+    def note(self, line: dict[str, Any]) -> None:
+        """Write a line of another kind (a scenario's origin, a refused step)."""
+        text = json.dumps(line, sort_keys=True)
+        with self._lock:
+            self._stream.write(text + "\n")
+            self._stream.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._stream.closed
+
     def close(self) -> None:
         if self._owned:
             self._stream.close()
@@ -58,12 +72,8 @@ class FaultLog:
         self.close()
 
     def _write(self, event: str, handle: FaultHandle, moment: Mark | None, **extra: Any) -> None:
-        line = {"event": event, "fault": handle.id, "camera": handle.camera, **handle.spec.to_json(),
-                **(moment.to_json() if moment else {"wall": None, "sequence": None}), **extra}
-        text = json.dumps(line, sort_keys=True)
-        with self._lock:
-            self._stream.write(text + "\n")
-            self._stream.flush()
+        self.note({"event": event, "fault": handle.id, "camera": handle.camera, **handle.spec.to_json(),
+                   **(moment.to_json() if moment else {"wall": None, "sequence": None}), **extra})
 
 
 def read_log(path: str | Path) -> list[dict[str, Any]]:

@@ -150,3 +150,21 @@ def test_schedule_rejects_a_negative_seed_and_an_empty_farm(tmp_path):
         scenario.schedule(CAMERAS, seed=-3)
     with pytest.raises(BadInput, match="no cameras"):
         scenario.schedule([])
+
+
+def test_a_refused_step_is_logged_in_both_logs_and_frees_the_run(tmp_path):
+    from simfarm.farm.scenario_run import Router
+    from simfarm.faults import FaultLog, ScheduledFault, read_log
+
+    router = Router(FaultLog.open(tmp_path / "farm.jsonl"))
+    step = ScheduledFault(75.0, 1, "e4.0.c1", FaultSpec.build("replug", {}, None))
+    run_log = FaultLog.open(tmp_path / "run.jsonl")
+    router.route([(step.camera, step.fault_id)], run_log)
+    router.step_refused(step, "camera 1 is plugged in: unplug it first")
+    router.farm_log.close()
+    for name in ("farm.jsonl", "run.jsonl"):
+        [line] = read_log(tmp_path / name)
+        assert line["event"] == "refused" and line["fault"] == "e4.0.c1" and line["kind"] == "replug"
+        assert line["camera"] == 1 and "plugged in" in line["error"]
+    assert run_log.closed  # the run's last step: its log is complete
+    router.route([(step.camera, step.fault_id)], FaultLog.open(tmp_path / "again.jsonl"))  # free to run again

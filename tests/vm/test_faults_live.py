@@ -246,7 +246,8 @@ def test_a_scenario_run_twice_with_one_seed_logs_the_same_sequence_numbers(farm:
 
 
 @pytest.mark.parametrize("kind, value, shape", [("resize", {"size": "352x288"}, (288, 352)),
-                                               ("reformat", {"format": "GREY"}, (240, 320))])
+                                               ("reformat", {"format": "GREY"}, (240, 320)),
+                                               ("reformat", {"format": "MJPEG"}, (240, 320))])
 def test_renegotiation_changes_the_format_and_clearing_switches_back(farm: Farm, kind: str, value: dict,
                                                                      shape: tuple[int, int]) -> None:
     cam = farm.reload().cameras[0]
