@@ -12,18 +12,9 @@ import time
 from ..errors import EnvironmentProblem
 from . import nodes
 from .loopback_control import LoopbackConfig, LoopbackControl, module_version
+from .nodes import NodeBusy
 
 MIN_VERSION = (0, 13)
-
-
-class NodeBusy(EnvironmentProblem):
-    """A node could not be removed because readers still hold it open."""
-
-    def __init__(self, number: int, pids: list[int]) -> None:
-        self.number, self.pids = number, pids
-        who = ", ".join(map(str, pids)) if pids else "processes simfarm cannot see"
-        super().__init__(f"{nodes.node_path(number)} is still open (pids: {who})",
-                         "close the readers, then run `simfarm teardown` again")
 
 
 def require_runtime_hotplug() -> tuple[int, ...]:

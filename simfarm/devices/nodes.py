@@ -51,6 +51,16 @@ def holders(path: str) -> list[int]:
     return sorted(pids)
 
 
+class NodeBusy(EnvironmentProblem):
+    """A node (or the module behind it) could not be removed because readers still hold it open."""
+
+    def __init__(self, number: int, pids: list[int]) -> None:
+        self.number, self.pids = number, pids
+        who = ", ".join(map(str, pids)) if pids else "processes simfarm cannot see"
+        super().__init__(f"{node_path(number)} is still open (pids: {who})",
+                         "close the readers, then run `simfarm teardown` again")
+
+
 def is_capture_device(path: str) -> bool:
     """Whether the node currently announces VIDEO_CAPTURE in its device caps."""
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
