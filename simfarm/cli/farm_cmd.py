@@ -58,8 +58,9 @@ def _provision(args: argparse.Namespace) -> int:
     print(table.render(
         ["camera", "node", "label", "size@fps", "format", "pattern", "metadata"],
         [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name, _source(c.spec, farm),
-          c.metadata_device or "-"] for c in farm.cameras]))
-    print(f"farm {farm.name} ({farm.backend}): {len(farm.cameras)} cameras streaming verified frames "
+          c.metadata_device] for c in farm.cameras]))
+    ready = "streaming verified frames" if farm.backend == "loopback" else "ready (a frame read from each)"
+    print(f"farm {farm.name} ({farm.backend}): {len(farm.cameras)} cameras {ready} "
           f"(supervisor pid {farm.supervisor_pid}); stop with: simfarm teardown --farm {farm.name}")
     return 0
 

@@ -237,12 +237,10 @@ class Farm:
         Raises EnvironmentProblem naming the first camera that does not.
         """
         for cam in self.cameras:
-            read = capture.read_luma(cam.device, count=frames)
             if self.backend != "loopback":
-                next(read)
-                read.close()
+                list(capture.read_luma(cam.device, count=1))
                 continue
-            seen = [decode(f.luma) for f in read]
+            seen = [decode(f.luma) for f in capture.read_luma(cam.device, count=frames)]
             ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]
             if not ours or ours != sorted(ours):
                 raise EnvironmentProblem(f"{cam.device} did not deliver camera {cam.index}'s frames "

@@ -46,6 +46,7 @@ import signal
 import sys
 import threading
 import time
+from typing import cast
 
 from ..errors import BadInput, SimfarmError
 from ..faults import FaultHandle, FaultLog, FaultSpec
@@ -98,7 +99,9 @@ class Supervisor:
         if op == "faults":
             return {"faults": [h.to_json() for cam in self.cameras for h in cam.active_faults()]}
         if op == "scenario":
-            return run_scenario(str(request.get("path")), request.get("seed"), request.get("log"), self.cameras,
+            # Only loopback cameras run frame-level faults; check_backend refuses them elsewhere first.
+            cameras = cast(list[LiveCamera], self.cameras)
+            return run_scenario(str(request.get("path")), request.get("seed"), request.get("log"), cameras,
                                 self.router, lambda cam, event: self.inject(cam, event.spec, fault_id=event.fault_id),
                                 self._scenarios_cancel, check=self.check_backend)
         raise BadInput(f"unknown op {op!r} (known: status, stop, fault, clear, faults, scenario)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from ..devices import nodes, vivid
 from ..errors import BadInput, EnvironmentProblem
@@ -25,6 +26,9 @@ from ..faults import FaultHandle, FaultListener, FaultSpec, Mark
 from ..spec import CameraSpec, Size
 from .device_faults import DeviceFaults
 from .state import FarmRecord, NodeRecord, farm_names, global_lock
+
+if TYPE_CHECKING:
+    from .backends import SupervisedCamera
 
 # Settings that stay in force until the fault ends (then back to 0): kind -> control, value from params.
 _SETTINGS: dict[str, tuple[vivid.Control, Callable[[dict], int]]] = {
@@ -97,6 +101,9 @@ class VividDeviceFaults(DeviceFaults[VividCamera]):
         if cam.held_fd is not None or not vivid.connected(number):
             raise BadInput(f"camera {cam.index} is disconnected: clear the disconnect and close its readers first")
         if spec.kind == "disconnect":
+            if setting := next((h for h in cam.device_faults.values() if h.kind in _SETTINGS), None):
+                # A disconnected vivid takes no control, so the setting could not be undone.
+                raise BadInput(f"camera {cam.index} has {setting.kind} in force ({setting.id}): clear it first")
             fd = vivid.open_node(number)
             try:
                 vivid.press(fd, vivid.Control.DISCONNECT)
@@ -147,10 +154,10 @@ class VividBackend:
             raise BadInput("the vivid backend draws its own test pattern: pattern, producer and source do not apply")
         refuse_if_loaded()
 
-    def cameras(self, record: FarmRecord, listener: FaultListener) -> list[VividCamera]:
+    def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
         return [VividCamera(i, CameraSpec.parse(**cam)) for i, cam in enumerate(record.spec["cameras"])]
 
-    def create(self, record: FarmRecord, cameras: list[VividCamera]) -> None:
+    def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
         with global_lock():
             refuse_if_loaded()
             record.module = vivid.MODULE

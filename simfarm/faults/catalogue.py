@@ -218,7 +218,8 @@ _CATALOGUE = [
            "Every node of the camera stops answering, as a USB camera pulled out while open: a reader's "
            "next ioctl fails with ENODEV, poll reports POLLERR|POLLHUP, new opens fail with ENODEV (the "
            "node stays in /dev; no udev event). When it ends (cleared, or its duration passes) the camera "
-           "comes back as soon as every reader has closed its fd: vivid reconnects only then."),
+           "comes back as soon as every reader has closed its fd: vivid reconnects only then. Refused "
+           "while drop-buffers or a wrap is in force (a disconnected camera takes no setting back)."),
     _vivid("buffer-error",
            "The next buffer the driver fills is dequeued with V4L2_BUF_FLAG_ERROR set; its sequence "
            "number still counts.", timed=False),

@@ -164,6 +164,14 @@ def test_a_disconnect_for_a_duration_ends_by_itself_when_no_reader_holds_the_cam
     assert vivid.connected(cam.number)
 
 
+def test_a_disconnect_is_refused_while_a_setting_it_could_not_take_back_is_in_force(farm: Farm) -> None:
+    cam = farm.cameras[1]
+    with cam.inject("drop-buffers", percent=50) as drop:
+        with pytest.raises(BadInput, match=f"camera 1 has drop-buffers in force \\({drop.id}\\): clear it first"):
+            cam.inject("disconnect")
+        assert vivid.connected(cam.number) and [f["kind"] for f in cam.faults()] == ["drop-buffers"]
+
+
 def test_buffer_error_flags_exactly_one_dequeued_buffer(farm: Farm, stream: Stream) -> None:
     stream.next()
     fault = farm.cameras[0].inject("buffer-error")
