@@ -1,9 +1,9 @@
 """The farm supervisor: the background process that owns a farm's cameras.
 
 Started by `provision` (CLI or API) with the farm's record already on disk.
-It has the farm's backend (backends.py) make the cameras, feeds them, answers on the control socket, and on
-stop (request, SIGTERM, SIGINT) or any failure while starting, removes
-everything it made. Readiness goes back to the provisioner through an
+It has the farm's backend (backends.py) make the cameras and feeds them,
+answers on the control socket, and on stop (request, SIGTERM, SIGINT) or any
+failure while starting, removes everything it made. Readiness goes back to the provisioner through an
 inherited pipe; if the provisioner has gone, starting is abandoned.
 
 Control operations (JSON lines, see control.py for the framing); every reply
