@@ -72,7 +72,7 @@ def loaded() -> bool:
     return SYSFS_MODULE.exists()
 
 
-def modprobe_args(count: int) -> list[str]:
+def _modprobe_args(count: int) -> list[str]:
     """``modprobe`` arguments loading ``count`` webcam-like instances, refusing if vivid is already in."""
     params = [f"{name}={','.join([value] * count)}" for name, value in _INSTANCE_PARAMS.items()]
     return ["modprobe", "--first-time", MODULE, f"n_devs={count}", *params]
@@ -80,7 +80,7 @@ def modprobe_args(count: int) -> list[str]:
 
 def load(count: int) -> list[Instance]:
     """Load vivid with ``count`` instances; returns them. Refuses when vivid is loaded already."""
-    done = subprocess.run(modprobe_args(count), capture_output=True, text=True, check=False)
+    done = subprocess.run(_modprobe_args(count), capture_output=True, text=True, check=False)
     if done.returncode != 0:
         if loaded():
             raise AlreadyLoaded()
@@ -117,19 +117,27 @@ def unload(*, timeout: float = 10.0) -> bool:
     Returns False when it was not loaded. Raises NodeBusy naming the pids
     holding a node when they outlast the wait.
     """
+    if not loaded():
+        return False
     deadline = time.monotonic() + timeout
-    while loaded():
-        done = subprocess.run(["modprobe", "-r", MODULE], capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            return True
-        if time.monotonic() >= deadline:
-            held = [(number, pids) for inst in instances() for number in (inst.capture, inst.metadata)
-                    if (pids := nodes.holders(nodes.node_path(number)))]
-            if held:
-                raise nodes.NodeBusy(*held[0])
-            raise EnvironmentProblem(f"cannot unload vivid: {done.stderr.strip()}")
-        time.sleep(0.1)  # an open node pins the module; the kernel offers no event for its last close
-    return False
+    # Every open fd on a vivid node pins the module; the kernel offers no event for the last close.
+    while _references() > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    done = subprocess.run(["modprobe", "-r", MODULE], capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return True
+    held = [(number, pids) for inst in instances() for number in (inst.capture, inst.metadata)
+            if (pids := nodes.holders(nodes.node_path(number)))]
+    if held:
+        raise nodes.NodeBusy(*held[0])
+    raise EnvironmentProblem(f"cannot unload vivid: {done.stderr.strip()}")
+
+
+def _references() -> int:
+    try:
+        return int((SYSFS_MODULE / "refcnt").read_text())
+    except (OSError, ValueError):
+        return 0  # unloaded meanwhile
 
 
 def set_control(number: int, control: Control, value: int = 0) -> None:

@@ -117,15 +117,20 @@ def test_drop_on_a_running_camera_is_seen_and_logged_exactly(farm) -> None:
     assert analyze(pipes.codes(1)).missing == {1: []}  # the other camera untouched
 
 
-def test_clear_ends_a_fault_and_bad_requests_change_nothing(farm) -> None:
+def test_clear_ends_a_fault_and_bad_requests_change_nothing(farm, tmp_path: Path) -> None:
     sup, _ = farm
     freeze = sup.handle({"op": "fault", "camera": 1, "kind": "freeze", "for": "1m"})
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text("timeline:\n  - {at: 0s, camera: 0, fault: drop frames=2}\n"
+                     "  - {at: 1s, camera: 1, fault: streamon-error}\n")
     for request, words in [({"op": "fault", "camera": 5, "kind": "drop"}, "no camera 5"),
                            ({"op": "fault", "camera": 0, "kind": "tear", "params": {"row": 5000}}, "row"),
                            ({"op": "fault", "camera": 0, "kind": "replug"}, "plugged in"),
                            ({"op": "fault", "camera": 0, "kind": "disconnect"},
                             "disconnect needs the vivid backend \\(provision --backend vivid\\); "
                             "camera 0 of farm pipes is loopback"),
+                           ({"op": "scenario", "path": str(mixed)},
+                            "streamon-error needs the vivid backend .* camera 1 of farm pipes is loopback"),
                            ({"op": "clear", "camera": 1, "id": "nope"}, "no fault 'nope'"),
                            ({"op": "jump"}, "unknown op")]:
         with pytest.raises(BadInput, match=words):
