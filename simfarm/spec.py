@@ -90,6 +90,15 @@ class PixelFormat(enum.Enum):
 
 PRODUCERS = ("numpy", "ffmpeg")
 MAX_CAMERAS = 64
+# How a camera's node comes to exist: v4l2loopback (simfarm writes every frame) or the
+# kernel's vivid test driver (it draws its own frames; true disconnect, driver-level errors).
+BACKENDS = ("loopback", "vivid")
+
+
+def parse_backend(value: object) -> str:
+    if value not in BACKENDS:
+        raise BadInput(f"backend {value!r} is not one of {', '.join(BACKENDS)}")
+    return str(value)
 
 
 @dataclass(frozen=True)

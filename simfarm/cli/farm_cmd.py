@@ -5,16 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..farm import config
+from ..farm import backends, config
 from ..farm.farm import Farm, running_farms, teardown, teardown_all
-from ..spec import parse_node_numbers
+from ..spec import BACKENDS, CameraSpec, parse_node_numbers
 from . import fault_cmd, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("provision", help="create cameras and start streaming into them")
+    p = sub.add_parser("provision", help="create cameras and start streaming into them",
+                       description="--backend vivid: the kernel's vivid driver makes each camera (a capture node "
+                                   "and a metadata node) and draws its frames (no codes): for disconnect while "
+                                   "open and driver-level errors (simfarm fault --help); it takes a size, fps "
+                                   "and format that vivid offers, no pattern, producer, source or nodes.")
+    p.add_argument("--backend", choices=BACKENDS, help="loopback (default): v4l2loopback nodes fed by simfarm; "
+                                                       "vivid: the kernel's vivid test driver")
     p.add_argument("--cameras", "-n", type=int, help="number of cameras (default 1, or the config's)")
-    p.add_argument("--size", help="WxH, default 640x480")
+    p.add_argument("--size", help="WxH, default 640x480 (vivid: 640x360)")
     p.add_argument("--fps", help="frames per second, default 30")
     p.add_argument("--format", help="pixel format: YUYV (default), UYVY, NV12, YU12, GREY, RGB24, BGR24, MJPEG")
     p.add_argument("--pattern", help="pattern name (simfarm patterns list), default smpte75")
@@ -44,16 +50,25 @@ def _provision(args: argparse.Namespace) -> int:
     overrides = {k: getattr(args, k) for k in ("size", "fps", "format", "pattern", "producer", "source")
                  if getattr(args, k) is not None}
     plan = config.load(args.config) if args.config else config.FarmPlan()
-    specs = plan.cameras(args.cameras, overrides)
+    backend = backends.get(args.backend or plan.backend or "loopback")
+    specs = plan.cameras(args.cameras, overrides, backend.default_spec)
     farm = Farm.provision(specs, name=args.farm or plan.name, nodes=args.nodes or plan.nodes,
-                          patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout)
+                          patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout,
+                          backend=backend.name)
     print(table.render(
-        ["camera", "node", "label", "size@fps", "format", "pattern"],
-        [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name,
-          c.spec.pattern if c.spec.producer == "numpy" else f"ffmpeg:{c.spec.source}"] for c in farm.cameras]))
-    print(f"farm {farm.name}: {len(farm.cameras)} cameras streaming verified frames "
+        ["camera", "node", "label", "size@fps", "format", "pattern", "metadata"],
+        [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name, _source(c.spec, farm),
+          c.metadata_device] for c in farm.cameras]))
+    ready = "streaming verified frames" if farm.backend == "loopback" else "ready (a frame read from each)"
+    print(f"farm {farm.name} ({farm.backend}): {len(farm.cameras)} cameras {ready} "
           f"(supervisor pid {farm.supervisor_pid}); stop with: simfarm teardown --farm {farm.name}")
     return 0
+
+
+def _source(spec: CameraSpec, farm: Farm) -> str:
+    if farm.backend == "vivid":
+        return "vivid"
+    return spec.pattern if spec.producer == "numpy" else f"ffmpeg:{spec.source}"
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -65,7 +80,7 @@ def _status(args: argparse.Namespace) -> int:
     if not reports:
         print("no farms running")
     for rep in reports:
-        print(f"farm {rep['farm']} ({rep['phase']}): supervisor pid {rep['supervisor_pid']}, "
+        print(f"farm {rep['farm']} ({rep['backend']}, {rep['phase']}): supervisor pid {rep['supervisor_pid']}, "
               f"state {rep['state_dir']}")
         print(table.render(
             ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s", "faults"],

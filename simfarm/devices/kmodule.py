@@ -32,8 +32,9 @@ def installed_version(name: str) -> str | None:
 
 
 def load(name: str, params: Mapping[str, str]) -> None:
-    """``modprobe NAME KEY=VALUE...``; EnvironmentProblem with modprobe's words on failure."""
-    argv = [_tool("modprobe"), name, *(f"{key}={value}" for key, value in params.items())]
+    """``modprobe --first-time NAME KEY=VALUE...``: a module loaded already (by anyone) is an
+    EnvironmentProblem, as is any other failure, with modprobe's words."""
+    argv = [_tool("modprobe"), "--first-time", name, *(f"{key}={value}" for key, value in params.items())]
     done = subprocess.run(argv, check=False, capture_output=True, text=True)
     if done.returncode != 0:
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"

@@ -14,19 +14,12 @@ import errno
 import os
 import time
 
-from ..errors import EnvironmentProblem, InUse
+from ..errors import EnvironmentProblem
 from . import kmodule, loopback_params, nodes
 from .loopback_control import CONTROL_DEVICE, LoopbackConfig, LoopbackControl
+from .nodes import NodeBusy
 
 MIN_VERSION = (0, 13)
-
-
-class NodeBusy(InUse):
-    """A node could not be removed because readers still hold it open."""
-
-    def __init__(self, number: int, pids: list[int]) -> None:
-        self.number = number
-        super().__init__(nodes.node_path(number), pids)
 
 
 class Mode(enum.Enum):

@@ -41,17 +41,20 @@ def load(labels: Sequence[str], numbers: Sequence[int] | None) -> list[int]:
     unloaded again when one was not honoured).
     """
     check(len(labels))
-    if kmodule.loaded(MODULE):
-        raise loaded_elsewhere()
     config = LoopbackConfig(label="")
-    kmodule.load(MODULE, {
-        "devices": str(len(labels)),
-        "video_nr": ",".join(str(n) for n in numbers) if numbers else ",".join("-1" for _ in labels),
-        "card_label": ",".join(labels),
-        "exclusive_caps": ",".join("1" if config.announce_all_caps == 0 else "0" for _ in labels),
-        "max_buffers": str(config.max_buffers),
-        "max_openers": str(config.max_openers),
-    })
+    try:
+        kmodule.load(MODULE, {
+            "devices": str(len(labels)),
+            "video_nr": ",".join(str(n) for n in numbers) if numbers else ",".join("-1" for _ in labels),
+            "card_label": ",".join(labels),
+            "exclusive_caps": ",".join("1" if config.announce_all_caps == 0 else "0" for _ in labels),
+            "max_buffers": str(config.max_buffers),
+            "max_openers": str(config.max_openers),
+        })
+    except EnvironmentProblem:
+        if kmodule.loaded(MODULE):
+            raise loaded_elsewhere() from None
+        raise
     made = [nodes.numbers_with_label(label) for label in labels]
     if any(len(found) != 1 for found in made) or (numbers and [found[0] for found in made] != list(numbers)):
         unload(labels, timeout=5.0)

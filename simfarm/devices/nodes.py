@@ -8,7 +8,7 @@ from pathlib import Path
 
 from linuxpy.video import device as v4l2
 
-from ..errors import EnvironmentProblem
+from ..errors import EnvironmentProblem, InUse
 from ..spec import PixelFormat, Size
 
 SYSFS = Path("/sys/class/video4linux")
@@ -49,6 +49,14 @@ def holders(path: str) -> list[int]:
         except OSError:  # the process ended or is not ours to inspect
             continue
     return sorted(pids)
+
+
+class NodeBusy(InUse):
+    """A node could not be removed because readers still hold it open."""
+
+    def __init__(self, number: int, pids: list[int]) -> None:
+        self.number = number
+        super().__init__(node_path(number), pids)
 
 
 def is_capture_device(path: str) -> bool:

@@ -1,6 +1,7 @@
 """Farm files: a YAML description of a farm, one spec per camera.
 
     name: lab                 # farm name (default: default)
+    backend: vivid            # loopback (default) or vivid
     nodes: 40-43              # node numbers, or a list; default: the kernel picks
     patterns_dirs: [mine]     # relative to this file
     defaults: {size: 640x480, fps: 30, format: YUYV, pattern: smpte75}
@@ -16,9 +17,9 @@ from pathlib import Path
 
 from .. import yamlfile
 from ..errors import BadInput, SimfarmError
-from ..spec import CameraSpec, parse_node_numbers
+from ..spec import CameraSpec, parse_backend, parse_node_numbers
 
-KEYS = {"name", "nodes", "patterns_dirs", "defaults", "cameras"}
+KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras"}
 
 
 @dataclass
@@ -26,20 +27,22 @@ class FarmPlan:
     """A farm file's content, before the CLI's flags are applied."""
 
     name: str = "default"
+    backend: str | None = None
     nodes: list[int] | None = None
     patterns_dirs: list[str] = field(default_factory=list)
     defaults: dict = field(default_factory=dict)
     camera_specs: list[dict] | None = None
 
-    def cameras(self, count: int | None, overrides: dict) -> list[CameraSpec]:
-        """One spec per camera: file defaults < per-camera entries < command-line flags."""
+    def cameras(self, count: int | None, overrides: dict, base: CameraSpec | None = None) -> list[CameraSpec]:
+        """One spec per camera: ``base`` (the backend's default) < file defaults < per-camera entries < flags."""
         entries = self.camera_specs or [{}] * (count if count is not None else 1)
         if count is not None and self.camera_specs and count != len(self.camera_specs):
             raise BadInput(f"--cameras {count} contradicts the farm file's {len(self.camera_specs)} cameras")
         specs = []
         for entry in entries:
             try:
-                specs.append(CameraSpec.parse(**{**self.defaults, **entry, **overrides}))
+                specs.append(CameraSpec.parse(**{**(base or CameraSpec()).to_json(), **self.defaults, **entry,
+                                                **overrides}))
             except SimfarmError as exc:
                 if isinstance(entry, yamlfile.Located):
                     raise BadInput(f"{entry.where()}: {exc}") from None
@@ -54,6 +57,11 @@ def load(path: str) -> FarmPlan:
     data.check_keys(KEYS, "farm file")
     base = Path(path).parent
     plan = FarmPlan(name=str(data.get("name", "default")))
+    if "backend" in data:
+        try:
+            plan.backend = parse_backend(data["backend"])
+        except BadInput as exc:
+            raise data.fail("backend", str(exc)) from None
     if "nodes" in data:
         try:
             plan.nodes = parse_node_numbers(data["nodes"])

@@ -1,6 +1,10 @@
-"""Device-level faults on a running farm: unplug, replug, resize, reformat.
+"""Device-level faults on a running farm: the bookkeeping they share, and loopback's four.
 
-The supervisor carries these out itself (the producer only knows frames):
+:class:`DeviceFaults` gives each device-level fault a FaultHandle, marked
+and logged like frame-level ones, ends timed ones when their duration
+passes, and leaves what is done to the device to a backend's subclass
+(vivid's is in vivid_farm.py). The loopback backend's, carried out by the
+supervisor itself (the producer only knows frames):
 
 - unplug stops the producer and removes the node, after checking it still
   carries our label. v4l2loopback refuses (EBUSY) while any fd is open on
@@ -18,8 +22,6 @@ The supervisor carries these out itself (the producer only knows frames):
   as long as a reader holds the node, so readers (even ones opening later)
   would get frames cut to the old size (seen in the VM tier). The camera
   carries on unchanged.
-
-Each gets a FaultHandle, marked and logged like frame-level ones.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ import itertools
 import os
 import threading
 from collections.abc import Callable
+from typing import Generic, Protocol, TypeVar
 
 from ..devices import loopback, loopback_params, nodes
-from ..devices.loopback import NodeBusy
+from ..devices.nodes import NodeBusy
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
-from ..faults import FaultHandle, FaultListener, FaultSpec
+from ..faults import FaultHandle, FaultListener, FaultSpec, Mark
 from ..spec import CameraSpec
 from .live import LiveCamera
 from .state import global_lock
@@ -41,40 +44,47 @@ from .state import global_lock
 _RENEGOTIATIONS = ("resize", "reformat")
 
 
-class DeviceFaults:
-    """Carries out device-level faults; ``save_record`` persists node numbers as they change."""
+class FaultedCamera(Protocol):
+    """What the bookkeeping needs of a camera, whichever backend runs it."""
 
-    def __init__(self, save_record: Callable[[], None], listener: FaultListener, *, hotplug: bool = True) -> None:
+    index: int
+    device_faults: dict[str, FaultHandle]  # device-level faults in force, by id
+
+    def mark(self) -> Mark: ...
+
+    def active_faults(self) -> list[FaultHandle]: ...
+
+
+Cam = TypeVar("Cam", bound=FaultedCamera)
+
+
+class DeviceFaults(Generic[Cam]):
+    """Bookkeeping of device-level faults; a backend's subclass carries them out.
+
+    ``save_record`` persists node numbers as they change.
+    """
+
+    def __init__(self, save_record: Callable[[], None], listener: FaultListener) -> None:
         self._save = save_record
-        self._hotplug = hotplug
         self._listener = listener
         # Reentrant: ending an unplug from a replug request happens inside it.
         self._lock = threading.RLock()
         self._ids = itertools.count()
         self._timers: list[threading.Timer] = []
 
-    def apply(self, cam: LiveCamera, spec: FaultSpec, *, fault_id: str | None = None,
+    def apply(self, cam: Cam, spec: FaultSpec, *, fault_id: str | None = None,
               timeout: float = 10.0) -> dict:
         """Carry out ``spec`` on ``cam``; returns the handle's JSON plus what was observed."""
         with self._lock:
             handle = FaultHandle(fault_id or f"c{cam.index}.d{next(self._ids)}", cam.index, spec,
                                  lambda h: self.end(cam, h, "cleared"))
-            if handle.id in cam.device_faults or cam.faults.get(handle.id):
+            if any(h.id == handle.id for h in cam.active_faults()):
                 raise BadInput(f"camera {cam.index} already has a fault {handle.id!r}")
-            if spec.kind in ("unplug", "replug") and not self._hotplug:
-                raise EnvironmentProblem(f"{spec.kind} needs v4l2loopback >= 0.13 (runtime add/remove); this farm "
-                                         "runs on 0.12, whose nodes exist only while the module is loaded",
-                                         loopback_params.NEEDS_CONTROL)
             started = cam.mark()
-            if spec.kind == "replug":
-                observed = self._replug(cam)
-            elif spec.kind == "unplug":
-                observed = self._unplug(cam, timeout)
-            else:
-                observed = self._renegotiate(cam, spec)
+            observed = self._start(cam, spec, timeout)
             handle.mark_started(started)
             self._listener.fault_started(handle)
-            if spec.kind == "replug":  # instantaneous: it ends as it starts
+            if not spec.info.timed:  # instantaneous: it ends as it starts
                 handle.mark_ended(cam.mark(), "done")
                 self._listener.fault_ended(handle)
             else:
@@ -83,20 +93,25 @@ class DeviceFaults:
                     self._later(spec.duration_s, cam, handle)
             return {**handle.to_json(), **observed}
 
-    def end(self, cam: LiveCamera, handle: FaultHandle, reason: str) -> None:
-        """Undo ``handle`` (plug in again, switch back) and log its end; a no-op once ended."""
+    def end(self, cam: Cam, handle: FaultHandle, reason: str) -> None:
+        """Undo ``handle`` (plug in again, switch back, ...) and log its end; a no-op once ended."""
         with self._lock:
             if cam.device_faults.get(handle.id) is not handle:
                 return
-            if handle.kind == "unplug":
-                self._plug(cam)
-            else:
-                self._switch(cam, cam.base_spec)
+            self._undo(cam, handle)
             del cam.device_faults[handle.id]
             handle.mark_ended(cam.mark(), reason)
             self._listener.fault_ended(handle)
 
-    def close(self, cameras: list[LiveCamera]) -> None:
+    def _start(self, cam: Cam, spec: FaultSpec, timeout: float) -> dict:
+        """Do ``spec`` to the device; returns what was observed. Raises, changing nothing, when it cannot."""
+        raise NotImplementedError
+
+    def _undo(self, cam: Cam, handle: FaultHandle) -> None:
+        """Undo a timed fault that is ending."""
+        raise NotImplementedError
+
+    def close(self, cameras: list[Cam]) -> None:
         """The farm is stopping: cancel pending ends and log every device fault as stopped, undoing none."""
         with self._lock:
             for timer in self._timers:
@@ -107,11 +122,40 @@ class DeviceFaults:
                     self._listener.fault_ended(handle)
                 cam.device_faults.clear()
 
-    def _later(self, delay: float, cam: LiveCamera, handle: FaultHandle) -> None:
+    def _later(self, delay: float, cam: Cam, handle: FaultHandle) -> None:
         timer = threading.Timer(delay, self.end, (cam, handle, "duration"))
         timer.daemon = True
         self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
+
+
+class LoopbackDeviceFaults(DeviceFaults[LiveCamera]):
+    """unplug, replug, resize and reformat on v4l2loopback nodes fed by simfarm's producers.
+
+    ``hotplug()`` is False on v4l2loopback 0.12, which cannot add or remove a node at run time.
+    """
+
+    def __init__(self, save_record: Callable[[], None], listener: FaultListener, *,
+                 hotplug: Callable[[], bool]) -> None:
+        super().__init__(save_record, listener)
+        self._hotplug = hotplug
+
+    def _start(self, cam: LiveCamera, spec: FaultSpec, timeout: float) -> dict:
+        if spec.kind in ("unplug", "replug") and not self._hotplug():
+            raise EnvironmentProblem(f"{spec.kind} needs v4l2loopback >= 0.13 (runtime add/remove); this farm "
+                                     "runs on 0.12, whose nodes exist only while the module is loaded",
+                                     loopback_params.NEEDS_CONTROL)
+        if spec.kind == "replug":
+            return self._replug(cam)
+        if spec.kind == "unplug":
+            return self._unplug(cam, timeout)
+        return self._renegotiate(cam, spec)
+
+    def _undo(self, cam: LiveCamera, handle: FaultHandle) -> None:
+        if handle.kind == "unplug":
+            self._plug(cam)
+        else:
+            self._switch(cam, cam.base_spec)
 
     def _unplug(self, cam: LiveCamera, timeout: float) -> dict:
         if not cam.plugged:

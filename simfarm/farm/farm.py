@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from ..devices import capture, loopback, loopback_params, nodes
+from ..devices import capture, nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
 from ..faults import FaultSpec
 from ..frames.code import decode
 from ..patterns import PatternLibrary
 from ..spec import MAX_CAMERAS, CameraSpec
-from . import control
+from . import backends, control
+from .backends import camera_label
 from .reclaim import reclaim, stale_farms
 from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
-from .supervisor import FAULT_LOG, camera_label
+from .supervisor import FAULT_LOG
 
 LOG = "supervisor.log"
 # Supervisors this process started: reaped at teardown, so a long-lived
@@ -44,6 +45,7 @@ class Camera:
     spec: CameraSpec
     label: str
     number: int
+    metadata: int | None = None
 
     @property
     def device(self) -> str:
@@ -51,9 +53,14 @@ class Camera:
         return nodes.node_path(self.number)
 
     @property
-    def by_id(self) -> str:
-        """The stable link the simfarm udev rule makes (when installed)."""
-        return f"/dev/v4l/by-id/{self.label}-video-index0"
+    def metadata_device(self) -> str | None:
+        """The metadata node beside the capture node (a vivid camera's, as a UVC webcam has); None for loopback."""
+        return nodes.node_path(self.metadata) if self.metadata is not None else None
+
+    @property
+    def by_id(self) -> str | None:
+        """The stable link the simfarm udev rule makes (when installed); None for vivid, which has none."""
+        return f"/dev/v4l/by-id/{self.label}-video-index0" if self.farm.backend == "loopback" else None
 
     def stats(self) -> dict:
         """Live counters from the supervisor: frames written, fps, late, dropped, uptime, faults."""
@@ -72,6 +79,7 @@ class Camera:
                 ...
         """
         spec = FaultSpec.build(kind, params, for_)
+        spec.info.require_backend(self.farm.backend, f"camera {self.index} of farm {self.farm.name}")
         info = self.farm.request({"op": "fault", "camera": self.index, "kind": spec.kind,
                                   "params": spec.to_json()["params"], "for": spec.duration_s,
                                   "timeout": timeout}, timeout=timeout + 30)
@@ -121,11 +129,12 @@ class Farm:
 
     def __init__(self, record: FarmRecord) -> None:
         self.name = record.name
+        self.backend = record.backend
         self.state_dir = record.directory
         self.supervisor_pid = record.supervisor.pid if record.supervisor else None
         self.cameras = [
             Camera(self, node.camera, CameraSpec.parse(**record.spec["cameras"][node.camera]),
-                   node.label, node.number)
+                   node.label, node.number, node.metadata)
             for node in record.nodes if node.number is not None
         ]
 
@@ -133,18 +142,17 @@ class Farm:
     @classmethod
     def provision(cls, cameras: int | Sequence[CameraSpec] = 1, *, name: str = "default",
                   spec: CameraSpec | None = None, nodes: Sequence[int] | None = None,
-                  patterns_dirs: Sequence[str] = (), timeout: float = 60.0) -> Farm:
+                  patterns_dirs: Sequence[str] = (), timeout: float = 60.0, backend: str = "loopback") -> Farm:
         """Create the cameras, start feeding them, and return once every one
-        delivers frames carrying its own code. All or nothing: on failure
-        everything made so far is removed before the error is raised."""
-        specs = list(cameras) if not isinstance(cameras, int) else [spec or CameraSpec()] * cameras
+        delivers frames carrying its own code (``backend="vivid"``: once every
+        one delivers a frame). All or nothing: on failure everything made so
+        far is removed (vivid: unloaded) before the error is raised."""
+        impl = backends.get(backend)
+        specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec] * cameras
         _validate(name, specs, nodes, patterns_dirs)
         reclaim_stale()
-        mode = loopback.choose_mode()
-        if mode is loopback.Mode.PARAMETERS:
-            loopback_params.check(len(specs))
-        record = FarmRecord(name=name, provisioner=ProcessId.me(), spec={
-            "loopback": mode.value,
+        impl.preflight(specs, nodes)
+        record = FarmRecord(name=name, backend=impl.name, provisioner=ProcessId.me(), spec={
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,
             "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs]})
@@ -224,9 +232,13 @@ class Farm:
     def verify_frames(self, frames: int = 3) -> None:
         """Read ``frames`` frames back from every camera and check they carry its codes, in order.
 
+        vivid draws frames without codes: there a frame read is all that is checked.
         Raises EnvironmentProblem naming the first camera that does not.
         """
         for cam in self.cameras:
+            if self.backend != "loopback":
+                list(capture.read_luma(cam.device, count=1))
+                continue
             seen = [decode(f.luma) for f in capture.read_luma(cam.device, count=frames)]
             ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]
             if not ours or ours != sorted(ours):

@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
-from ..faults import FaultHandle, FaultLog, Scenario, ScheduledFault
+from ..faults import FaultHandle, FaultLog, FaultSpec, Scenario, ScheduledFault
 from .live import LiveCamera
 
 # How long the request waits for every camera's next slot (a slot is at most a second at 1 fps).
@@ -101,12 +101,18 @@ def comparable(lines: list[dict]) -> list[dict]:
 
 
 def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: list[LiveCamera],
-                 router: Router, device_action: DeviceAction, cancel: threading.Event) -> dict:
-    """Schedule ``path`` on ``cameras``; returns once every camera has its origin."""
+                 router: Router, device_action: DeviceAction, cancel: threading.Event, *,
+                 check: Callable[[LiveCamera, FaultSpec], None] = lambda cam, spec: None) -> dict:
+    """Schedule ``path`` on ``cameras``; returns once every camera has its origin.
+
+    ``check`` refuses (raising BadInput) a fault a camera cannot take, before anything is scheduled.
+    """
     scenario = Scenario.load(path)
     seed = scenario.seed if seed is None else seed
     events = scenario.schedule([cam.index for cam in cameras], seed)
     by_camera = {cam.index: cam for cam in cameras}
+    for event in events:
+        check(by_camera[event.camera], event.spec)
     framed = [event for event in events if not event.spec.device_level]
     if stopped := sorted({event.camera for event in framed if by_camera[event.camera].producer is None}):
         raise BadInput(f"camera {stopped[0]} is not streaming: its frame faults could not start")

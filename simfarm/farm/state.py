@@ -75,19 +75,21 @@ class NodeRecord:
     camera: int
     label: str
     number: int | None = None  # None while the ADD ioctl is in flight
+    metadata: int | None = None  # vivid: the camera's metadata node
 
 
 @dataclass
 class FarmRecord:
     name: str
     spec: dict
+    backend: str = "loopback"
     phase: str = "starting"  # starting | running | stopping | failed
     supervisor: ProcessId | None = None
     provisioner: ProcessId | None = None  # the process running `provision`, while starting
     nodes: list[NodeRecord] = field(default_factory=list)
     processes: list[ProcessId] = field(default_factory=list)
-    # A kernel module this farm loaded (v4l2loopback 0.12: its nodes come with
-    # it), recorded before loading; teardown unloads it, and only it.
+    # A kernel module this farm loaded and must unload (vivid; v4l2loopback 0.12,
+    # whose nodes come with it), recorded before loading it.
     module: str | None = None
     error: str | None = None
 

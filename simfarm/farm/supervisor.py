@@ -1,9 +1,9 @@
 """The farm supervisor: the background process that owns a farm's cameras.
 
 Started by `provision` (CLI or API) with the farm's record already on disk.
-It creates the nodes, feeds them, answers on the control socket, and on
-stop (request, SIGTERM, SIGINT) or any failure while starting, removes
-everything it made. Readiness goes back to the provisioner through an
+It has the farm's backend (backends.py) make the cameras and feeds them,
+answers on the control socket, and on stop (request, SIGTERM, SIGINT) or any
+failure while starting, removes everything it made. Readiness goes back to the provisioner through an
 inherited pipe; if the provisioner has gone, starting is abandoned.
 
 Control operations (JSON lines, see control.py for the framing); every reply
@@ -11,10 +11,12 @@ is ``{"ok": true, ...}`` or ``{"ok": false, "error": ..., "exit_code": 2|1}``,
 exit code 2 for bad input, in which case nothing was changed:
 
     {"op": "status"}
-        -> farm, phase, supervisor_pid, state_dir, started_at, cameras: [{camera,
+        -> farm, backend, phase, supervisor_pid, state_dir, started_at, cameras: [{camera,
            label, device, state, spec, written, fps, late, dropped, uptime_s,
            running, error, held_by, faults: [fault JSON]}]  (state: streaming,
-           unplugging while an unplug waits for the readers in held_by, unplugged, ...)
+           unplugging while an unplug waits for the readers in held_by, unplugged, ...;
+           a vivid camera: metadata_device, state ready, disconnected, or reconnecting
+           while the readers in held_by keep it from coming back, no counters)
     {"op": "stop", "timeout": 10}
     {"op": "fault", "camera": 0, "kind": "drop", "params": {"frames": 10},
      "for": "1s" | seconds | null, "id": null, "timeout": 10}
@@ -22,8 +24,9 @@ exit code 2 for bad input, in which case nothing was changed:
            started, ended, reason, frames, touched; device-level kinds add
            what was observed: unplug ``removed`` and ``held_by`` (pids that
            held the node while the unplug waited), replug ``device``,
-           resize/reformat ``spec``. ``timeout`` is how long an unplug waits
-           for readers to close the node.
+           resize/reformat ``spec``, disconnect ``readers``. ``timeout`` is how
+           long an unplug waits for readers to close the node. A kind the
+           camera's backend cannot do is refused (exit code 2).
     {"op": "clear", "camera": 0, "id": "c0.3"} | {"op": "clear", "camera": 0} | {"op": "clear", "all": true}
         -> cleared: [fault ids]   (clearing an unplug plugs the camera in again;
            clearing all also cancels the device steps of running scenarios)
@@ -43,43 +46,29 @@ import signal
 import sys
 import threading
 import time
+from typing import cast
 
-from ..devices import loopback, loopback_params
 from ..errors import BadInput, SimfarmError
 from ..faults import FaultHandle, FaultLog, FaultSpec
-from ..patterns import PatternLibrary
-from ..spec import CameraSpec
+from . import backends
 from .control import SOCKET, ControlServer
-from .device_faults import DeviceFaults
 from .live import LiveCamera
 from .reclaim import reclaim
 from .scenario_run import Router, run_scenario
-from .state import FarmRecord, NodeRecord, ProcessId, global_lock
+from .state import FarmRecord, ProcessId, global_lock
 
 FAULT_LOG = "faults.jsonl"
-
-
-def camera_label(farm: str, index: int) -> str:
-    return f"simfarm-{farm}-{index}"
 
 
 class Supervisor:
     def __init__(self, record: FarmRecord) -> None:
         self.record = record
-        spec = record.spec
-        library = PatternLibrary(spec.get("patterns_dirs", ()))
+        self.backend = backends.get(record.backend)
         self.router = Router(FaultLog.open(record.directory / FAULT_LOG))
-        self.cameras = [
-            LiveCamera(i, CameraSpec.parse(**cam), NodeRecord(i, camera_label(record.name, i)), library,
-                       self.router)
-            for i, cam in enumerate(spec["cameras"])
-        ]
-        # v4l2loopback 0.12 (module parameters) cannot add or remove a node at run time.
-        self.hotplug = spec.get("loopback", loopback.Mode.CONTROL.value) == loopback.Mode.CONTROL.value
-        self.devices = DeviceFaults(self.record.save, self.router, hotplug=self.hotplug)
+        self.cameras = self.backend.cameras(record, self.router)
+        self.devices = self.backend.device_faults(self.record, self.router)
         # Set when every fault is cleared or the farm stops: scenarios' device steps stop.
         self._scenarios_cancel = threading.Event()
-        self.requested_numbers: list[int] | None = spec.get("nodes")
         self.stop_requested = threading.Event()
         self.stop_timeout = 10.0
         self.started = time.time()
@@ -87,33 +76,9 @@ class Supervisor:
 
     def start(self) -> None:
         """Create and feed every camera; on failure the caller calls shutdown()."""
-        with global_lock():
-            if self.hotplug:
-                self._add_nodes()
-            else:
-                self._load_module()
-        for cam in self.cameras:
-            cam.start_stream()
+        self.backend.create(self.record, self.cameras)
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
         self.record.phase = "running"
-        self.record.save()
-
-    def _add_nodes(self) -> None:
-        for cam in self.cameras:
-            self.record.nodes.append(cam.node)
-            self.record.save()  # before the ioctl, so a crash mid-call is recoverable
-            wanted = self.requested_numbers[cam.index] if self.requested_numbers else -1
-            cam.node.number = loopback.create(cam.node.label, wanted)
-            self.record.save()
-
-    def _load_module(self) -> None:
-        self.record.nodes.extend(cam.node for cam in self.cameras)
-        self.record.module = loopback_params.MODULE
-        self.record.save()  # before loading, so a crash mid-load is recoverable
-        wanted = self.requested_numbers[:len(self.cameras)] if self.requested_numbers else None
-        numbers = loopback_params.load([cam.node.label for cam in self.cameras], wanted)
-        for cam, number in zip(self.cameras, numbers):
-            cam.node.number = number
         self.record.save()
 
     def handle(self, request: dict) -> dict:
@@ -134,23 +99,31 @@ class Supervisor:
         if op == "faults":
             return {"faults": [h.to_json() for cam in self.cameras for h in cam.active_faults()]}
         if op == "scenario":
-            return run_scenario(str(request.get("path")), request.get("seed"), request.get("log"), self.cameras,
+            # Only loopback cameras run frame-level faults; check_backend refuses them elsewhere first.
+            cameras = cast(list[LiveCamera], self.cameras)
+            return run_scenario(str(request.get("path")), request.get("seed"), request.get("log"), cameras,
                                 self.router, lambda cam, event: self.inject(cam, event.spec, fault_id=event.fault_id),
-                                self._scenarios_cancel)
+                                self._scenarios_cancel, check=self.check_backend)
         raise BadInput(f"unknown op {op!r} (known: status, stop, fault, clear, faults, scenario)")
 
-    def camera(self, index: object) -> LiveCamera:
+    def camera(self, index: object) -> backends.SupervisedCamera:
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.cameras):
             raise BadInput(f"no camera {index!r} in farm {self.record.name} (cameras 0..{len(self.cameras) - 1})")
         return self.cameras[index]
 
-    def inject(self, cam: LiveCamera, spec: FaultSpec, *, fault_id: str | None = None,
+    def check_backend(self, cam: backends.SupervisedCamera, spec: FaultSpec) -> None:
+        """Refuse a kind ``cam``'s backend cannot do, naming the one that can."""
+        spec.info.require_backend(self.backend.name, f"camera {cam.index} of farm {self.record.name}")
+
+    def inject(self, cam: backends.SupervisedCamera, spec: FaultSpec, *, fault_id: str | None = None,
                timeout: float = 10.0) -> dict:
         """Put ``spec`` in force on ``cam``; returns the fault's JSON."""
+        self.check_backend(cam, spec)
         if spec.device_level:
             return self.devices.apply(cam, spec, fault_id=fault_id, timeout=timeout)
         if fault_id is not None and fault_id in cam.device_faults:
             raise BadInput(f"camera {cam.index} already has a fault {fault_id!r}")
+        assert isinstance(cam, LiveCamera)  # frame-level faults are the loopback backend's (checked above)
         return cam.faults.add(spec, fault_id=fault_id).to_json()
 
     def clear(self, request: dict) -> list[FaultHandle]:
@@ -170,7 +143,7 @@ class Supervisor:
         return handles
 
     def status(self) -> dict:
-        return {"farm": self.record.name, "phase": self.record.phase,
+        return {"farm": self.record.name, "backend": self.backend.name, "phase": self.record.phase,
                 "supervisor_pid": os.getpid(), "state_dir": str(self.record.directory),
                 "started_at": self.started, "cameras": [cam.status() for cam in self.cameras]}
 

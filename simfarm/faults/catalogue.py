@@ -10,6 +10,11 @@ How long a fault lasts is common to all kinds: a duration (``--for 2s`` /
 and fps), ``rate=P`` for drop, duplicate and reorder (each frame affected
 with probability P, from a seeded generator), or until it is cleared; when
 several are given the fault ends at whichever comes first.
+
+Each kind names the backends that can carry it out: frame-level faults and
+unplug/replug/resize/reformat need simfarm's own producer on a v4l2loopback
+node; disconnect-while-open and the driver-level errors need vivid. A camera
+of the other backend refuses them with a message naming the one that can.
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ from typing import Any
 from ..errors import BadInput
 from ..patterns.params import REQUIRED, Param, ParamError, choice, number, resolve
 from ..spec import PixelFormat, Size, parse_fps
+
+LOOPBACK, VIVID = frozenset({"loopback"}), frozenset({"vivid"})
 from .durations import format_duration, parse_duration
 
 
 class Role(enum.Enum):
     """Who carries a fault out, and at which point of a frame slot it acts."""
 
-    DEVICE = "device"  # the supervisor: node removal and renegotiation
+    DEVICE = "device"  # the supervisor: node removal, renegotiation, vivid's driver controls
     STALL = "stall"  # the slot writes nothing
     FREEZE = "freeze"  # the slot repeats the last frame written
     SEQUENCE = "sequence"  # which sequence numbers reach the wire, how often, in what order
@@ -43,7 +50,8 @@ class Kind:
     """One entry of the catalogue.
 
     ``primary`` is the parameter a bare value sets (``noise 0.3`` means
-    ``noise amount=0.3``); ``timed`` is False for the instantaneous replug.
+    ``noise amount=0.3``); ``timed`` is False for instantaneous kinds (replug,
+    vivid's one-shot error injections); ``backends`` are those that can carry it out.
     """
 
     name: str
@@ -52,10 +60,18 @@ class Kind:
     params: Mapping[str, Param] = field(default_factory=dict)
     primary: str | None = None
     timed: bool = True
+    backends: frozenset[str] = LOOPBACK
 
     @property
     def device_level(self) -> bool:
         return self.role is Role.DEVICE
+
+    def require_backend(self, backend: str, camera: str) -> None:
+        """Refuse this kind on ``camera`` (e.g. "camera 0 of farm lab") when its ``backend`` cannot do it."""
+        if backend not in self.backends:
+            needed = sorted(self.backends)
+            raise BadInput(f"{self.name} needs the {' or '.join(needed)} backend "
+                           f"(provision --backend {needed[0]}); {camera} is {backend}")
 
     def usage(self) -> str:
         """One line: the kind and its parameters, optional ones in brackets."""
@@ -69,7 +85,7 @@ class Kind:
 
     def describe(self) -> str:
         """Usage, observable effect and one line per parameter: the text behind ``simfarm fault --help``."""
-        lines = [self.usage(), f"    {self.effect}"]
+        lines = [f"{self.usage()}    [{'/'.join(sorted(self.backends))} backend]", f"    {self.effect}"]
         width = max((len(name) for name in self.params), default=0)
         for name, param in self.params.items():
             default = "" if param.default in (None, REQUIRED) else f" (default {param.default})"
@@ -109,13 +125,25 @@ _RATE = _optional(number(1, 0, 1, "probability that each frame is affected, draw
 
 
 def _kind(name: str, role: Role, effect: str, params: Mapping[str, Param] | None = None, *,
-          primary: str | None = None, timed: bool = True) -> Kind:
+          primary: str | None = None, timed: bool = True, backends: frozenset[str] = LOOPBACK) -> Kind:
     table = dict(params or {})
     if role is Role.SEQUENCE:
         table["rate"] = _RATE
     if role is not Role.DEVICE:
         table["frames"] = _SLOTS if role is Role.STALL or name == "fps" else _FRAMES
-    return Kind(name, role, effect, MappingProxyType(table), primary, timed)
+    return Kind(name, role, effect, MappingProxyType(table), primary, timed, backends)
+
+
+def _vivid(name: str, effect: str, params: Mapping[str, Param] | None = None, *,
+           primary: str | None = None, timed: bool = True) -> Kind:
+    """A fault vivid carries out through one of its driver controls (see simfarm.devices.vivid)."""
+    return _kind(name, Role.DEVICE, effect, params, primary=primary, timed=timed, backends=VIVID)
+
+
+def _clock_bits(value: Any, _base: Path) -> int:
+    if value not in (32, 64) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not 32 or 64")
+    return int(value)
 
 
 _CATALOGUE = [
@@ -186,6 +214,33 @@ _CATALOGUE = [
           "The stream is renegotiated to another pixel format: readers see a format change.",
           {"format": Param(REQUIRED, _adapted(PixelFormat.parse), "the new pixel format (e.g. MJPG)")},
           primary="format"),
+    _vivid("disconnect",
+           "Every node of the camera stops answering, as a USB camera pulled out while open: a reader's "
+           "next ioctl fails with ENODEV, poll reports POLLERR|POLLHUP, new opens fail with ENODEV (the "
+           "node stays in /dev; no udev event). When it ends (cleared, or its duration passes) the camera "
+           "comes back as soon as every reader has closed its fd: vivid reconnects only then. Refused "
+           "while drop-buffers or a wrap is in force (a disconnected camera takes no setting back)."),
+    _vivid("buffer-error",
+           "The next buffer the driver fills is dequeued with V4L2_BUF_FLAG_ERROR set; its sequence "
+           "number still counts.", timed=False),
+    _vivid("drop-buffers",
+           "The driver drops each buffer with this probability: a streaming reader sees gaps in the buffer "
+           "sequence numbers (at 100 no buffer arrives at all).",
+           {"percent": number(REQUIRED, 1, 100, "percentage of buffers dropped", integer=True)},
+           primary="percent"),
+    _vivid("reqbufs-error", "The next VIDIOC_REQBUFS on the camera fails (EINVAL).", timed=False),
+    _vivid("qbuf-error", "The next VIDIOC_QBUF on the camera fails (EINVAL).", timed=False),
+    _vivid("streamon-error", "The next VIDIOC_STREAMON on the camera fails (EINVAL).", timed=False),
+    _vivid("fatal-error",
+           "A reader streaming now gets a fatal queue error: its next DQBUF and QBUF fail with EIO until "
+           "it stops streaming. Without a streaming reader nothing happens.", timed=False),
+    _vivid("wrap-sequence",
+           "A reader that starts streaming while this is in force gets buffer sequence numbers starting "
+           "128 below 2^32, so they wrap to 0 after 128 frames."),
+    _vivid("wrap-timestamp",
+           "A reader that starts streaming while this is in force gets buffer timestamps 16 s before they "
+           "wrap: bits=64 the 64-bit nanosecond clock, bits=32 a 32-bit count of seconds.",
+           {"bits": Param(64, _clock_bits, "which wrap: 64 or 32")}, primary="bits"),
 ]
 KINDS: Mapping[str, Kind] = MappingProxyType({kind.name: kind for kind in _CATALOGUE})
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from simfarm.cli import main
 from simfarm.errors import BadInput
-from simfarm.farm import config
+from simfarm.farm import backends, config
+from simfarm.farm.state import farm_names
 from simfarm.spec import PixelFormat, Size
 
 
@@ -44,6 +46,14 @@ def test_count_form_and_contradiction(tmp_path: Path) -> None:
         plan.cameras(2, {})
 
 
+def test_backend_and_its_default_spec(tmp_path: Path) -> None:
+    plan = config.load(write(tmp_path, "backend: vivid\ncameras:\n  - {}\n  - {fps: 60, size: 320x180}\n"))
+    assert plan.backend == "vivid" and config.load(write(tmp_path, "cameras: 1\n")).backend is None
+    first, second = plan.cameras(None, {}, backends.get("vivid").default_spec)
+    assert (first.size, first.fps) == (Size(640, 360), Fraction(30))  # vivid offers 640x480 only up to 25 fps
+    assert (second.size, second.fps) == (Size(320, 180), Fraction(60))
+
+
 @pytest.mark.parametrize("text, line, words", [
     ("name: lab\nbogus: 1\n", 2, "unknown farm file key 'bogus'"),
     ("cameras:\n  - {size: 320x240}\n  - fps: 0\n", 3, "fps 0"),
@@ -52,6 +62,7 @@ def test_count_form_and_contradiction(tmp_path: Path) -> None:
     ("cameras: [1, 2\nname: x\n", 2, "expected"),
     ("name: a\nname: b\n", 2, "duplicate key"),
     ("cameras:\n  - {colour: red}\n", 2, "unknown camera setting 'colour'"),
+    ("name: a\nbackend: vivd\n", 2, "backend 'vivd' is not one of loopback, vivid"),
 ])
 def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     path = write(tmp_path, text)
@@ -59,3 +70,15 @@ def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) 
         config.load(path)
     assert str(info.value).startswith(f"{path}:{line}:")
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--nodes", "3-4"], "the vivid backend cannot choose node numbers"),
+    (["--pattern", "ball"], "the vivid backend draws its own test pattern"),
+    (["--producer", "ffmpeg"], "the vivid backend draws its own test pattern"),
+])
+def test_what_vivid_cannot_do_is_refused_before_anything_is_made(capsys, args: list[str], words: str) -> None:
+    assert main(["provision", "--backend", "vivid", "--cameras", "2", *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert farm_names() == []

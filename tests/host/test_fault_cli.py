@@ -19,7 +19,7 @@ import pytest
 
 from simfarm.cli import main
 from simfarm.errors import BadInput
-from simfarm.farm import device_faults, live, supervisor
+from simfarm.farm import backends, live, supervisor
 from simfarm.farm.scenario_run import comparable
 from simfarm.farm.state import FarmRecord
 from simfarm.faults import read_log
@@ -62,9 +62,10 @@ class PipeNodes:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.frames: dict[int, list[np.ndarray]] = {}
         self._threads: list[threading.Thread] = []
-        monkeypatch.setattr(supervisor.loopback, "create", lambda label, number=-1: 200 + int(label[-1]))
+        # The loopback module the backend and device faults both call.
+        monkeypatch.setattr(backends.loopback, "choose_mode", lambda: backends.loopback.Mode.CONTROL)
+        monkeypatch.setattr(backends.loopback, "create", lambda label, number=-1: 200 + int(label[-1]))
         monkeypatch.setattr(live.nodes, "open_output", self.open_output)
-        monkeypatch.setattr(device_faults.loopback, "create", lambda label, number=-1: 200 + int(label[-1]))
 
     def open_output(self, number: int, fmt: PixelFormat, size: Size, fps: object) -> int:
         read_end, write_end = os.pipe()
@@ -117,12 +118,20 @@ def test_drop_on_a_running_camera_is_seen_and_logged_exactly(farm) -> None:
     assert analyze(pipes.codes(1)).missing == {1: []}  # the other camera untouched
 
 
-def test_clear_ends_a_fault_and_bad_requests_change_nothing(farm) -> None:
+def test_clear_ends_a_fault_and_bad_requests_change_nothing(farm, tmp_path: Path) -> None:
     sup, _ = farm
     freeze = sup.handle({"op": "fault", "camera": 1, "kind": "freeze", "for": "1m"})
+    mixed = tmp_path / "mixed.yaml"
+    mixed.write_text("timeline:\n  - {at: 0s, camera: 0, fault: drop frames=2}\n"
+                     "  - {at: 1s, camera: 1, fault: streamon-error}\n")
     for request, words in [({"op": "fault", "camera": 5, "kind": "drop"}, "no camera 5"),
                            ({"op": "fault", "camera": 0, "kind": "tear", "params": {"row": 5000}}, "row"),
                            ({"op": "fault", "camera": 0, "kind": "replug"}, "plugged in"),
+                           ({"op": "fault", "camera": 0, "kind": "disconnect"},
+                            "disconnect needs the vivid backend \\(provision --backend vivid\\); "
+                            "camera 0 of farm pipes is loopback"),
+                           ({"op": "scenario", "path": str(mixed)},
+                            "streamon-error needs the vivid backend .* camera 1 of farm pipes is loopback"),
                            ({"op": "clear", "camera": 1, "id": "nope"}, "no fault 'nope'"),
                            ({"op": "jump"}, "unknown op")]:
         with pytest.raises(BadInput, match=words):

@@ -103,9 +103,13 @@ def test_every_kind_documents_its_observable_effect_and_parameters():
         describe("nope")
 
 
+VIVID_KINDS = {"disconnect", "buffer-error", "drop-buffers", "reqbufs-error", "qbuf-error", "streamon-error",
+               "fatal-error", "wrap-sequence", "wrap-timestamp"}
+
+
 def test_device_level_kinds_are_marked_for_the_supervisor():
     device = {name for name, kind in KINDS.items() if kind.device_level}
-    assert device == {"unplug", "replug", "resize", "reformat"}
+    assert device == {"unplug", "replug", "resize", "reformat"} | VIVID_KINDS
     assert FaultSpec.parse("resize 320x240").device_level
     assert FaultSpec.parse("drop").role is Role.SEQUENCE and not FaultSpec.parse("drop").device_level
 
@@ -113,3 +117,50 @@ def test_device_level_kinds_are_marked_for_the_supervisor():
 def test_a_spec_reads_as_the_command_that_makes_it():
     assert str(FaultSpec.parse("stripe 10-19", duration="1500ms")) == "stripe rows=10-19 style=garbage for 1.5s"
     assert str(FaultSpec.parse("drop frames=3", duration=0.25)) == "drop frames=3 for 250ms"
+
+
+def test_each_kind_names_the_backends_that_can_do_it():
+    assert {name for name, kind in KINDS.items() if kind.backends == {"vivid"}} == VIVID_KINDS
+    assert all(kind.backends == {"loopback"} for name, kind in KINDS.items() if name not in VIVID_KINDS)
+    assert describe("disconnect").startswith("disconnect [--for DURATION]    [vivid backend]")
+    assert "[loopback backend]" in describe("noise").splitlines()[0]
+
+
+@pytest.mark.parametrize(("kind", "backend", "message"), [
+    ("disconnect", "loopback", "disconnect needs the vivid backend (provision --backend vivid); "
+                               "camera 0 of farm x is loopback"),
+    ("noise", "vivid", "noise needs the loopback backend (provision --backend loopback); "
+                       "camera 0 of farm x is vivid"),
+    ("unplug", "vivid", "unplug needs the loopback backend"),
+])
+def test_a_kind_is_refused_on_a_backend_that_cannot_do_it(kind, backend, message):
+    with pytest.raises(BadInput) as caught:
+        KINDS[kind].require_backend(backend, "camera 0 of farm x")
+    assert str(caught.value).startswith(message)
+    KINDS[kind].require_backend(next(iter(KINDS[kind].backends)), "camera 0 of farm x")
+
+
+@pytest.mark.parametrize(("text", "duration", "kind", "params", "seconds"), [
+    ("disconnect", "2s", "disconnect", {}, 2.0),
+    ("drop-buffers 50", None, "drop-buffers", {"percent": 50}, None),
+    ("wrap-timestamp", None, "wrap-timestamp", {"bits": 64}, None),
+    ("wrap-timestamp 32", None, "wrap-timestamp", {"bits": 32}, None),
+    ("buffer-error", None, "buffer-error", {}, None),
+])
+def test_vivid_faults_parse(text, duration, kind, params, seconds):
+    spec = FaultSpec.parse(text, duration=duration)
+    assert (spec.kind, dict(spec.params), spec.duration_s) == (kind, params, seconds)
+
+
+@pytest.mark.parametrize(("text", "duration", "message"), [
+    ("drop-buffers", None, "drop-buffers: parameter 'percent' is required"),
+    ("drop-buffers 0", None, "drop-buffers: percent: 0 is outside [1, 100]"),
+    ("drop-buffers 101", None, "drop-buffers: percent: 101 is outside [1, 100]"),
+    ("wrap-timestamp 16", None, "wrap-timestamp: bits: 16 is not 32 or 64"),
+    ("streamon-error", "1s", "streamon-error is instantaneous"),
+    ("buffer-error frames=3", None, "buffer-error: unknown parameter 'frames'"),
+])
+def test_bad_vivid_faults_are_one_line(text, duration, message):
+    with pytest.raises(BadInput) as caught:
+        FaultSpec.parse(text, duration=duration)
+    assert str(caught.value).startswith(message)

@@ -5,6 +5,7 @@ Elsewhere the tests are skipped, with the command that runs them."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import pytest
 
@@ -23,3 +24,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # A runtest hook in this conftest applies to the tests of this directory only.
     if not _kernel_ready():
         pytest.skip(SKIP_REASON)
+
+
+@pytest.fixture
+def in_farm_state(farm, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """For a module whose tests share one farm (its ``farm`` fixture, made in a state directory of
+    its own): each test works in that directory rather than its private one, and ends with no
+    fault in force."""
+    monkeypatch.setenv("SIMFARM_STATE_DIR", str(farm.state_dir.parent.parent))
+    yield
+    farm.clear_faults()

@@ -30,7 +30,7 @@ from simfarm.frames.analysis import analyze
 from simfarm.frames.code import FrameCode, decode
 from simfarm.spec import CameraSpec
 
-pytestmark = pytest.mark.hil
+pytestmark = [pytest.mark.hil, pytest.mark.usefixtures("in_farm_state")]
 
 FPS = 15
 SMALL = CameraSpec.parse(size="320x240", fps=FPS)
@@ -105,18 +105,11 @@ def _udev_rules() -> None:
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     # One farm for the module (provisioning is slow under emulation), in a state dir of its own
-    # that each test gets back (see _same_state_dir) over the per-test one conftest gives.
+    # that each test gets back (see in_farm_state in conftest.py) over the per-test one conftest gives.
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SIMFARM_STATE_DIR", str(tmp_path_factory.mktemp("fs")))
         with Farm.provision(2, name="flt", spec=SMALL) as made:
             yield made
-
-
-@pytest.fixture(autouse=True)
-def _same_state_dir(farm: Farm, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("SIMFARM_STATE_DIR", str(farm.state_dir.parent.parent))
-    yield
-    farm.clear_faults()
 
 
 def observe(farm: Farm, camera: int, kind: str, frames_after: int, **params: object):
