@@ -53,8 +53,7 @@ def talker() -> Iterator[tuple[str, int]]:
 
 
 def _connect(proxy: FaultProxy) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
-    return sock
+    return socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
 
 
 def _round_trip(sock: socket.socket, payload: bytes = b"ping") -> float:
@@ -161,12 +160,12 @@ def test_timeout_zero_keeps_the_connection_silent_until_cleared(echo: tuple[str,
         assert _round_trip(sock, b"back") < 1.0
 
 
-def test_a_server_that_is_not_there_looks_like_a_reset(echo: tuple[str, int]) -> None:
+def test_a_server_that_is_not_there_looks_like_a_reset() -> None:
     with socket.create_server(("127.0.0.1", 0)) as placeholder:
         gone = placeholder.getsockname()[:2]
-    with FaultProxy(gone) as proxy, _connect(proxy) as sock:
-        with pytest.raises(ConnectionResetError):
-            sock.recv(1)
+    # The RST can beat connect()'s own completion check, so either may raise.
+    with FaultProxy(gone) as proxy, pytest.raises(ConnectionResetError), _connect(proxy) as sock:
+        sock.recv(1)
 
 
 def test_bad_toxics_are_refused() -> None:
@@ -179,7 +178,6 @@ def test_bad_toxics_are_refused() -> None:
 
 
 def test_close_ends_connections_and_threads(talker: tuple[str, int]) -> None:
-    before = threading.active_count()
     proxy = FaultProxy(talker)
     socks = [_connect(proxy) for _ in range(3)]
     for sock in socks:
@@ -190,4 +188,4 @@ def test_close_ends_connections_and_threads(talker: tuple[str, int]) -> None:
             while sock.recv(65536):  # what was in flight, then the FIN
                 pass
     assert proxy.connections() == 0
-    assert threading.active_count() <= before
+    assert [thread.name for thread in threading.enumerate() if thread.name.startswith(f"proxy-{proxy.port}")] == []
