@@ -25,6 +25,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nodes", type=parse_node_numbers, help="node numbers to use, e.g. 40-43 (default: kernel picks)")
     p.add_argument("--patterns-dir", action="append", default=[], help="extra directory of pattern files")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for verified frames")
+    m = p.add_argument_group("publishing through MediaMTX (needs the mediamtx binary; see README)")
+    m.add_argument("--publish", action="store_true", default=None,
+                   help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")
+    m.add_argument("--record", action="store_true", default=None,
+                   help="record every path (fMP4 segments) into the farm's directory (see simfarm recordings)")
+    m.add_argument("--mediamtx", metavar="PATH", help="the mediamtx binary (default: $SIMFARM_MEDIAMTX, then PATH)")
+    m.add_argument("--mediamtx-api", metavar="URL",
+                   help="publish through this running MediaMTX (its API, e.g. http://127.0.0.1:9997) instead "
+                        "of starting one; only the farm's paths are added and removed")
     p.set_defaults(run=_provision)
 
     s = sub.add_parser("status", help="show farms, cameras and counters")
@@ -45,12 +54,19 @@ def _provision(args: argparse.Namespace) -> int:
                  if getattr(args, k) is not None}
     plan = config.load(args.config) if args.config else config.FarmPlan()
     specs = plan.cameras(args.cameras, overrides)
+    publish = plan.publish({key: getattr(args, key) for key in config.PUBLISH_KEYS})
     farm = Farm.provision(specs, name=args.farm or plan.name, nodes=args.nodes or plan.nodes,
-                          patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout)
+                          patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout,
+                          publish=publish)
     print(table.render(
         ["camera", "node", "label", "size@fps", "format", "pattern"],
         [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name,
           c.spec.pattern if c.spec.producer == "numpy" else f"ffmpeg:{c.spec.source}"] for c in farm.cameras]))
+    if publish:
+        status = farm.status()
+        print(table.render(["camera", "rtsp", "proxied (fault proxy)"],
+                           [[c["camera"], c["rtsp_url"], c["proxy_url"]] for c in status["cameras"]]))
+        print(_server_line(status["publish"]))
     print(f"farm {farm.name}: {len(farm.cameras)} cameras streaming verified frames "
           f"(supervisor pid {farm.supervisor_pid}); stop with: simfarm teardown --farm {farm.name}")
     return 0
@@ -67,12 +83,26 @@ def _status(args: argparse.Namespace) -> int:
     for rep in reports:
         print(f"farm {rep['farm']} ({rep['phase']}): supervisor pid {rep['supervisor_pid']}, "
               f"state {rep['state_dir']}")
+        if "publish" in rep:
+            print(_server_line(rep["publish"]))
         print(table.render(
             ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s", "faults"],
             [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
               c.get("dropped"), c.get("uptime_s"), fault_cmd.summary(c.get("faults", []))]
              for c in rep["cameras"]]))
+        if "publish" in rep:
+            print(table.render(["camera", "rtsp", "available", "readers", "proxied", "toxics", "restarts"],
+                               [[c["camera"], c["rtsp_url"], "yes" if c["available"] else "NO", c["readers"],
+                                 c["proxy_url"], ", ".join(c["toxics"]) or "-", c["publisher_restarts"]]
+                                for c in rep["cameras"]]))
     return 0
+
+
+def _server_line(publish: dict) -> str:
+    if publish["managed"]:
+        return (f"MediaMTX {publish['version']} (pid {publish['pid']}): api {publish['api']}, rtsp {publish['rtsp']}, "
+                f"log {publish['log']}")
+    return f"MediaMTX at {publish['api']} (not managed by simfarm): rtsp {publish['rtsp']}"
 
 
 def _teardown(args: argparse.Namespace) -> int:

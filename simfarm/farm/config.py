@@ -7,6 +7,10 @@
     cameras:                  # a count, or one mapping per camera
       - {pattern: ball}
       - {size: 1280x720, producer: ffmpeg, source: testsrc2}
+    publish: true             # each camera a MediaMTX path (see publishing.py)
+    record: true              # ... recorded into the farm's directory
+    mediamtx: /opt/mediamtx   # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
+    mediamtx_api: http://127.0.0.1:9997   # or an existing server instead
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from pathlib import Path
 from .. import yamlfile
 from ..errors import BadInput, SimfarmError
 from ..spec import CameraSpec, parse_node_numbers
+from .publishing import PublishOptions
 
-KEYS = {"name", "nodes", "patterns_dirs", "defaults", "cameras"}
+KEYS = {"name", "nodes", "patterns_dirs", "defaults", "cameras", "publish", "record", "mediamtx", "mediamtx_api"}
+PUBLISH_KEYS = ("publish", "record", "mediamtx", "mediamtx_api")
 
 
 @dataclass
@@ -30,6 +36,7 @@ class FarmPlan:
     patterns_dirs: list[str] = field(default_factory=list)
     defaults: dict = field(default_factory=dict)
     camera_specs: list[dict] | None = None
+    publishing: dict = field(default_factory=dict)  # the file's PUBLISH_KEYS
 
     def cameras(self, count: int | None, overrides: dict) -> list[CameraSpec]:
         """One spec per camera: file defaults < per-camera entries < command-line flags."""
@@ -45,6 +52,16 @@ class FarmPlan:
                     raise BadInput(f"{entry.where()}: {exc}") from None
                 raise
         return specs
+
+    def publish(self, overrides: dict) -> PublishOptions | None:
+        """How the farm publishes (None: it does not): file < command-line flags (``PUBLISH_KEYS``)."""
+        given = {**self.publishing, **{key: value for key, value in overrides.items() if value}}
+        if not given.get("publish"):
+            if extra := [key for key in PUBLISH_KEYS[1:] if given.get(key)]:
+                raise BadInput(f"{extra[0].replace('_', '-')} needs publish (--publish, or publish: true)")
+            return None
+        return PublishOptions(record=bool(given.get("record")), mediamtx=given.get("mediamtx"),
+                              api=given.get("mediamtx_api"))
 
 
 def load(path: str) -> FarmPlan:
@@ -67,6 +84,13 @@ def load(path: str) -> FarmPlan:
     if not isinstance(defaults, dict):
         raise data.fail("defaults", "defaults is a mapping of camera settings")
     plan.defaults = dict(defaults)
+    for key in PUBLISH_KEYS:
+        if key in data:
+            value = data[key]
+            wanted = bool if key in ("publish", "record") else str
+            if not isinstance(value, wanted):
+                raise data.fail(key, f"{key} is {'true or false' if wanted is bool else 'text'}, not {value!r}")
+            plan.publishing[key] = value
     cams = data.get("cameras")
     if isinstance(cams, int) and not isinstance(cams, bool):
         plan.camera_specs = [{}] * cams

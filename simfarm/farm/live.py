@@ -36,6 +36,8 @@ class LiveCamera:
         self.faults = FaultSet(index, spec.format, spec.size, spec.fps, listener=listener)
         # Device-level faults in force (unplug, resize, reformat), by id; the supervisor keeps them.
         self.device_faults: dict[str, FaultHandle] = {}
+        # Stream faults in force (publisher-loss, bitstream-noise, proxy toxics), by id; the publisher keeps them.
+        self.stream_faults: dict[str, FaultHandle] = {}
         self.producer: Producer | None = None
         # While an unplug waits for readers to close the node: the pids holding it (shown in status).
         self.held_by: list[int] | None = None
@@ -80,7 +82,7 @@ class LiveCamera:
         return Mark(time.time(), self.producer.sequence if self.producer else None)
 
     def active_faults(self) -> list[FaultHandle]:
-        return [*self.device_faults.values(), *self.faults.active()]
+        return [*self.device_faults.values(), *self.stream_faults.values(), *self.faults.active()]
 
     def status(self) -> dict:
         stats = self.producer.stats() if self.producer else None

@@ -7,6 +7,7 @@ import signal
 
 from ..devices import loopback
 from ..devices.loopback import NodeBusy
+from . import publishing
 from .state import FarmRecord, farm_names
 
 
@@ -20,6 +21,7 @@ def reclaim(record: FarmRecord, *, timeout: float = 10.0) -> None:
     for proc in [record.supervisor, *record.processes]:
         if proc is not None and proc.alive():
             os.kill(proc.pid, signal.SIGKILL)
+    publishing.reclaim(record, timeout)
     busy: NodeBusy | None = None
     for node in list(record.nodes):
         if node.number is None:

@@ -14,7 +14,10 @@ exit code 2 for bad input, in which case nothing was changed:
         -> farm, phase, supervisor_pid, state_dir, started_at, cameras: [{camera,
            label, device, state, spec, written, fps, late, dropped, uptime_s,
            running, error, held_by, faults: [fault JSON]}]  (state: streaming,
-           unplugging while an unplug waits for the readers in held_by, unplugged, ...)
+           unplugging while an unplug waits for the readers in held_by, unplugged, ...);
+           a publishing farm adds publish {managed, api, rtsp, pid, version, log, recordings}
+           and per camera path, rtsp_url, proxy_url, available, readers,
+           publisher_restarts, toxics (see publishing.py)
     {"op": "stop", "timeout": 10}
     {"op": "fault", "camera": 0, "kind": "drop", "params": {"frames": 10},
      "for": "1s" | seconds | null, "id": null, "timeout": 10}
@@ -22,8 +25,10 @@ exit code 2 for bad input, in which case nothing was changed:
            started, ended, reason, frames, touched; device-level kinds add
            what was observed: unplug ``removed`` and ``held_by`` (pids that
            held the node while the unplug waited), replug ``device``,
-           resize/reformat ``spec``. ``timeout`` is how long an unplug waits
-           for readers to close the node.
+           resize/reformat ``spec``, kick ``kicked`` (session ids). ``timeout``
+           is how long an unplug waits for readers to close the node. Stream
+           faults (kick, publisher-loss, ...) are refused (exit code 2) on a
+           farm that does not publish.
     {"op": "clear", "camera": 0, "id": "c0.3"} | {"op": "clear", "camera": 0} | {"op": "clear", "all": true}
         -> cleared: [fault ids]   (clearing an unplug plugs the camera in again;
            clearing all also cancels the device steps of running scenarios)
@@ -46,12 +51,13 @@ import time
 
 from ..devices import loopback
 from ..errors import BadInput, SimfarmError
-from ..faults import FaultHandle, FaultLog, FaultSpec
+from ..faults import FaultHandle, FaultLog, FaultSpec, Role
 from ..patterns import PatternLibrary
 from ..spec import CameraSpec
 from .control import SOCKET, ControlServer
 from .device_faults import DeviceFaults
 from .live import LiveCamera
+from .publishing import Publisher
 from .reclaim import reclaim
 from .scenario_run import Router, run_scenario
 from .state import FarmRecord, NodeRecord, ProcessId, global_lock
@@ -82,6 +88,7 @@ class Supervisor:
         self.stop_timeout = 10.0
         self.started = time.time()
         self._control: ControlServer | None = None
+        self.publisher: Publisher | None = None
 
     def start(self) -> None:
         """Create and feed every camera; on failure the caller calls shutdown()."""
@@ -94,6 +101,8 @@ class Supervisor:
                 self.record.save()
         for cam in self.cameras:
             cam.start_stream()
+        if plan := self.record.spec.get("publish"):
+            self.publisher = Publisher.start(plan, self.record, self.cameras, self.router)
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
         self.record.phase = "running"
         self.record.save()
@@ -131,6 +140,11 @@ class Supervisor:
         """Put ``spec`` in force on ``cam``; returns the fault's JSON."""
         if spec.device_level:
             return self.devices.apply(cam, spec, fault_id=fault_id, timeout=timeout)
+        if spec.role is Role.STREAM:
+            if self.publisher is None:
+                raise BadInput(f"{spec.kind} is a stream fault, and farm {self.record.name} does not publish "
+                               "(provision it with --publish)")
+            return self.publisher.inject(cam, spec, fault_id=fault_id)
         if fault_id is not None and fault_id in cam.device_faults:
             raise BadInput(f"camera {cam.index} already has a fault {fault_id!r}")
         return cam.faults.add(spec, fault_id=fault_id).to_json()
@@ -154,7 +168,9 @@ class Supervisor:
     def status(self) -> dict:
         return {"farm": self.record.name, "phase": self.record.phase,
                 "supervisor_pid": os.getpid(), "state_dir": str(self.record.directory),
-                "started_at": self.started, "cameras": [cam.status() for cam in self.cameras]}
+                "started_at": self.started, **({"publish": self.publisher.status()} if self.publisher else {}),
+                "cameras": [{**cam.status(), **(self.publisher.camera_status(cam) if self.publisher else {})}
+                            for cam in self.cameras]}
 
     def shutdown(self) -> None:
         """Stop producers, remove nodes, delete state (kept if a node stays busy)."""
@@ -163,6 +179,8 @@ class Supervisor:
         if self._control:
             self._control.close()
         self._scenarios_cancel.set()
+        if self.publisher:
+            self.publisher.close()  # first: its FFmpegs hold the nodes open
         self.devices.close(self.cameras)
         for cam in self.cameras:
             cam.stop_stream(final=True)

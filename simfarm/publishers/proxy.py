@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import TracebackType
+from typing import Any
 
 from ..errors import BadInput
 from .ports import HOST
@@ -56,11 +57,11 @@ class Toxics:
                                       ("timeout", self.timeout_s is not None)) if on]
 
 
-_OFF = {"latency": {"latency_s": 0.0, "jitter_s": 0.0}, "bandwidth": {"rate": None},
+_OFF: dict[str, dict[str, Any]] = {"latency": {"latency_s": 0.0, "jitter_s": 0.0}, "bandwidth": {"rate": None},
         "reset": {"reset_after": None}, "timeout": {"timeout_s": None}}
 
 
-def toxic_values(kind: str, *, ms: float = 0, jitter: float = 0, rate: float = 0, after: int = 0) -> dict:
+def toxic_values(kind: str, *, ms: float = 0, jitter: float = 0, rate: float = 0, after: float = 0) -> dict[str, Any]:
     """The Toxics fields ``kind`` sets, from its user-facing parameters; BadInput when out of range."""
     if kind == "latency":
         if ms <= 0 or jitter < 0:

@@ -123,6 +123,8 @@ def test_clear_ends_a_fault_and_bad_requests_change_nothing(farm) -> None:
     for request, words in [({"op": "fault", "camera": 5, "kind": "drop"}, "no camera 5"),
                            ({"op": "fault", "camera": 0, "kind": "tear", "params": {"row": 5000}}, "row"),
                            ({"op": "fault", "camera": 0, "kind": "replug"}, "plugged in"),
+                           ({"op": "fault", "camera": 0, "kind": "latency", "params": {"ms": 100}},
+                            "does not publish"),
                            ({"op": "clear", "camera": 1, "id": "nope"}, "no fault 'nope'"),
                            ({"op": "jump"}, "unknown op")]:
         with pytest.raises(BadInput, match=words):
