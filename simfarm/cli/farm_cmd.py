@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")
     m.add_argument("--record", action="store_true", default=None,
                    help="record every path (fMP4 segments) into the farm's directory (see simfarm recordings)")
+    m.add_argument("--record-segment", metavar="DURATION", help="recording segment length, e.g. 10s (default 1h)")
     m.add_argument("--mediamtx", metavar="PATH", help="the mediamtx binary (default: $SIMFARM_MEDIAMTX, then PATH)")
     m.add_argument("--mediamtx-api", metavar="URL",
                    help="publish through this running MediaMTX (its API, e.g. http://127.0.0.1:9997) instead "

@@ -9,6 +9,7 @@
       - {size: 1280x720, producer: ffmpeg, source: testsrc2}
     publish: true             # each camera a MediaMTX path (see publishing.py)
     record: true              # ... recorded into the farm's directory
+    record_segment: 10s       # segment length (default 1h)
     mediamtx: /opt/mediamtx   # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
     mediamtx_api: http://127.0.0.1:9997   # or an existing server instead
 """
@@ -20,11 +21,12 @@ from pathlib import Path
 
 from .. import yamlfile
 from ..errors import BadInput, SimfarmError
+from ..faults.durations import parse_duration
 from ..spec import CameraSpec, parse_node_numbers
 from .publishing import PublishOptions
 
-KEYS = {"name", "nodes", "patterns_dirs", "defaults", "cameras", "publish", "record", "mediamtx", "mediamtx_api"}
-PUBLISH_KEYS = ("publish", "record", "mediamtx", "mediamtx_api")
+PUBLISH_KEYS = ("publish", "record", "record_segment", "mediamtx", "mediamtx_api")
+KEYS = {"name", "nodes", "patterns_dirs", "defaults", "cameras", *PUBLISH_KEYS}
 
 
 @dataclass
@@ -60,8 +62,19 @@ class FarmPlan:
             if extra := [key for key in PUBLISH_KEYS[1:] if given.get(key)]:
                 raise BadInput(f"{extra[0].replace('_', '-')} needs publish (--publish, or publish: true)")
             return None
+        segment = given.get("record_segment")
+        if segment is not None and not given.get("record"):
+            raise BadInput("record-segment needs record (--record, or record: true)")
         return PublishOptions(record=bool(given.get("record")), mediamtx=given.get("mediamtx"),
-                              api=given.get("mediamtx_api"))
+                              api=given.get("mediamtx_api"),
+                              segment_seconds=None if segment is None else _whole_seconds(segment))
+
+
+def _whole_seconds(value: object) -> int:
+    seconds = parse_duration(value, "record segment")
+    if seconds != int(seconds):
+        raise BadInput(f"record segment {value!r} must be a whole number of seconds")
+    return int(seconds)
 
 
 def load(path: str) -> FarmPlan:
@@ -87,8 +100,9 @@ def load(path: str) -> FarmPlan:
     for key in PUBLISH_KEYS:
         if key in data:
             value = data[key]
-            wanted = bool if key in ("publish", "record") else str
-            if not isinstance(value, wanted):
+            wanted: type | tuple[type, ...] = bool if key in ("publish", "record") else \
+                (str, int, float) if key == "record_segment" else str
+            if not isinstance(value, wanted) or (wanted is not bool and isinstance(value, bool)):
                 raise data.fail(key, f"{key} is {'true or false' if wanted is bool else 'text'}, not {value!r}")
             plan.publishing[key] = value
     cams = data.get("cameras")

@@ -288,3 +288,16 @@ def test_reclaim_leaves_alone_a_session_whose_leader_pid_is_someone_elses() -> N
         for pid in session_members(stranger.pid):
             os.kill(pid, signal.SIGKILL)
         stranger.wait()
+
+
+def test_record_segment_length_comes_from_the_file_or_the_flag(tmp_path: Path) -> None:
+    path = tmp_path / "farm.yaml"
+    path.write_text("publish: true\nrecord: true\nrecord_segment: 1m\n")
+    plan = config.load(str(path))
+    assert plan.publish({}).segment_seconds == 60
+    assert plan.publish({"record_segment": "2s"}).segment_seconds == 2
+    for bad, words in (("1.5s", "whole number"), ("soon", "not a duration")):
+        with pytest.raises(BadInput, match=words):
+            plan.publish({"record_segment": bad})
+    with pytest.raises(BadInput, match="record-segment needs record"):
+        config.FarmPlan().publish({"publish": True, "record_segment": "2s"})
