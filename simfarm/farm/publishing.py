@@ -39,7 +39,7 @@ from typing import Any
 from .. import binaries
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultListener, FaultSpec
-from ..publishers.mediamtx import ApiClient, MediaMTX, RecordOptions, Unreachable, path_entry, v4l2_publish_argv
+from ..publishers.mediamtx import ApiClient, MediaMTX, RecordOptions, path_entry, v4l2_publish_argv
 from ..publishers.mediamtx.config import Files
 from ..publishers.mediamtx.process import kill_session
 from ..publishers.mediamtx.server import require_binary
@@ -132,13 +132,13 @@ class Publisher:
     """The farm's MediaMTX paths, their publishers, their proxies and their stream faults."""
 
     def __init__(self, api: ApiClient, rtsp: tuple[str, int], cameras: list[LiveCamera], listener: FaultListener,
-                 server: MediaMTX | None, on_exit: Callable[[int], None]) -> None:
+                 server: MediaMTX | None, on_exit: Callable[[int], None], ffmpeg: str) -> None:
         self.api = api
         self.rtsp = rtsp
         self.server = server
         self._listener = listener
         self._on_exit = on_exit
-        self._ffmpeg = binaries.require("ffmpeg")
+        self._ffmpeg = ffmpeg
         self._lock = threading.RLock()
         self._ids = itertools.count()
         self._timers: list[threading.Timer] = []
@@ -164,6 +164,7 @@ class Publisher:
             record.processes = [proc for proc in record.processes if proc.pid != pid]
             record.save()
 
+        ffmpeg = binaries.require("ffmpeg")
         server = None
         if plan["api"]:
             api = ApiClient(plan["api"])
@@ -175,7 +176,13 @@ class Publisher:
             server = MediaMTX.start(record.directory / WORKDIR, {}, record=options, binary=plan["binary"],
                                     on_launch=launched)
             api, rtsp = server.api, (HOST, server.ports.rtsp)
-        publisher = cls(api, rtsp, cameras, listener, server, exited)
+        try:
+            publisher = cls(api, rtsp, cameras, listener, server, exited, ffmpeg)
+        except BaseException:
+            if server is not None:
+                server.stop()
+                exited(server.pid)
+            raise
         try:
             publisher._add_paths()
             for feed in publisher._feeds.values():
@@ -198,7 +205,7 @@ class Publisher:
         feed = self._feeds[cam.index]
         try:
             state = self.api.path(feed.name)
-        except Unreachable:
+        except SimfarmError:  # the server is gone or failing: status still answers, saying unavailable
             state = None
         return {"path": feed.name, "rtsp_url": self.rtsp_url(cam), "proxy_url": self.proxy_url(cam),
                 "available": bool(state and state.available), "readers": len(state.readers) if state else 0,
