@@ -63,10 +63,10 @@ def rtsp_publish_argv(input_args: Sequence[str], *, gop: int, ffmpeg: str, noise
 def v4l2_publish_argv(device: str, *, gop: int, ffmpeg: str, noise: int | None = None) -> list[str]:
     """ffmpeg publishing a V4L2 capture device (e.g. ``/dev/video3``) to the hook's path.
 
-    The node is read without blocking (``-fflags nonblock``): a v4l2loopback
-    reader whose writer stops blocks in DQBUF for good, FFmpeg retries that
-    ioctl on EINTR, and MediaMTX waits for a stopped hook without end, so a
-    blocking publisher could never be stopped while its camera stalls.
+    A publisher must stop on SIGINT even while its camera stalls: MediaMTX
+    waits for a stopped hook without end. It does, because the ffmpeg program
+    opens every input non-blocking (AVFMT_FLAG_NONBLOCK), so a v4l2loopback
+    node without a writer gives EAGAIN, not a DQBUF that never returns
+    (the kernel tier checks this).
     """
-    return rtsp_publish_argv(["-f", "v4l2", "-fflags", "nonblock", "-i", device], gop=gop, ffmpeg=ffmpeg,
-                             noise=noise)
+    return rtsp_publish_argv(["-f", "v4l2", "-i", device], gop=gop, ffmpeg=ffmpeg, noise=noise)
