@@ -208,7 +208,8 @@ _CATALOGUE = [
                             integer=True)},
           primary="amount"),
     _kind("latency", Role.STREAM,
-          "Readers of the camera's proxied RTSP URL get every byte ms (+- jitter) late (TCP fault proxy).",
+          "What the server sends to readers of the camera's proxied RTSP URL arrives ms (+- jitter) late "
+          "(TCP fault proxy; order kept).",
           {"ms": number(REQUIRED, 0, 600_000, "added delay in ms", low_open=True),
            "jitter": number(0, 0, 600_000, "uniform spread of the delay in ms (seeded)")},
           primary="ms"),
