@@ -110,6 +110,10 @@ def path_settings(cam: LiveCamera, ffmpeg: str) -> dict[str, Any]:
     return path_entry(v4l2_publish_argv(cam.device, gop=gop, ffmpeg=ffmpeg, noise=noise))
 
 
+def _rtsp_url(host: str, port: int, path: str) -> str:
+    return f"rtsp://{f'[{host}]' if ':' in host else host}:{port}/{path}"
+
+
 @dataclass(eq=False)
 class _Feed:
     """One camera's path, publisher and proxy."""
@@ -195,11 +199,11 @@ class Publisher:
 
     # -- what status shows ------------------------------------------------
     def rtsp_url(self, cam: LiveCamera) -> str:
-        return f"rtsp://{self.rtsp[0]}:{self.rtsp[1]}/{self._feeds[cam.index].name}"
+        return _rtsp_url(*self.rtsp, self._feeds[cam.index].name)
 
     def proxy_url(self, cam: LiveCamera) -> str:
         feed = self._feeds[cam.index]
-        return f"rtsp://{HOST}:{feed.proxy.port}/{feed.name}"
+        return _rtsp_url(HOST, feed.proxy.port, feed.name)
 
     def camera_status(self, cam: LiveCamera) -> dict[str, Any]:
         feed = self._feeds[cam.index]
@@ -213,7 +217,7 @@ class Publisher:
 
     def status(self) -> dict[str, Any]:
         server = self.server
-        return {"managed": server is not None, "api": self.api.base_url, "rtsp": f"{self.rtsp[0]}:{self.rtsp[1]}",
+        return {"managed": server is not None, "api": self.api.base_url, "rtsp": _rtsp_url(*self.rtsp, ""),
                 "pid": server.pid if server else None, "version": str(server.version) if server else None,
                 "log": str(server.files.log) if server else None,
                 "recordings": str(server.files.recordings) if server else None}

@@ -169,21 +169,30 @@ def parse_recording(body: Mapping[str, Any]) -> PathRecordings:
                           segments=tuple(_field(segment, "RecordingSegment", "start") for segment in segments))
 
 
-def parse_rtsp_address(body: Mapping[str, Any]) -> tuple[str, int] | None:
-    """(host, port) of the RTSP listener from a ``GlobalConf``; None when RTSP is off."""
+_WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def parse_rtsp_address(body: Mapping[str, Any], server_host: str) -> tuple[str, int] | None:
+    """(host, port) where readers reach the RTSP listener, from a ``GlobalConf``; None when RTSP is off.
+
+    A listener on every interface (``:8554``) is reached at ``server_host``, the API's host.
+    """
     if _field(body, "GlobalConf", "rtsp") is False:
         return None
     address = _field(body, "GlobalConf", "rtspAddress") or ""
     host, _, port = address.rpartition(":")
     if not port.isdigit():
         raise EnvironmentProblem(f"MediaMTX reports an RTSP address without a port: {address!r}")
-    return (host.strip("[]") or "127.0.0.1", int(port))
+    host = host.strip("[]")
+    return (server_host if host in _WILDCARDS else host, int(port))
 
 
 class ApiClient:
     """The control API of one MediaMTX server, e.g. ``ApiClient("http://127.0.0.1:9997")``."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+        if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+            raise BadInput(f"MediaMTX API URL {base_url!r} must start with http:// or https://")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
@@ -202,7 +211,8 @@ class ApiClient:
 
         An address without a host (``:8554``) listens everywhere; it is reached on 127.0.0.1.
         """
-        return parse_rtsp_address(self._call("config_global_get"))
+        return parse_rtsp_address(self._call("config_global_get"),
+                                  urllib.parse.urlsplit(self.base_url).hostname or "127.0.0.1")
 
     def paths(self) -> list[PathState]:
         return [parse_path(item) for item in self._pages("paths_list")]
