@@ -15,7 +15,7 @@ exit code 2 for bad input, in which case nothing was changed:
            label, device, state, spec, written, fps, late, dropped, uptime_s,
            running, error, held_by, faults: [fault JSON]}]  (state: streaming,
            unplugging while an unplug waits for the readers in held_by, unplugged, ...);
-           a publishing farm adds publish {managed, api, rtsp, pid, version, log, recordings}
+           a publishing farm adds publish {managed, api, rtsp (base URL), pid, version, log, recordings}
            and per camera path, rtsp_url, proxy_url, available, readers,
            publisher_restarts, toxics (see publishing.py)
     {"op": "stop", "timeout": 10}
