@@ -8,9 +8,15 @@ import json
 import os
 import shlex
 import signal
+import socket
+import socketserver
 import stat
 import subprocess
 import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +30,11 @@ from simfarm.farm.farm import Farm
 from simfarm.farm.live import LiveCamera
 from simfarm.farm.reclaim import reclaim
 from simfarm.farm.state import FarmRecord, NodeRecord, ProcessId, state_root
-from simfarm.faults import FaultHandle, FaultSpec
+from simfarm.faults import FaultHandle, FaultLog, FaultSpec, read_log
 from simfarm.frames.code import decode
 from simfarm.frames.snapshot import grab
 from simfarm.patterns import PatternLibrary
+from simfarm.publishers.mediamtx import ApiClient
 from simfarm.publishers.mediamtx.binary import ENV
 from simfarm.publishers.mediamtx.hooks import PUBLISH_URL
 from simfarm.publishers.mediamtx.process import session_members
@@ -301,3 +308,70 @@ def test_record_segment_length_comes_from_the_file_or_the_flag(tmp_path: Path) -
             plan.publish({"record_segment": bad})
     with pytest.raises(BadInput, match="record-segment needs record"):
         config.FarmPlan().publish({"publish": True, "record_segment": "2s"})
+
+
+# --- stream faults the proxy carries out: no server needed ---------------------------------------
+
+class _Echo(socketserver.BaseRequestHandler):
+    """Stands for the RTSP port behind the proxy: a byte stream, nothing about RTSP is claimed."""
+
+    def handle(self) -> None:
+        while data := self.request.recv(65536):
+            self.request.sendall(data)
+
+
+@pytest.fixture
+def proxied(tmp_path: Path) -> Iterator[tuple[publishing.Publisher, LiveCamera, Path]]:
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Echo)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    log_path = tmp_path / "faults.jsonl"
+    log = FaultLog.open(log_path)
+    cam = camera()
+    # Nothing here calls the API: toxics act in the proxy alone.
+    publisher = publishing.Publisher(ApiClient("http://127.0.0.1:9"), server.server_address[:2], [cam], log,
+                                     None, lambda pid: None, "ffmpeg")
+    yield publisher, cam, log_path
+    publisher.close()
+    log.close()
+    server.shutdown()
+    server.server_close()
+
+
+def round_trip(url: str) -> float:
+    address = urllib.parse.urlsplit(url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        began = time.monotonic()
+        sock.sendall(b"OPTIONS")
+        assert sock.recv(16) == b"OPTIONS"
+        return time.monotonic() - began
+
+
+def test_a_toxic_on_one_camera_reaches_its_proxied_url_is_logged_and_cleared(proxied) -> None:
+    publisher, cam, log_path = proxied
+    url = publisher.proxy_url(cam)
+    assert url.endswith("/simfarm-lab-0") and round_trip(url) < 0.2
+    reply = publisher.inject(cam, FaultSpec.parse("latency 300"))
+    assert publisher.camera_status(cam)["toxics"] == ["latency"]
+    assert round_trip(url) >= 0.3
+    assert [h.id for h in cam.active_faults()] == [reply["fault"]]
+    with pytest.raises(BadInput, match="already has latency"):
+        publisher.inject(cam, FaultSpec.parse("latency 50"))
+    cam.stream_faults[reply["fault"]].clear()
+    assert round_trip(url) < 0.2 and cam.active_faults() == []
+    assert [(line["event"], line["kind"], line.get("reason")) for line in read_log(log_path)] == [
+        ("start", "latency", None), ("end", "latency", "cleared")]
+
+
+def test_a_timed_toxic_ends_by_itself_and_close_stops_the_rest(proxied) -> None:
+    publisher, cam, log_path = proxied
+    publisher.inject(cam, FaultSpec.parse("bandwidth 10", duration="200ms"))
+    publisher.inject(cam, FaultSpec.parse("timeout"))
+    deadline = time.monotonic() + 10
+    while "bandwidth" in publisher.camera_status(cam)["toxics"]:
+        assert time.monotonic() < deadline, "the bandwidth toxic did not end"
+        time.sleep(0.05)
+    publisher.close()
+    assert cam.active_faults() == []
+    assert sorted((line["kind"], line["reason"]) for line in read_log(log_path) if line["event"] == "end") == [
+        ("bandwidth", "duration"), ("timeout", "stopped")]
