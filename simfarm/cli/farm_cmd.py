@@ -100,10 +100,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _server_line(publish: dict) -> str:
+    version = publish["version"] or "(version unknown: older than /v3/info)"
     if publish["managed"]:
-        return (f"MediaMTX {publish['version']} (pid {publish['pid']}): api {publish['api']}, rtsp {publish['rtsp']}, "
+        return (f"MediaMTX {version} (pid {publish['pid']}): api {publish['api']}, rtsp {publish['rtsp']}, "
                 f"log {publish['log']}")
-    return f"MediaMTX at {publish['api']} (not managed by simfarm): rtsp {publish['rtsp']}"
+    return f"MediaMTX {version} at {publish['api']} (not managed by simfarm): rtsp {publish['rtsp']}"
 
 
 def _teardown(args: argparse.Namespace) -> int:

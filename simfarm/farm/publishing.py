@@ -150,6 +150,7 @@ class Publisher:
                        for cam in cameras}
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="publisher-watchdog", daemon=True)
+        self.version: str | None = None  # as GET /v3/info says (None: a server older than that endpoint)
 
     @classmethod
     def start(cls, plan: dict[str, Any], record: FarmRecord, cameras: list[LiveCamera],
@@ -188,6 +189,7 @@ class Publisher:
                 exited(server.pid)
             raise
         try:
+            publisher.version = api.info().version
             publisher._add_paths()
             for feed in publisher._feeds.values():
                 publisher._wait_available(feed.name)
@@ -218,7 +220,7 @@ class Publisher:
     def status(self) -> dict[str, Any]:
         server = self.server
         return {"managed": server is not None, "api": self.api.base_url, "rtsp": _rtsp_url(*self.rtsp, ""),
-                "pid": server.pid if server else None, "version": str(server.version) if server else None,
+                "pid": server.pid if server else None, "version": self.version,
                 "log": str(server.files.log) if server else None,
                 "recordings": str(server.files.recordings) if server else None}
 
