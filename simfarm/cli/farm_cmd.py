@@ -8,7 +8,7 @@ import json
 from ..farm import config
 from ..farm.farm import Farm, running_farms, teardown, teardown_all
 from ..spec import parse_node_numbers
-from . import fault_cmd, table
+from . import fault_cmd, publish_cmd, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -64,10 +64,7 @@ def _provision(args: argparse.Namespace) -> int:
         [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name,
           c.spec.pattern if c.spec.producer == "numpy" else f"ffmpeg:{c.spec.source}"] for c in farm.cameras]))
     if publish:
-        status = farm.status()
-        print(table.render(["camera", "rtsp", "proxied (fault proxy)"],
-                           [[c["camera"], c["rtsp_url"], c["proxy_url"]] for c in status["cameras"]]))
-        print(_server_line(status["publish"]))
+        print(publish_cmd.describe(farm.status()))
     print(f"farm {farm.name}: {len(farm.cameras)} cameras streaming verified frames "
           f"(supervisor pid {farm.supervisor_pid}); stop with: simfarm teardown --farm {farm.name}")
     return 0
@@ -84,27 +81,14 @@ def _status(args: argparse.Namespace) -> int:
     for rep in reports:
         print(f"farm {rep['farm']} ({rep['phase']}): supervisor pid {rep['supervisor_pid']}, "
               f"state {rep['state_dir']}")
-        if "publish" in rep:
-            print(_server_line(rep["publish"]))
         print(table.render(
             ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s", "faults"],
             [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
               c.get("dropped"), c.get("uptime_s"), fault_cmd.summary(c.get("faults", []))]
              for c in rep["cameras"]]))
         if "publish" in rep:
-            print(table.render(["camera", "rtsp", "available", "readers", "proxied", "toxics", "restarts"],
-                               [[c["camera"], c["rtsp_url"], "yes" if c["available"] else "NO", c["readers"],
-                                 c["proxy_url"], ", ".join(c["toxics"]) or "-", c["publisher_restarts"]]
-                                for c in rep["cameras"]]))
+            print(publish_cmd.describe(rep))
     return 0
-
-
-def _server_line(publish: dict) -> str:
-    version = publish["version"] or "(version unknown: older than /v3/info)"
-    if publish["managed"]:
-        return (f"MediaMTX {version} (pid {publish['pid']}): api {publish['api']}, rtsp {publish['rtsp']}, "
-                f"log {publish['log']}")
-    return f"MediaMTX {version} at {publish['api']} (not managed by simfarm): rtsp {publish['rtsp']}"
 
 
 def _teardown(args: argparse.Namespace) -> int:

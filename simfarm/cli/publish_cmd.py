@@ -35,6 +35,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(run=_recordings)
 
 
+def describe(status: dict) -> str:
+    """The publishing part of a farm's status: the server, then each camera's URLs and path state."""
+    publish = status["publish"]
+    version = publish["version"] or "(version unknown: older than /v3/info)"
+    if publish["managed"]:
+        server = (f"MediaMTX {version} (pid {publish['pid']}): api {publish['api']}, rtsp {publish['rtsp']}, "
+                  f"log {publish['log']}")
+    else:
+        server = f"MediaMTX {version} at {publish['api']} (not managed by simfarm): rtsp {publish['rtsp']}"
+    cameras = table.render(["camera", "rtsp", "available", "readers", "proxied (fault proxy)", "toxics", "restarts"],
+                           [[c["camera"], c["rtsp_url"], "yes" if c["available"] else "NO", c["readers"],
+                             c["proxy_url"], ", ".join(c["toxics"]) or "-", c["publisher_restarts"]]
+                            for c in status["cameras"]])
+    return f"{server}\n{cameras}"
+
+
 def _index(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"camera {text!r} is not an index")

@@ -23,7 +23,7 @@ from typing import Any
 import cv2
 import pytest
 
-from simfarm.cli import main
+from simfarm.cli import main, publish_cmd
 from simfarm.errors import BadInput, EnvironmentProblem
 from simfarm.farm import config, publishing
 from simfarm.farm.farm import Farm
@@ -375,3 +375,18 @@ def test_a_timed_toxic_ends_by_itself_and_close_stops_the_rest(proxied) -> None:
     assert cam.active_faults() == []
     assert sorted((line["kind"], line["reason"]) for line in read_log(log_path) if line["event"] == "end") == [
         ("bandwidth", "duration"), ("timeout", "stopped")]
+
+
+def test_status_shows_the_server_and_each_cameras_urls_and_path_state() -> None:
+    camera_row = {"camera": 0, "rtsp_url": "rtsp://127.0.0.1:20000/simfarm-a-0", "available": False, "readers": 0,
+                  "proxy_url": "rtsp://127.0.0.1:40000/simfarm-a-0", "toxics": ["latency", "reset"],
+                  "publisher_restarts": 2}
+    managed = {"managed": True, "version": "v1.20.1", "pid": 12, "api": "http://127.0.0.1:20001",
+               "rtsp": "rtsp://127.0.0.1:20000/", "log": "/run/simfarm/farms/a/mediamtx/mediamtx.log"}
+    text = publish_cmd.describe({"publish": managed, "cameras": [camera_row]})
+    assert "MediaMTX v1.20.1 (pid 12)" in text and managed["log"] in text
+    row = text.splitlines()[-1].split()
+    assert row == ["0", camera_row["rtsp_url"], "NO", "0", camera_row["proxy_url"], "latency,", "reset", "2"]
+    external = {**managed, "managed": False, "version": None, "pid": None, "log": None}
+    assert "older than /v3/info" in publish_cmd.describe({"publish": external, "cameras": [camera_row]})
+    assert "not managed by simfarm" in publish_cmd.describe({"publish": external, "cameras": []})
