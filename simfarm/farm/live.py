@@ -8,7 +8,10 @@ where the last one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from ..devices import nodes
 from ..errors import EnvironmentProblem
@@ -41,6 +44,9 @@ class LiveCamera:
         self.producer: Producer | None = None
         # While an unplug waits for readers to close the node: the pids holding it (shown in status).
         self.held_by: list[int] | None = None
+        # Readers the farm itself runs on the node (a publisher), each a context manager factory that
+        # takes its reader off the node until the context ends: see node_to_itself.
+        self.node_guards: list[Callable[[], AbstractContextManager[None]]] = []
         # Where a replacement producer carries on: sequence number and stream clock.
         self._sequence, self._clock = 0, 0.0
 
@@ -76,6 +82,14 @@ class LiveCamera:
             self.producer = None
         elif final:
             self.faults.close()
+
+    @contextlib.contextmanager
+    def node_to_itself(self) -> Iterator[None]:
+        """The farm's own readers are off the node for the duration (renegotiation needs it unread)."""
+        with contextlib.ExitStack() as stack:
+            for guard in self.node_guards:
+                stack.enter_context(guard())
+            yield
 
     def mark(self) -> Mark:
         """Now, with the next sequence number (None while nothing streams)."""

@@ -17,6 +17,8 @@ step with its camera:
 - off while the camera is unplugged or an unplug waits for readers: FFmpeg
   holds the node open, and v4l2loopback cannot remove a node that is open;
 - pointed at the new node after a replug (the number may change);
+- off while the camera renegotiates (resize, reformat: LiveCamera.node_to_itself),
+  then started again, so it reads the new format;
 - restarted when the path's ``inboundBytes`` stop growing while the camera
   writes frames: MediaMTX restarts a publisher that exits, not one that hangs.
 
@@ -28,15 +30,18 @@ port (each camera has its own, so a toxic hits only that camera's readers).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import binaries
+from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultListener, FaultSpec
 from ..publishers.mediamtx import ApiClient, MediaMTX, RecordOptions, path_entry, v4l2_publish_argv
@@ -52,6 +57,7 @@ WORKDIR = "mediamtx"  # in the farm's state directory: config, logs, recordings
 WATCH_S = 1.0
 STALL_S = 15.0  # longer than MediaMTX's fixed 5 s restart pause plus FFmpeg's start
 READY_TIMEOUT_S = 30.0  # FFmpeg opening a node and sending its first keyframe, under emulation too
+STEP_OFF_TIMEOUT_S = 15.0  # MediaMTX stops a hook with SIGINT; FFmpeg finishes its output first
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,7 @@ class _Feed:
     proxy: FaultProxy
     applied: dict[str, Any] | None = None  # the path's settings as last set
     restarts: int = 0  # by the watchdog
+    off: bool = False  # kept off the node while the camera renegotiates
     # Flow watch: inboundBytes and the camera's frames written when last seen moving.
     seen_bytes: int = -1
     seen_written: int | None = None
@@ -148,6 +155,8 @@ class Publisher:
         self._timers: list[threading.Timer] = []
         self._feeds = {cam.index: _Feed(cam, path_name(cam.node.label), FaultProxy(rtsp, seed=cam.index))
                        for cam in cameras}
+        for feed in self._feeds.values():
+            feed.cam.node_guards.append(functools.partial(self._stepped_off, feed))
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="publisher-watchdog", daemon=True)
         self.version: str | None = None  # as GET /v3/info says (None: a server older than that endpoint)
@@ -300,9 +309,37 @@ class Publisher:
                     feed.applied = None  # not ours: close() must not delete it
             raise
 
+    @contextlib.contextmanager
+    def _stepped_off(self, feed: _Feed) -> Iterator[None]:
+        """The camera's publisher off its node until the context ends, then started again (in the new format)."""
+        with self._lock:
+            feed.off = True
+            self._apply(feed)
+        try:
+            deadline = time.monotonic() + STEP_OFF_TIMEOUT_S
+            # MediaMTX stops the hook in the background: wait until its FFmpeg has closed the node.
+            while held := self._publisher_pids(feed):
+                if time.monotonic() > deadline:
+                    raise EnvironmentProblem(f"the publisher of camera {feed.cam.index} (pids {held}) did not let "
+                                             f"go of {feed.cam.device} within {STEP_OFF_TIMEOUT_S:g}s")
+                if self._stop.wait(0.1):
+                    break
+            yield
+        finally:
+            with self._lock:
+                feed.off = False
+                self._apply(feed)
+
+    @staticmethod
+    def _publisher_pids(feed: _Feed) -> list[int]:
+        """Holders of the camera's node whose command line names its path: its publisher (MediaMTX's child)."""
+        device = feed.cam.device
+        return [pid for pid in (nodes.holders(device) if device else [])
+                if f"/{feed.name}".encode() in _cmdline(pid)]
+
     def _apply(self, feed: _Feed, *, force: bool = False) -> None:
         with self._lock:
-            wanted = path_settings(feed.cam, self._ffmpeg)
+            wanted = {} if feed.off else path_settings(feed.cam, self._ffmpeg)
             if force and wanted:
                 self.api.replace_path(feed.name, {})  # a replace with the same settings would change nothing
             if force or wanted != feed.applied:
@@ -367,6 +404,13 @@ class Publisher:
                     self.api.delete_path(feed.name)
                 except SimfarmError as exc:  # the server went away: nothing of ours is left there
                     print(f"supervisor: could not remove MediaMTX path {feed.name}: {exc}", flush=True)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def reclaim(record: FarmRecord, timeout: float) -> None:

@@ -3,6 +3,7 @@ snapshots, verifying segments, and reclaiming what a dead supervisor's server le
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import os
@@ -390,3 +391,21 @@ def test_status_shows_the_server_and_each_cameras_urls_and_path_state() -> None:
     external = {**managed, "managed": False, "version": None, "pid": None, "log": None}
     assert "older than /v3/info" in publish_cmd.describe({"publish": external, "cameras": [camera_row]})
     assert "not managed by simfarm" in publish_cmd.describe({"publish": external, "cameras": []})
+
+
+def test_a_camera_renegotiates_with_its_own_readers_off_the_node_and_back_after() -> None:
+    cam, steps = camera(), []
+
+    @contextlib.contextmanager
+    def guard(name: str) -> Iterator[None]:
+        steps.append(f"{name} off")
+        try:
+            yield
+        finally:
+            steps.append(f"{name} back")
+
+    cam.node_guards += [lambda: guard("publisher"), lambda: guard("other")]
+    with pytest.raises(RuntimeError), cam.node_to_itself():
+        steps.append("switch")
+        raise RuntimeError("the switch failed")
+    assert steps == ["publisher off", "other off", "switch", "other back", "publisher back"]

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pytest
 
-from simfarm import BadInput, EnvironmentProblem, Farm
+from simfarm import BadInput, Camera, EnvironmentProblem, Farm
 from simfarm.doctor import host_can_run_cameras
 from simfarm.farm.publishing import PublishOptions
 from simfarm.farm.state import ProcessId
@@ -192,6 +192,23 @@ def test_unplug_takes_the_publisher_off_the_node_and_replug_brings_it_back(farm:
     eventually(lambda: camera_status(farm, 0)["available"], "the path to come back", timeout=60)
     _, code = farm.reload().camera(0).snapshot()
     assert code is not None and code.camera == 0
+
+
+def test_resize_on_a_published_camera_reaches_readers_in_the_new_size(farm: Farm) -> None:
+    cam = farm.reload().camera(1)
+    with cam.inject("resize", size="640x480"):
+        image, code = eventually(lambda: _sized(cam, (480, 640)), "the path in the new size", timeout=60)
+        assert code is not None and code.camera == 1
+    eventually(lambda: _sized(cam, (240, 320)), "the path back in the old size", timeout=60)
+
+
+def _sized(cam: Camera, shape: tuple[int, int]) -> tuple | None:
+    """A snapshot of ``cam`` when its picture is ``shape`` (rows, columns) already; None otherwise."""
+    try:
+        image, code = cam.snapshot(timeout=10)
+    except EnvironmentProblem:  # the publisher is off the node for the switch
+        return None
+    return (image, code) if image.shape[:2] == shape else None
 
 
 def test_two_publishing_farms_side_by_side_then_nothing_left() -> None:
