@@ -130,6 +130,7 @@ class _Feed:
     applied: dict[str, Any] | None = None  # the path's settings as last set
     restarts: int = 0  # by the watchdog
     off: bool = False  # kept off the node while the camera renegotiates
+    guard: Callable[[], contextlib.AbstractContextManager[None]] | None = None  # in cam.node_guards
     # Flow watch: inboundBytes and the camera's frames written when last seen moving.
     seen_bytes: int = -1
     seen_written: int | None = None
@@ -156,7 +157,8 @@ class Publisher:
         self._feeds = {cam.index: _Feed(cam, path_name(cam.node.label), FaultProxy(rtsp, seed=cam.index))
                        for cam in cameras}
         for feed in self._feeds.values():
-            feed.cam.node_guards.append(functools.partial(self._stepped_off, feed))
+            feed.guard = guard = functools.partial(self._stepped_off, feed)
+            feed.cam.node_guards.append(guard)
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="publisher-watchdog", daemon=True)
         self.version: str | None = None  # as GET /v3/info says (None: a server older than that endpoint)
@@ -312,10 +314,10 @@ class Publisher:
     @contextlib.contextmanager
     def _stepped_off(self, feed: _Feed) -> Iterator[None]:
         """The camera's publisher off its node until the context ends, then started again (in the new format)."""
-        with self._lock:
-            feed.off = True
-            self._apply(feed)
         try:
+            with self._lock:
+                feed.off = True
+                self._apply(feed)
             deadline = time.monotonic() + STEP_OFF_TIMEOUT_S
             # MediaMTX stops the hook in the background: wait until its FFmpeg has closed the node.
             while held := self._publisher_pids(feed):
@@ -328,7 +330,10 @@ class Publisher:
         finally:
             with self._lock:
                 feed.off = False
-                self._apply(feed)
+                try:
+                    self._apply(feed)
+                except SimfarmError as exc:  # the watchdog tries again every WATCH_S
+                    print(f"supervisor: publisher of camera {feed.cam.index} not restarted yet: {exc}", flush=True)
 
     @staticmethod
     def _publisher_pids(feed: _Feed) -> list[int]:
@@ -391,6 +396,8 @@ class Publisher:
                     handle.mark_ended(feed.cam.mark(), "stopped")
                     self._listener.fault_ended(handle)
                 feed.cam.stream_faults.clear()
+                if feed.guard in feed.cam.node_guards:
+                    feed.cam.node_guards.remove(feed.guard)
                 feed.proxy.close()
         if self.server is not None:
             try:
