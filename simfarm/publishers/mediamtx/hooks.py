@@ -56,6 +56,9 @@ def rtsp_publish_argv(input_args: Sequence[str], *, gop: int, ffmpeg: str, noise
             "-an", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
             # yuv420p: a 4:2:2 camera format would otherwise give High 4:2:2, which few decoders play.
             "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
+            # Each captured frame once: by default FFmpeg repeats frames to fill gaps in the capture
+            # timestamps (a loaded machine), which readers would take for duplicates the camera sent.
+            "-fps_mode", "passthrough",
             *(["-bsf:v", f"noise=amount={noise}"] if noise is not None else []),
             *PUBLISH_OUTPUT]
 
