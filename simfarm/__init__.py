@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .errors import BadInput, EnvironmentProblem, SimfarmError
 from .farm.farm import Camera, Farm, Fault
+from .farm.publishing import PublishOptions
 from .frames.analysis import analyze
 from .frames.code import FrameCode, decode
 from .spec import CameraSpec, PixelFormat, Size
@@ -16,4 +17,4 @@ from .spec import CameraSpec, PixelFormat, Size
 __version__ = "0.1.0"
 
 __all__ = ["BadInput", "Camera", "CameraSpec", "EnvironmentProblem", "Farm", "Fault", "FrameCode",
-           "PixelFormat", "SimfarmError", "Size", "analyze", "decode"]
+           "PixelFormat", "PublishOptions", "SimfarmError", "Size", "analyze", "decode"]

@@ -8,7 +8,7 @@ import json
 from ..farm import backends, config
 from ..farm.farm import Farm, running_farms, teardown, teardown_all
 from ..spec import BACKENDS, CameraSpec, parse_node_numbers
-from . import fault_cmd, table
+from . import fault_cmd, publish_cmd, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,6 +31,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nodes", type=parse_node_numbers, help="node numbers to use, e.g. 40-43 (default: kernel picks)")
     p.add_argument("--patterns-dir", action="append", default=[], help="extra directory of pattern files")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for verified frames")
+    m = p.add_argument_group("publishing through MediaMTX (needs the mediamtx binary; see README)")
+    m.add_argument("--publish", action="store_true", default=None,
+                   help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")
+    m.add_argument("--record", action="store_true", default=None,
+                   help="record every path (fMP4 segments) into the farm's directory (see simfarm recordings)")
+    m.add_argument("--record-segment", metavar="DURATION", help="recording segment length, e.g. 10s (default 1h)")
+    m.add_argument("--mediamtx", metavar="PATH", help="the mediamtx binary (default: $SIMFARM_MEDIAMTX, then PATH)")
+    m.add_argument("--mediamtx-api", metavar="URL",
+                   help="publish through this running MediaMTX (its API, e.g. http://127.0.0.1:9997) instead "
+                        "of starting one; only the farm's paths are added and removed")
     p.set_defaults(run=_provision)
 
     s = sub.add_parser("status", help="show farms, cameras and counters")
@@ -52,13 +62,16 @@ def _provision(args: argparse.Namespace) -> int:
     plan = config.load(args.config) if args.config else config.FarmPlan()
     backend = backends.get(args.backend or plan.backend or "loopback")
     specs = plan.cameras(args.cameras, overrides, backend.default_spec)
+    publish = plan.publish({key: getattr(args, key) for key in config.PUBLISH_KEYS})
     farm = Farm.provision(specs, name=args.farm or plan.name, nodes=args.nodes or plan.nodes,
                           patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout,
-                          backend=backend.name)
+                          backend=backend.name, publish=publish)
     print(table.render(
         ["camera", "node", "label", "size@fps", "format", "pattern", "metadata"],
         [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name, _source(c.spec, farm),
           c.metadata_device] for c in farm.cameras]))
+    if publish:
+        print(publish_cmd.describe(farm.status()))
     ready = "streaming verified frames" if farm.backend == "loopback" else "ready (a frame read from each)"
     print(f"farm {farm.name} ({farm.backend}): {len(farm.cameras)} cameras {ready} "
           f"(supervisor pid {farm.supervisor_pid}); stop with: simfarm teardown --farm {farm.name}")
@@ -87,6 +100,8 @@ def _status(args: argparse.Namespace) -> int:
             [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
               c.get("dropped"), c.get("uptime_s"), fault_cmd.summary(c.get("faults", []))]
              for c in rep["cameras"]]))
+        if "publish" in rep:
+            print(publish_cmd.describe(rep))
     return 0
 
 

@@ -8,6 +8,11 @@
     cameras:                  # a count, or one mapping per camera
       - {pattern: ball}
       - {size: 1280x720, producer: ffmpeg, source: testsrc2}
+    publish: true             # each camera a MediaMTX path (see publishing.py)
+    record: true              # ... recorded into the farm's directory
+    record_segment: 10s       # segment length (default 1h)
+    mediamtx: /opt/mediamtx   # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
+    mediamtx_api: http://127.0.0.1:9997   # or an existing server instead
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from pathlib import Path
 
 from .. import yamlfile
 from ..errors import BadInput, SimfarmError
+from ..faults.durations import parse_duration
 from ..spec import CameraSpec, parse_backend, parse_node_numbers
+from .publishing import PublishOptions
 
-KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras"}
+PUBLISH_KEYS = ("publish", "record", "record_segment", "mediamtx", "mediamtx_api")
+KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", *PUBLISH_KEYS}
 
 
 @dataclass
@@ -32,6 +40,7 @@ class FarmPlan:
     patterns_dirs: list[str] = field(default_factory=list)
     defaults: dict = field(default_factory=dict)
     camera_specs: list[dict] | None = None
+    publishing: dict = field(default_factory=dict)  # the file's PUBLISH_KEYS
 
     def cameras(self, count: int | None, overrides: dict, base: CameraSpec | None = None) -> list[CameraSpec]:
         """One spec per camera: ``base`` (the backend's default) < file defaults < per-camera entries < flags."""
@@ -48,6 +57,27 @@ class FarmPlan:
                     raise BadInput(f"{entry.where()}: {exc}") from None
                 raise
         return specs
+
+    def publish(self, overrides: dict) -> PublishOptions | None:
+        """How the farm publishes (None: it does not): file < command-line flags (``PUBLISH_KEYS``)."""
+        given = {**self.publishing, **{key: value for key, value in overrides.items() if value}}
+        if not given.get("publish"):
+            if extra := [key for key in PUBLISH_KEYS[1:] if given.get(key)]:
+                raise BadInput(f"{extra[0].replace('_', '-')} needs publish (--publish, or publish: true)")
+            return None
+        segment = given.get("record_segment")
+        if segment is not None and not given.get("record"):
+            raise BadInput("record-segment needs record (--record, or record: true)")
+        return PublishOptions(record=bool(given.get("record")), mediamtx=given.get("mediamtx"),
+                              api=given.get("mediamtx_api"),
+                              segment_seconds=None if segment is None else _whole_seconds(segment))
+
+
+def _whole_seconds(value: object) -> int:
+    seconds = parse_duration(value, "record segment")
+    if seconds != int(seconds):
+        raise BadInput(f"record segment {value!r} must be a whole number of seconds")
+    return int(seconds)
 
 
 def load(path: str) -> FarmPlan:
@@ -75,6 +105,14 @@ def load(path: str) -> FarmPlan:
     if not isinstance(defaults, dict):
         raise data.fail("defaults", "defaults is a mapping of camera settings")
     plan.defaults = dict(defaults)
+    for key in PUBLISH_KEYS:
+        if key in data:
+            value = data[key]
+            wanted: type | tuple[type, ...] = bool if key in ("publish", "record") else \
+                (str, int, float) if key == "record_segment" else str
+            if not isinstance(value, wanted) or (wanted is not bool and isinstance(value, bool)):
+                raise data.fail(key, f"{key} is {'true or false' if wanted is bool else 'text'}, not {value!r}")
+            plan.publishing[key] = value
     cams = data.get("cameras")
     if isinstance(cams, int) and not isinstance(cams, bool):
         plan.camera_specs = [{}] * cams

@@ -21,7 +21,8 @@ supervisor itself (the producer only knows frames):
   the new output format then, but keeps the capture side's old format for
   as long as a reader holds the node, so readers (even ones opening later)
   would get frames cut to the old size (seen in the VM tier). The camera
-  carries on unchanged.
+  carries on unchanged. Readers the farm runs itself (a publishing farm's
+  publisher) step off the node meanwhile and come back afterwards.
 """
 
 from __future__ import annotations
@@ -205,6 +206,10 @@ class LoopbackDeviceFaults(DeviceFaults[LiveCamera]):
         return {"spec": wanted.to_json()}
 
     def _switch(self, cam: LiveCamera, spec: CameraSpec) -> None:
+        with cam.node_to_itself():  # the farm's own readers (a publisher) step off the node meanwhile
+            self._switch_now(cam, spec)
+
+    def _switch_now(self, cam: LiveCamera, spec: CameraSpec) -> None:
         previous = cam.spec
         assert cam.device is not None
         if readers := [pid for pid in nodes.holders(cam.device) if pid != os.getpid()]:

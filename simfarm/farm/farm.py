@@ -18,14 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+import numpy as np
+
 from ..devices import capture, nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
 from ..faults import FaultSpec
-from ..frames.code import decode
+from ..frames.code import FrameCode, decode
+from ..frames.snapshot import grab
 from ..patterns import PatternLibrary
+from ..publishers.mediamtx.recordings import Segment, list_segments
 from ..spec import MAX_CAMERAS, CameraSpec
 from . import backends, control
 from .backends import camera_label
+from .publishing import PublishOptions, path_name, recordings_dir
 from .reclaim import reclaim, stale_farms
 from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
 from .supervisor import FAULT_LOG
@@ -85,6 +90,30 @@ class Camera:
                                   "timeout": timeout}, timeout=timeout + 30)
         return Fault(self, info)
 
+    @property
+    def rtsp_url(self) -> str:
+        """Where readers get this camera's stream (a publishing farm's MediaMTX path)."""
+        return self._published("rtsp_url")
+
+    @property
+    def proxy_url(self) -> str:
+        """The same stream through the camera's TCP fault proxy (latency, bandwidth, reset, timeout)."""
+        return self._published("proxy_url")
+
+    def snapshot(self, *, timeout: float = 20.0) -> tuple[np.ndarray, FrameCode | None]:
+        """One decoded frame from the camera's RTSP path: (BGR numpy image, the frame code it carries)."""
+        return grab(self.rtsp_url, timeout=timeout)
+
+    def recordings(self) -> list[Segment]:
+        """This camera's recording segments, oldest first (see :meth:`Farm.recordings`)."""
+        return list_segments(recordings_dir(self.farm.state_dir), path_name(self.label))
+
+    def _published(self, key: str) -> str:
+        value = self.stats().get(key)
+        if value is None:
+            raise BadInput(f"farm {self.farm.name} does not publish (provision it with --publish)")
+        return str(value)
+
     def faults(self) -> list[dict]:
         """The JSON of this camera's faults in force (see ``FaultHandle.to_json``)."""
         return self.stats()["faults"]
@@ -142,20 +171,25 @@ class Farm:
     @classmethod
     def provision(cls, cameras: int | Sequence[CameraSpec] = 1, *, name: str = "default",
                   spec: CameraSpec | None = None, nodes: Sequence[int] | None = None,
-                  patterns_dirs: Sequence[str] = (), timeout: float = 60.0, backend: str = "loopback") -> Farm:
+                  patterns_dirs: Sequence[str] = (), timeout: float = 60.0, backend: str = "loopback",
+                  publish: PublishOptions | None = None) -> Farm:
         """Create the cameras, start feeding them, and return once every one
         delivers frames carrying its own code (``backend="vivid"``: once every
-        one delivers a frame). All or nothing: on failure everything made so
+        one delivers a frame; with ``publish``, once every camera's MediaMTX
+        path is available too). All or nothing: on failure everything made so
         far is removed (vivid: unloaded) before the error is raised."""
         impl = backends.get(backend)
         specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec] * cameras
         _validate(name, specs, nodes, patterns_dirs)
+        if publish and impl.name != "loopback":
+            raise BadInput(f"publishing needs the loopback backend, not {impl.name}")
+        plan = publish.resolve() if publish else None  # no MediaMTX: fail before any device exists
         reclaim_stale()
         impl.preflight(specs, nodes)
         record = FarmRecord(name=name, backend=impl.name, provisioner=ProcessId.me(), spec={
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,
-            "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs]})
+            "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs], "publish": plan})
         with global_lock():
             if FarmRecord.load(name) is not None:
                 raise BadInput(f"farm {name!r} already exists (simfarm teardown --farm {name})")
@@ -214,6 +248,17 @@ class Farm:
     def clear_faults(self) -> list[str]:
         """Clear every fault (and the device steps of running scenarios); returns their ids."""
         return self.request({"op": "clear", "all": True})["cleared"]
+
+    def recordings(self, camera: int | None = None) -> list[Segment]:
+        """Recording segments (``--record``) of every camera, or of camera ``camera``; by camera, oldest first.
+
+        Each has ``path``, ``file``, ``start``, ``size`` and ``complete``
+        (False for the segment MediaMTX is still writing). They live in the
+        farm's state directory, so teardown removes them: copy what you keep.
+        """
+        if camera is not None:
+            return self.camera(camera).recordings()
+        return list_segments(recordings_dir(self.state_dir))
 
     @property
     def fault_log(self) -> Path:

@@ -8,7 +8,10 @@ where the last one stopped.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 
 from ..devices import nodes
 from ..errors import EnvironmentProblem
@@ -36,9 +39,14 @@ class LiveCamera:
         self.faults = FaultSet(index, spec.format, spec.size, spec.fps, listener=listener)
         # Device-level faults in force (unplug, resize, reformat), by id; the supervisor keeps them.
         self.device_faults: dict[str, FaultHandle] = {}
+        # Stream faults in force (publisher-loss, bitstream-noise, proxy toxics), by id; the publisher keeps them.
+        self.stream_faults: dict[str, FaultHandle] = {}
         self.producer: Producer | None = None
         # While an unplug waits for readers to close the node: the pids holding it (shown in status).
         self.held_by: list[int] | None = None
+        # Readers the farm itself runs on the node (a publisher), each a context manager factory that
+        # takes its reader off the node until the context ends: see node_to_itself.
+        self.node_guards: list[Callable[[], AbstractContextManager[None]]] = []
         # Where a replacement producer carries on: sequence number and stream clock.
         self._sequence, self._clock = 0, 0.0
 
@@ -75,12 +83,20 @@ class LiveCamera:
         elif final:
             self.faults.close()
 
+    @contextlib.contextmanager
+    def node_to_itself(self) -> Iterator[None]:
+        """The farm's own readers are off the node for the duration (renegotiation needs it unread)."""
+        with contextlib.ExitStack() as stack:
+            for guard in self.node_guards:
+                stack.enter_context(guard())
+            yield
+
     def mark(self) -> Mark:
         """Now, with the next sequence number (None while nothing streams)."""
         return Mark(time.time(), self.producer.sequence if self.producer else None)
 
     def active_faults(self) -> list[FaultHandle]:
-        return [*self.device_faults.values(), *self.faults.active()]
+        return [*self.device_faults.values(), *self.stream_faults.values(), *self.faults.active()]
 
     def status(self) -> dict:
         stats = self.producer.stats() if self.producer else None

@@ -6,7 +6,7 @@ import os
 import signal
 
 from ..errors import InUse
-from . import backends
+from . import backends, publishing
 from .state import FarmRecord, farm_names
 
 
@@ -20,6 +20,7 @@ def reclaim(record: FarmRecord, *, timeout: float = 10.0) -> None:
     for proc in [record.supervisor, *record.processes]:
         if proc is not None and proc.alive():
             os.kill(proc.pid, signal.SIGKILL)
+    publishing.reclaim(record, timeout)
     try:
         backends.get(record.backend).release(record, timeout)
     except InUse as busy:

@@ -6,8 +6,8 @@ times on that camera's stream clock (origin + ``at``), which counts served
 slots, so each one starts a fixed number of slots after the origin whatever
 the scheduler did. The log gets a ``scenario`` line per camera naming the
 sequence number at the origin; subtract it and two runs with the same seed
-give the same sequence numbers. Device-level
-faults are carried out by a timer thread at their times, by wall clock.
+give the same sequence numbers. Device and
+stream faults are carried out by a timer thread at their times, by wall clock.
 
 A run's faults go to the farm's log and to the run's own log (``log``), which
 is closed once every fault of the run has ended. A device step the farm
@@ -113,7 +113,7 @@ def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: lis
     by_camera = {cam.index: cam for cam in cameras}
     for event in events:
         check(by_camera[event.camera], event.spec)
-    framed = [event for event in events if not event.spec.device_level]
+    framed = [event for event in events if event.spec.frame_level]
     if stopped := sorted({event.camera for event in framed if by_camera[event.camera].producer is None}):
         raise BadInput(f"camera {stopped[0]} is not streaming: its frame faults could not start")
     log = FaultLog.open(log_path or os.devnull)
@@ -123,7 +123,7 @@ def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: lis
         log.close()
         raise
     origins = _start_on_slots(scenario, seed, framed, by_camera, log)
-    devices = [event for event in events if event.spec.device_level]
+    devices = [event for event in events if not event.spec.frame_level]
     if devices:
         threading.Thread(target=_device_timeline, args=(devices, by_camera, device_action, router, cancel),
                          name="scenario-devices", daemon=True).start()

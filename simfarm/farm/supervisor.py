@@ -16,7 +16,10 @@ exit code 2 for bad input, in which case nothing was changed:
            running, error, held_by, faults: [fault JSON]}]  (state: streaming,
            unplugging while an unplug waits for the readers in held_by, unplugged, ...;
            a vivid camera: metadata_device, state ready, disconnected, or reconnecting
-           while the readers in held_by keep it from coming back, no counters)
+           while the readers in held_by keep it from coming back, no counters);
+           a publishing farm adds publish {managed, api, rtsp (base URL), pid, version, log, recordings}
+           and per camera path, rtsp_url, proxy_url, available, readers,
+           publisher_restarts, toxics (see publishing.py)
     {"op": "stop", "timeout": 10}
     {"op": "fault", "camera": 0, "kind": "drop", "params": {"frames": 10},
      "for": "1s" | seconds | null, "id": null, "timeout": 10}
@@ -24,9 +27,10 @@ exit code 2 for bad input, in which case nothing was changed:
            started, ended, reason, frames, touched; device-level kinds add
            what was observed: unplug ``removed`` and ``held_by`` (pids that
            held the node while the unplug waited), replug ``device``,
-           resize/reformat ``spec``, disconnect ``readers``. ``timeout`` is how
-           long an unplug waits for readers to close the node. A kind the
-           camera's backend cannot do is refused (exit code 2).
+           resize/reformat ``spec``, disconnect ``readers``, kick ``kicked`` (session
+           ids). ``timeout`` is how long an unplug waits for readers to close the
+           node. A kind the camera's backend cannot do is refused (exit code 2), as
+           are stream faults (kick, publisher-loss, ...) on a farm that does not publish.
     {"op": "clear", "camera": 0, "id": "c0.3"} | {"op": "clear", "camera": 0} | {"op": "clear", "all": true}
         -> cleared: [fault ids]   (clearing an unplug plugs the camera in again;
            clearing all also cancels the device steps of running scenarios)
@@ -49,10 +53,11 @@ import time
 from typing import cast
 
 from ..errors import BadInput, SimfarmError
-from ..faults import FaultHandle, FaultLog, FaultSpec
+from ..faults import FaultHandle, FaultLog, FaultSpec, Role
 from . import backends
 from .control import SOCKET, ControlServer
 from .live import LiveCamera
+from .publishing import Publisher
 from .reclaim import reclaim
 from .scenario_run import Router, run_scenario
 from .state import FarmRecord, ProcessId, global_lock
@@ -73,10 +78,14 @@ class Supervisor:
         self.stop_timeout = 10.0
         self.started = time.time()
         self._control: ControlServer | None = None
+        self.publisher: Publisher | None = None
 
     def start(self) -> None:
         """Create and feed every camera; on failure the caller calls shutdown()."""
         self.backend.create(self.record, self.cameras)
+        if plan := self.record.spec.get("publish"):
+            # Publishing is refused at provision for backends other than loopback.
+            self.publisher = Publisher.start(plan, self.record, cast(list[LiveCamera], self.cameras), self.router)
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
         self.record.phase = "running"
         self.record.save()
@@ -121,6 +130,11 @@ class Supervisor:
         self.check_backend(cam, spec)
         if spec.device_level:
             return self.devices.apply(cam, spec, fault_id=fault_id, timeout=timeout)
+        if spec.role is Role.STREAM:
+            if self.publisher is None:
+                raise BadInput(f"{spec.kind} is a stream fault, and farm {self.record.name} does not publish "
+                               "(provision it with --publish)")
+            return self.publisher.inject(cast(LiveCamera, cam), spec, fault_id=fault_id)  # loopback: checked above
         if fault_id is not None and fault_id in cam.device_faults:
             raise BadInput(f"camera {cam.index} already has a fault {fault_id!r}")
         assert isinstance(cam, LiveCamera)  # frame-level faults are the loopback backend's (checked above)
@@ -145,7 +159,10 @@ class Supervisor:
     def status(self) -> dict:
         return {"farm": self.record.name, "backend": self.backend.name, "phase": self.record.phase,
                 "supervisor_pid": os.getpid(), "state_dir": str(self.record.directory),
-                "started_at": self.started, "cameras": [cam.status() for cam in self.cameras]}
+                "started_at": self.started, **({"publish": self.publisher.status()} if self.publisher else {}),
+                "cameras": [{**cam.status(), **(self.publisher.camera_status(cast(LiveCamera, cam))
+                                                  if self.publisher else {})}
+                            for cam in self.cameras]}
 
     def shutdown(self) -> None:
         """Stop producers, remove nodes, delete state (kept if a node stays busy)."""
@@ -154,6 +171,8 @@ class Supervisor:
         if self._control:
             self._control.close()
         self._scenarios_cancel.set()
+        if self.publisher:
+            self.publisher.close()  # first: its FFmpegs hold the nodes open
         self.devices.close(self.cameras)
         for cam in self.cameras:
             cam.stop_stream(final=True)

@@ -43,6 +43,7 @@ class Role(enum.Enum):
     SEQUENCE = "sequence"  # which sequence numbers reach the wire, how often, in what order
     CONTENT = "content"  # the bytes of a freshly rendered frame
     PACING = "pacing"  # when frames are written
+    STREAM = "stream"  # the farm's publisher (MediaMTX) or its TCP fault proxy: published farms only
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ class Kind:
             needed = sorted(self.backends)
             raise BadInput(f"{self.name} needs the {' or '.join(needed)} backend "
                            f"(provision --backend {needed[0]}); {camera} is {backend}")
+    @property
+    def frame_level(self) -> bool:
+        """Carried out by the camera's producer, frame slot by frame slot."""
+        return self.role not in (Role.DEVICE, Role.STREAM)
 
     def usage(self) -> str:
         """One line: the kind and its parameters, optional ones in brackets."""
@@ -129,7 +134,7 @@ def _kind(name: str, role: Role, effect: str, params: Mapping[str, Param] | None
     table = dict(params or {})
     if role is Role.SEQUENCE:
         table["rate"] = _RATE
-    if role is not Role.DEVICE:
+    if role not in (Role.DEVICE, Role.STREAM):
         table["frames"] = _SLOTS if role is Role.STALL or name == "fps" else _FRAMES
     return Kind(name, role, effect, MappingProxyType(table), primary, timed, backends)
 
@@ -241,6 +246,41 @@ _CATALOGUE = [
            "A reader that starts streaming while this is in force gets buffer timestamps 16 s before they "
            "wrap: bits=64 the 64-bit nanosecond clock, bits=32 a 32-bit count of seconds.",
            {"bits": Param(64, _clock_bits, "which wrap: 64 or 32")}, primary="bits"),
+    _kind("kick", Role.STREAM,
+          "The RTSP sessions reading the camera's MediaMTX path are disconnected (kicked through the "
+          "API); they may reconnect at once. who=all kicks the publisher too: the path is unavailable "
+          "until MediaMTX restarts it (about 5 s).",
+          {"who": choice("readers", ("readers", "all"), "whose sessions are kicked")},
+          primary="who", timed=False),
+    _kind("publisher-loss", Role.STREAM,
+          "The camera's publisher (MediaMTX's FFmpeg reading the node) is stopped: the path becomes "
+          "unavailable and its readers are dropped; when the fault ends it is started again."),
+    _kind("bitstream-noise", Role.STREAM,
+          "The published H.264 packets are corrupted (FFmpeg's noise bitstream filter): readers see "
+          "decoding errors and damaged pictures whose codes fail their check; the node is untouched.",
+          {"amount": number(1000, 1, 10**9, "about one byte in AMOUNT of each packet is altered",
+                            integer=True)},
+          primary="amount"),
+    _kind("latency", Role.STREAM,
+          "What the server sends to readers of the camera's proxied RTSP URL arrives ms (+- jitter) late "
+          "(TCP fault proxy; order kept).",
+          {"ms": number(REQUIRED, 0, 600_000, "added delay in ms", low_open=True),
+           "jitter": number(0, 0, 600_000, "uniform spread of the delay in ms (seeded)")},
+          primary="ms"),
+    _kind("bandwidth", Role.STREAM,
+          "The proxied RTSP URL delivers at most rate KB/s: a high-bitrate stream falls behind.",
+          {"rate": number(REQUIRED, 0, 10**7, "KB/s", low_open=True)},
+          primary="rate"),
+    _kind("reset", Role.STREAM,
+          "Connections to the proxied RTSP URL are reset (TCP RST) after `after` more bytes to the "
+          "reader (0: at once); new ones too while it is in force.",
+          {"after": number(0, 0, 10**12, "bytes still delivered before the reset", integer=True)},
+          primary="after"),
+    _kind("timeout", Role.STREAM,
+          "The proxied RTSP URL goes silent both ways; each connection is closed ms after the fault "
+          "starts (or it opens), 0: kept open and silent until the fault ends.",
+          {"ms": number(0, 0, 600_000, "ms until the connection is closed (0: never)")},
+          primary="ms"),
 ]
 KINDS: Mapping[str, Kind] = MappingProxyType({kind.name: kind for kind in _CATALOGUE})
 
@@ -342,6 +382,11 @@ class FaultSpec:
     def device_level(self) -> bool:
         """True for faults the supervisor carries out (unplug, replug, resize, reformat)."""
         return self.info.device_level
+
+    @property
+    def frame_level(self) -> bool:
+        """True for faults the camera's producer carries out (neither device nor stream faults)."""
+        return self.info.frame_level
 
     @property
     def frames(self) -> int | None:

@@ -117,10 +117,10 @@ class FaultSet:
 
         ``fault_id`` defaults to ``c<camera>.<n>``; ``seed`` to the set's.
         Raises BadInput for a row outside the frame or an id already in use,
-        and ValueError for a device-level fault (the supervisor's job).
+        and ValueError for a device or stream fault (the supervisor's job).
         """
-        if spec.device_level:
-            raise ValueError(f"{spec.kind} is a device-level fault: the supervisor carries it out")
+        if not spec.frame_level:
+            raise ValueError(f"{spec.kind} is a {spec.role.value} fault: the supervisor carries it out")
         step = build_step(spec.kind, spec.params, self._fmt, self._size) if spec.role is Role.CONTENT else None
         with self._lock:
             order = next(self._ids)

@@ -132,6 +132,8 @@ def test_clear_ends_a_fault_and_bad_requests_change_nothing(farm, tmp_path: Path
                             "camera 0 of farm pipes is loopback"),
                            ({"op": "scenario", "path": str(mixed)},
                             "streamon-error needs the vivid backend .* camera 1 of farm pipes is loopback"),
+                           ({"op": "fault", "camera": 0, "kind": "latency", "params": {"ms": 100}},
+                            "does not publish"),
                            ({"op": "clear", "camera": 1, "id": "nope"}, "no fault 'nope'"),
                            ({"op": "jump"}, "unknown op")]:
         with pytest.raises(BadInput, match=words):

@@ -164,3 +164,40 @@ def test_bad_vivid_faults_are_one_line(text, duration, message):
     with pytest.raises(BadInput) as caught:
         FaultSpec.parse(text, duration=duration)
     assert str(caught.value).startswith(message)
+def test_stream_kinds_are_neither_frame_nor_device_faults():
+    stream = {name for name, kind in KINDS.items() if kind.role is Role.STREAM}
+    assert stream == {"kick", "publisher-loss", "bitstream-noise", "latency", "bandwidth", "reset", "timeout"}
+    for name in stream:
+        assert not KINDS[name].frame_level and not KINDS[name].device_level
+        assert "frames" not in KINDS[name].params  # a stream fault does not count camera frames
+    assert all(kind.frame_level for kind in KINDS.values() if kind.role not in (Role.STREAM, Role.DEVICE))
+
+
+@pytest.mark.parametrize(("text", "duration", "params", "seconds"), [
+    ("kick", None, {"who": "readers"}, None),
+    ("kick all", None, {"who": "all"}, None),
+    ("publisher-loss", "3s", {}, 3.0),
+    ("bitstream-noise 200", None, {"amount": 200}, None),
+    ("latency 250 jitter=20", "1s", {"ms": 250, "jitter": 20}, 1.0),
+    ("bandwidth 64", None, {"rate": 64}, None),
+    ("reset", None, {"after": 0}, None),
+    ("reset after=4096", None, {"after": 4096}, None),
+    ("timeout", "2s", {"ms": 0}, 2.0),
+])
+def test_stream_kinds_parse(text, duration, params, seconds):
+    spec = FaultSpec.parse(text, duration=duration)
+    assert (dict(spec.params), spec.duration_s) == (params, seconds)
+
+
+@pytest.mark.parametrize(("text", "duration", "message"), [
+    ("kick", "1s", "kick is instantaneous"),
+    ("kick some", None, "'some' is not one of readers, all"),
+    ("latency", None, "ms"),
+    ("bandwidth 0", None, "outside"),
+    ("reset after=-1", None, "outside"),
+    ("bitstream-noise 0.5", None, "not an integer"),
+    ("publisher-loss frames=3", None, "unknown parameter 'frames'"),
+])
+def test_stream_kinds_refuse_bad_parameters(text, duration, message):
+    with pytest.raises(BadInput, match=message):
+        FaultSpec.parse(text, duration=duration)

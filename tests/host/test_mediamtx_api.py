@@ -66,3 +66,26 @@ def test_bad_path_names_fail_before_any_request() -> None:
     for call in (client.path, client.delete_path, client.path_config, client.recordings):
         with pytest.raises(BadInput):
             call("../etc")
+
+
+@pytest.mark.parametrize(("body", "address"), [
+    ({"rtsp": True, "rtspAddress": ":8554"}, ("10.0.0.5", 8554)),  # every interface: the API's host
+    ({"rtsp": True, "rtspAddress": "0.0.0.0:8554"}, ("10.0.0.5", 8554)),
+    ({"rtsp": True, "rtspAddress": "127.0.0.1:20001"}, ("127.0.0.1", 20001)),
+    ({"rtsp": True, "rtspAddress": "[::1]:8554"}, ("::1", 8554)),
+    ({"rtspAddress": ":8554"}, ("10.0.0.5", 8554)),  # a server whose config has no switch: on
+    ({"rtsp": False, "rtspAddress": ":8554"}, None),
+])
+def test_rtsp_address_of_a_server(body: dict, address: tuple | None) -> None:
+    assert api.parse_rtsp_address(body, "10.0.0.5") == address
+
+
+def test_an_rtsp_address_without_a_port_is_an_environment_problem() -> None:
+    with pytest.raises(EnvironmentProblem, match="without a port"):
+        api.parse_rtsp_address({"rtsp": True, "rtspAddress": "localhost"}, "127.0.0.1")
+
+
+@pytest.mark.parametrize("url", ["localhost:9997", "ftp://127.0.0.1/", "127.0.0.1"])
+def test_an_api_url_that_is_not_http_is_bad_input(url: str) -> None:
+    with pytest.raises(BadInput, match="http://"):
+        ApiClient(url)

@@ -144,3 +144,31 @@ def test_launch_appends_output(tmp_path: Path) -> None:
         assert process.wait_exit(server, 30)
         process.stop(server, timeout=5)
     assert (tmp_path / "out").read_text() == "one\ntwo\n"
+
+
+def stand_in(tmp_path: Path, behaviour: str) -> str:
+    """A program answering ``--version`` as MediaMTX v1.20.1 and otherwise doing ``behaviour``:
+    for what start() does when the server fails, not for anything MediaMTX itself does."""
+    path = tmp_path / "bin" / "mediamtx"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then echo v1.20.1; exit 0; fi\n{behaviour}\n')
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return str(path)
+
+
+def test_a_server_that_exits_at_start_fails_with_its_last_lines_and_leaves_nothing(tmp_path: Path) -> None:
+    binary = stand_in(tmp_path, 'echo "ERR: json: unknown field \\"bogus\\""; exit 1')
+    launched: list[int] = []
+    with pytest.raises(EnvironmentProblem, match="exited with code 1") as caught:
+        MediaMTX.start(tmp_path / "mtx", {}, binary=binary, on_launch=launched.append)
+    assert 'unknown field "bogus"' in str(caught.value)
+    assert len(launched) == 1 and not alive(launched[0])
+
+
+def test_a_server_never_ready_is_stopped_with_its_log(tmp_path: Path) -> None:
+    binary = stand_in(tmp_path, 'echo "still loading"; exec sleep 600')
+    launched: list[int] = []
+    with pytest.raises(EnvironmentProblem, match="not ready after 0.5s") as caught:
+        MediaMTX.start(tmp_path / "mtx", {}, binary=binary, ready_timeout=0.5, on_launch=launched.append)
+    assert "still loading" in str(caught.value)
+    assert len(launched) == 1 and not alive(launched[0])

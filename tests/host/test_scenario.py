@@ -28,7 +28,7 @@ def test_the_example_scenarios_load_and_schedule(path):
 
 
 def test_examples_exist():
-    assert {p.name for p in EXAMPLES} >= {"smoke.yaml", "chaos.yaml", "hotplug.yaml"}
+    assert {p.name for p in EXAMPLES} >= {"smoke.yaml", "chaos.yaml", "hotplug.yaml", "network.yaml"}
 
 
 def test_occurrences_follow_at_every_and_repeat(tmp_path):

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,10 +38,12 @@ _PAGED = ("page", "itemsPerPage")
 
 ENDPOINTS: dict[str, Endpoint] = {
     "info": Endpoint("GET", "/v3/info", "Info"),
+    "config_global_get": Endpoint("GET", "/v3/config/global/get", "GlobalConf"),
     "paths_list": Endpoint("GET", "/v3/paths/list", "PathList", "Path", _PAGED),
     "paths_get": Endpoint("GET", "/v3/paths/get/{name}", "Path"),
     "config_paths_get": Endpoint("GET", "/v3/config/paths/get/{name}", "PathConf"),
     "config_paths_add": Endpoint("POST", "/v3/config/paths/add/{name}", "OK"),
+    "config_paths_replace": Endpoint("POST", "/v3/config/paths/replace/{name}", "OK"),
     "config_paths_delete": Endpoint("DELETE", "/v3/config/paths/delete/{name}", "OK"),
     "rtsp_sessions_list": Endpoint("GET", "/v3/rtspsessions/list", "RTSPSessionList", "RTSPSession", _PAGED),
     "rtsp_sessions_kick": Endpoint("POST", "/v3/rtspsessions/kick/{id}", "OK"),
@@ -51,6 +54,7 @@ ENDPOINTS: dict[str, Endpoint] = {
 # The response fields this client reads, by the schema that declares them.
 FIELDS: dict[str, tuple[str, ...]] = {
     "Info": ("version",),
+    "GlobalConf": ("rtspAddress", "rtsp"),
     "Error": ("error",),
     "PathList": ("items", "pageCount"),
     "RTSPSessionList": ("items", "pageCount"),
@@ -165,10 +169,30 @@ def parse_recording(body: Mapping[str, Any]) -> PathRecordings:
                           segments=tuple(_field(segment, "RecordingSegment", "start") for segment in segments))
 
 
+_WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def parse_rtsp_address(body: Mapping[str, Any], server_host: str) -> tuple[str, int] | None:
+    """(host, port) where readers reach the RTSP listener, from a ``GlobalConf``; None when RTSP is off.
+
+    A listener on every interface (``:8554``) is reached at ``server_host``, the API's host.
+    """
+    if _field(body, "GlobalConf", "rtsp") is False:
+        return None
+    address = _field(body, "GlobalConf", "rtspAddress") or ""
+    host, _, port = address.rpartition(":")
+    if not port.isdigit():
+        raise EnvironmentProblem(f"MediaMTX reports an RTSP address without a port: {address!r}")
+    host = host.strip("[]")
+    return (server_host if host in _WILDCARDS else host, int(port))
+
+
 class ApiClient:
     """The control API of one MediaMTX server, e.g. ``ApiClient("http://127.0.0.1:9997")``."""
 
     def __init__(self, base_url: str, *, timeout: float = 5.0) -> None:
+        if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+            raise BadInput(f"MediaMTX API URL {base_url!r} must start with http:// or https://")
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
 
@@ -181,6 +205,14 @@ class ApiClient:
             self._call("paths_list", query={"page": 0, "itemsPerPage": 1})
             return ServerInfo(version=None)
         return ServerInfo(version=_field(body, "Info", "version"))
+
+    def rtsp_address(self) -> tuple[str, int] | None:
+        """Where the server's RTSP listener is (host, port), or None when RTSP is off.
+
+        An address without a host (``:8554``) listens everywhere; it is reached on 127.0.0.1.
+        """
+        return parse_rtsp_address(self._call("config_global_get"),
+                                  urllib.parse.urlsplit(self.base_url).hostname or "127.0.0.1")
 
     def paths(self) -> list[PathState]:
         return [parse_path(item) for item in self._pages("paths_list")]
@@ -204,9 +236,30 @@ class ApiClient:
         """Add a path at run time; ``conf`` holds path settings (e.g. ``config.path_entry(argv)``)."""
         self._call("config_paths_add", name=check_path_name(name), body=dict(conf))
 
+    def replace_path(self, name: str, conf: Mapping[str, Any]) -> None:
+        """Replace every setting of a path; a changed ``runOnInit`` stops the old publisher and starts the new."""
+        self._call("config_paths_replace", name=check_path_name(name), body=dict(conf))
+
     def delete_path(self, name: str) -> None:
         """Remove a path's configuration; its publisher hook is stopped and its readers dropped."""
         self._call("config_paths_delete", name=check_path_name(name))
+
+    def wait_available(self, name: str, timeout: float, *, pause: Callable[[], object],
+                       explain: Callable[[], str] = str) -> PathState:
+        """Poll path ``name`` until a stream is available on it; ``pause`` waits between polls
+        (and raises when waiting is pointless); ``explain`` adds to the timeout's message (a log tail)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = self.path(name)
+            except Unreachable:
+                state = None  # if the server died, pause() says so
+            if state and state.available:
+                return state
+            if time.monotonic() > deadline:
+                raise EnvironmentProblem(f"MediaMTX path {name!r} not available after {timeout:g}s\n{explain()}"
+                                         .rstrip())
+            pause()
 
     def rtsp_sessions(self) -> list[RtspSession]:
         return [parse_rtsp_session(item) for item in self._pages("rtsp_sessions_list")]

@@ -35,22 +35,41 @@ def hook_command(argv: Sequence[str]) -> str:
     return shlex.join(argv)
 
 
-def rtsp_publish_argv(input_args: Sequence[str], *, gop: int, ffmpeg: str) -> list[str]:
+# Where the publisher sends its stream: RTSP over TCP (the server accepts no UDP,
+# so farms have no UDP ports to clash on) to the hook's own path.
+PUBLISH_OUTPUT = ("-f", "rtsp", "-rtsp_transport", "tcp", PUBLISH_URL)
+
+
+def rtsp_publish_argv(input_args: Sequence[str], *, gop: int, ffmpeg: str, noise: int | None = None) -> list[str]:
     """ffmpeg reading ``input_args`` and publishing H.264 over RTSP/TCP to the hook's own path.
 
     ``gop`` is the number of frames between keyframes. Keep it short: a reader
     (a snapshot, a new recording segment) has no picture until the next one.
+    ``noise`` corrupts the encoded packets on their way out (FFmpeg's noise
+    bitstream filter: about one byte in ``noise`` of each packet is altered).
     """
     if gop < 1:
         raise BadInput(f"keyframe interval must be at least 1 frame, not {gop}")
+    if noise is not None and noise < 1:
+        raise BadInput(f"bitstream noise amount must be at least 1, not {noise}")
     return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "warning", *input_args,
             "-an", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
             # yuv420p: a 4:2:2 camera format would otherwise give High 4:2:2, which few decoders play.
             "-pix_fmt", "yuv420p", "-g", str(gop), "-keyint_min", str(gop), "-sc_threshold", "0",
-            # The server accepts RTSP over TCP only (no UDP ports to clash between farms).
-            "-f", "rtsp", "-rtsp_transport", "tcp", PUBLISH_URL]
+            # Each captured frame once: by default FFmpeg repeats frames to fill gaps in the capture
+            # timestamps (a loaded machine), which readers would take for duplicates the camera sent.
+            "-fps_mode", "passthrough",
+            *(["-bsf:v", f"noise=amount={noise}"] if noise is not None else []),
+            *PUBLISH_OUTPUT]
 
 
-def v4l2_publish_argv(device: str, *, gop: int, ffmpeg: str) -> list[str]:
-    """ffmpeg publishing a V4L2 capture device (e.g. ``/dev/video3``) to the hook's path."""
-    return rtsp_publish_argv(["-f", "v4l2", "-i", device], gop=gop, ffmpeg=ffmpeg)
+def v4l2_publish_argv(device: str, *, gop: int, ffmpeg: str, noise: int | None = None) -> list[str]:
+    """ffmpeg publishing a V4L2 capture device (e.g. ``/dev/video3``) to the hook's path.
+
+    A publisher must stop on SIGINT even while its camera stalls: MediaMTX
+    waits for a stopped hook without end. It does, because the ffmpeg program
+    opens every input non-blocking (AVFMT_FLAG_NONBLOCK), so a v4l2loopback
+    node without a writer gives EAGAIN, not a DQBUF that never returns
+    (the kernel tier checks this).
+    """
+    return rtsp_publish_argv(["-f", "v4l2", "-i", device], gop=gop, ffmpeg=ffmpeg, noise=noise)

@@ -54,11 +54,21 @@ def stop(process: subprocess.Popen[bytes], *, timeout: float) -> None:
         if not wait_exit(process, timeout):
             os.kill(process.pid, signal.SIGKILL)
             wait_exit(process, None)
-    survivors = [pid for pid in session_members(process.pid) if not _kill(pid, process.pid, timeout)]
+    survivors = kill_session(process.pid, timeout)
     process.wait()
     if survivors:
         raise EnvironmentProblem(f"processes {survivors} started by pid {process.pid} survived SIGKILL",
                                  "look for processes stuck in the kernel (state D in `ps`)")
+
+
+def kill_session(session: int, timeout: float) -> list[int]:
+    """SIGKILL every live process of ``session`` but its leader; returns those still there after ``timeout``.
+
+    Safe while the session's leader is ours or gone: the kernel keeps a pid in
+    use for as long as any process has it as its session id, so processes of
+    session ``session`` are then the leader's, never a stranger's.
+    """
+    return [pid for pid in session_members(session) if not _kill(pid, session, timeout)]
 
 
 def session_members(session: int) -> list[int]:

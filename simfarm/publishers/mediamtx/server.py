@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -28,6 +28,15 @@ from .names import check_path_name
 MIN_VERSION = Version(1, 20, 0)
 START_ATTEMPTS = 3  # a port can still be taken by a program that is not simfarm
 POLL_SECONDS = 0.05
+
+
+def require_binary(binary: str | None = None) -> tuple[str, Version]:
+    """The mediamtx to run (see find_binary) and its version; EnvironmentProblem, with the remedy, when unusable."""
+    binary = find_binary(binary)
+    version = binary_version(binary)
+    if version < MIN_VERSION:
+        raise EnvironmentProblem(f"{binary} is MediaMTX {version}; simfarm needs {MIN_VERSION} or newer", INSTALL)
+    return binary, version
 
 
 class _PortTaken(Exception):
@@ -49,17 +58,16 @@ class MediaMTX:
     @classmethod
     def start(cls, workdir: Path, paths: Mapping[str, Sequence[str]], *,
               record: RecordOptions | None = None, binary: str | None = None,
-              ready_timeout: float = 15.0) -> MediaMTX:
+              ready_timeout: float = 15.0, on_launch: Callable[[int], None] | None = None) -> MediaMTX:
         """Start a server owning ``workdir`` (config, logs, recordings) and wait until it is ready.
 
         ``paths`` maps each path name to the argv of its publisher (see
         hooks.v4l2_publish_argv); MediaMTX runs it from start to stop and
         restarts it whenever it exits. ``binary`` is a ``--mediamtx`` value.
+        ``on_launch`` gets each server process's pid the moment it exists
+        (an owner records it, so a crash between launch and ready leaks nothing).
         """
-        binary = find_binary(binary)
-        version = binary_version(binary)
-        if version < MIN_VERSION:
-            raise EnvironmentProblem(f"{binary} is MediaMTX {version}; simfarm needs {MIN_VERSION} or newer", INSTALL)
+        binary, version = require_binary(binary)
         files = Files(Path(workdir).absolute())
         files.workdir.mkdir(parents=True, exist_ok=True)
         playback = bool(record and record.playback)
@@ -77,6 +85,12 @@ class MediaMTX:
                 reservation.release()
                 raise
             server = cls(proc, files, ports, reservation, version)
+            try:
+                if on_launch:
+                    on_launch(proc.pid)
+            except BaseException:
+                server.stop()
+                raise
             try:
                 server._wait_ready(ready_timeout)
             except _PortTaken:
@@ -99,19 +113,11 @@ class MediaMTX:
 
     def wait_available(self, name: str, timeout: float = 20.0) -> PathState:
         """Poll the path until a stream is available on it (its publisher is streaming)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                state = self.api.path(name)
-            except Unreachable:
-                state = None  # if the server died, _pause says so, with its log
-            if state and state.available:
-                return state
-            if time.monotonic() > deadline:
-                raise EnvironmentProblem(f"MediaMTX path {name!r} not available after {timeout:g}s\n"
-                                         + self._logs())
+        def pause() -> None:
             if self._pause():
                 raise self._exited()
+
+        return self.api.wait_available(name, timeout, pause=pause, explain=self._logs)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the server (SIGINT, SIGKILL after ``timeout``) and everything it started; free its ports."""
