@@ -10,7 +10,9 @@ give the same sequence numbers. Device and
 stream faults are carried out by a timer thread at their times, by wall clock.
 
 A run's faults go to the farm's log and to the run's own log (``log``), which
-is closed once every fault of the run has ended. A device step the farm
+ends with a ``done`` line and is closed once every fault of the run has
+ended (a fault leaves ``faults`` a moment before its end line is written, so
+wait for ``done``, not for an empty ``faults``). A device step the farm
 refuses (a replug of a camera that is plugged in) gets a ``refused`` line
 with the error in both logs instead, and the run stops waiting for it.
 """
@@ -70,7 +72,8 @@ class Router:
             last = log is not None and log not in self._routes.values()
         if log is not None:
             write(log)
-            if last:  # the run's last fault: its log is complete
+            if last:  # the run's last fault: its log is complete, and says so for whoever tails it
+                log.note({"event": "done", "wall": time.time()})
                 log.close()
 
 
@@ -96,7 +99,7 @@ def comparable(lines: list[dict]) -> list[dict]:
             out["touched"] = [[first - base, last - base] for first, last in line["touched"]]
         return out
 
-    rebased = [rebase(line) for line in lines if line["event"] != "scenario"]
+    rebased = [rebase(line) for line in lines if line["event"] not in ("scenario", "done")]
     return sorted(rebased, key=lambda line: json.dumps(line, sort_keys=True))
 
 

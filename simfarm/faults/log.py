@@ -10,8 +10,9 @@ numbers acted on as inclusive ``[first, last]`` runs. Keys are sorted, so two
 runs of the same scenario against an injected clock give identical files,
 and against real time files that differ only in ``wall``.
 
-Scenario runs add two more events: ``scenario`` (a camera's origin) and
-``refused`` (a step the farm refused, with ``error``; ``sequence`` null).
+Scenario run logs add ``scenario`` (a camera's origin), ``refused`` (a step
+the farm refused, with ``error``; ``sequence`` null) and a last line ``done``
+once every fault of the run has ended.
 
 One log serves every camera of a farm (writes are serialised) and any runner:
 a FaultSet reports its own faults, the supervisor its device-level ones.

@@ -162,9 +162,10 @@ def test_a_refused_step_is_logged_in_both_logs_and_frees_the_run(tmp_path):
     router.route([(step.camera, step.fault_id)], run_log)
     router.step_refused(step, "camera 1 is plugged in: unplug it first")
     router.farm_log.close()
+    assert read_log(tmp_path / "run.jsonl")[-1]["event"] == "done"  # the run's last step: its log is complete
     for name in ("farm.jsonl", "run.jsonl"):
-        [line] = read_log(tmp_path / name)
+        line = read_log(tmp_path / name)[0]
         assert line["event"] == "refused" and line["fault"] == "e4.0.c1" and line["kind"] == "replug"
         assert line["camera"] == 1 and "plugged in" in line["error"]
-    assert run_log.closed  # the run's last step: its log is complete
+    assert run_log.closed
     router.route([(step.camera, step.fault_id)], FaultLog.open(tmp_path / "again.jsonl"))  # free to run again
