@@ -133,10 +133,14 @@ def _guest_kernel() -> list[Check]:
     if guest is None:
         return [Check("vm.kernel", "vm", False, f"no kernel image with modules under {kernel.BOOT_DIR}",
                       kernel.SETUP_REMEDY)]
+    vivid = kernel.has_module(guest.version, "vivid")
     return [Check("vm.kernel", "vm", True, f"{guest.version} ({guest.image})"),
             Check("vm.v4l2loopback", "vm", guest.loopback_usable,
                   f"{kernel.loopback_summary(guest)} built for {guest.version}",
-                  None if guest.loopback_usable else kernel.SETUP_REMEDY)]
+                  None if guest.loopback_usable else kernel.SETUP_REMEDY),
+            # Only --backend vivid needs it, so it does not decide whether the VM is ready.
+            Check("vivid", "tools", vivid, f"vivid {'is' if vivid else 'is not'} a module of {guest.version} "
+                  "(--backend vivid)", None if vivid else "a distribution kernel (linux-image-amd64) has it")]
 
 
 def _accel() -> Check:

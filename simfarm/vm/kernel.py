@@ -70,13 +70,21 @@ def image_version(image: Path) -> str:
 
 def loopback_version(version: str) -> str | None:
     """Version of the v4l2loopback module built for kernel ``version``, or None."""
+    done = _modinfo(version, "-F", "version", "v4l2loopback")
+    found = done.stdout.strip()
+    return found if done.returncode == 0 and found else None
+
+
+def has_module(version: str, name: str) -> bool:
+    """Whether kernel ``version`` has module ``name`` (e.g. vivid, for ``--backend vivid``)."""
+    return _modinfo(version, "-n", name).returncode == 0
+
+
+def _modinfo(version: str, *args: str) -> subprocess.CompletedProcess:
     modinfo = shutil.which("modinfo", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
     if modinfo is None:
         raise EnvironmentProblem("modinfo not found (package kmod)", SETUP_REMEDY)
-    done = subprocess.run([modinfo, "-k", version, "-F", "version", "v4l2loopback"],
-                          check=False, capture_output=True, text=True)
-    found = done.stdout.strip()
-    return found if done.returncode == 0 and found else None
+    return subprocess.run([modinfo, "-k", version, *args], check=False, capture_output=True, text=True)
 
 
 def describe(image: Path) -> GuestKernel:
