@@ -54,12 +54,15 @@ def read_ffmpeg(device: str, count: int = 5) -> list[FrameCode | None]:
         os.close(fd)
     # passthrough: without it FFmpeg repeats frames to fill gaps in the capture timestamps
     # (a loaded machine), and a repeat would look like a duplicate sent by the camera.
+    # FFmpeg holds its first packet (a dequeued mmap buffer) while it probes the stream, and
+    # v4l2loopback writes into dequeued buffers too: on a loaded machine the writer laps the
+    # ring meanwhile and that first frame turns into a later one. So it is read and left out.
     out = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "v4l2", "-i", device,
-                          "-fps_mode", "passthrough", "-frames:v", str(count),
+                          "-fps_mode", "passthrough", "-frames:v", str(count + 1),
                           "-f", "rawvideo", "-pix_fmt", "gray", "-"],
                          capture_output=True, timeout=60, check=True).stdout
     frames = np.frombuffer(out, np.uint8).reshape(-1, fmt.height, fmt.width)
-    return [decode(f) for f in frames]
+    return [decode(f) for f in frames[1:]]
 
 
 def read_opencv(device: str, count: int = 5) -> list[FrameCode | None]:
