@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .errors import BadInput, EnvironmentProblem, SimfarmError
 from .farm.farm import Camera, Farm, Fault
-from .farm.publishing import PublishOptions
+from .farm.publish_plan import PublishOptions
 from .frames.analysis import analyze
 from .frames.code import FrameCode, decode
 from .spec import CameraSpec, PixelFormat, Size

@@ -24,7 +24,7 @@ from .. import yamlfile
 from ..errors import BadInput, SimfarmError
 from ..faults.durations import parse_duration
 from ..spec import CameraSpec, parse_backend, parse_node_numbers
-from .publishing import PublishOptions
+from .publish_plan import PublishOptions
 
 PUBLISH_KEYS = ("publish", "record", "record_segment", "mediamtx", "mediamtx_api")
 KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", *PUBLISH_KEYS}

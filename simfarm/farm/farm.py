@@ -30,7 +30,7 @@ from ..publishers.mediamtx.recordings import Segment, list_segments
 from ..spec import MAX_CAMERAS, CameraSpec
 from . import backends, control
 from .backends import camera_label
-from .publishing import PublishOptions, path_name, recordings_dir
+from .publish_plan import PublishOptions, path_name, recordings_dir
 from .reclaim import reclaim, stale_farms
 from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
 from .supervisor import FAULT_LOG

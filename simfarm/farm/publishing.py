@@ -45,60 +45,17 @@ from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultListener, FaultSpec
 from ..publishers.mediamtx import ApiClient, MediaMTX, RecordOptions, path_entry, v4l2_publish_argv
-from ..publishers.mediamtx.config import Files
 from ..publishers.mediamtx.process import kill_session
-from ..publishers.mediamtx.server import require_binary
 from ..publishers.ports import HOST
 from ..publishers.proxy import TOXICS, FaultProxy
 from .live import LiveCamera
+from .publish_plan import WORKDIR, path_name
 from .state import FarmRecord, ProcessId
 
-WORKDIR = "mediamtx"  # in the farm's state directory: config, logs, recordings
 WATCH_S = 1.0
 STALL_S = 15.0  # longer than MediaMTX's fixed 5 s restart pause plus FFmpeg's start
 READY_TIMEOUT_S = 30.0  # FFmpeg opening a node and sending its first keyframe, under emulation too
 STEP_OFF_TIMEOUT_S = 15.0  # MediaMTX stops a hook with SIGINT; FFmpeg finishes its output first
-
-
-@dataclass(frozen=True)
-class PublishOptions:
-    """How a farm publishes: ``Farm.provision(..., publish=PublishOptions(record=True))``."""
-
-    record: bool = False  # record every path into the farm's directory
-    mediamtx: str | None = None  # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
-    api: str | None = None  # an existing server's API URL: use it instead of starting one
-    record_format: str = "fmp4"
-    segment_seconds: int | None = None  # recording segment length (MediaMTX's default: 1 h)
-
-    def resolve(self) -> dict[str, Any]:
-        """The plan the supervisor follows, after every check that needs no device.
-
-        Run by the provisioner before anything is created: a missing or old
-        binary, a bad recording option or an unreachable API fails here.
-        """
-        if self.api:
-            if self.mediamtx:
-                raise BadInput("--mediamtx and --mediamtx-api exclude each other")
-            if self.record:
-                raise BadInput("recording needs a managed MediaMTX (segments go to the farm's directory): "
-                               "drop --record or --mediamtx-api")
-            ApiClient(self.api).info()
-            binary = None
-        else:
-            RecordOptions(self.record_format, self.segment_seconds)
-            binary, _ = require_binary(self.mediamtx)
-        binaries.require("ffmpeg")
-        return {"record": self.record, "binary": binary, "api": self.api.rstrip("/") if self.api else None,
-                "record_format": self.record_format, "segment_seconds": self.segment_seconds}
-
-
-def path_name(label: str) -> str:
-    """The MediaMTX path of the camera labelled ``label``."""
-    return label
-
-
-def recordings_dir(farm_dir: Path) -> Path:
-    return Files(farm_dir / WORKDIR).recordings
 
 
 def path_settings(cam: LiveCamera, ffmpeg: str) -> dict[str, Any]:

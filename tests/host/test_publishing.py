@@ -26,7 +26,7 @@ import pytest
 
 from simfarm.cli import main, publish_cmd
 from simfarm.errors import BadInput, EnvironmentProblem
-from simfarm.farm import config, publishing
+from simfarm.farm import config, publish_plan, publishing
 from simfarm.farm.farm import Farm
 from simfarm.farm.live import LiveCamera
 from simfarm.farm.reclaim import reclaim
@@ -105,7 +105,7 @@ def test_a_farm_file_publishes_and_flags_override_it(tmp_path: Path) -> None:
     path = tmp_path / "farm.yaml"
     path.write_text("name: lab\npublish: true\nrecord: true\nmediamtx: /opt/mediamtx\ncameras: 2\n")
     plan = config.load(str(path))
-    assert plan.publish({}) == publishing.PublishOptions(record=True, mediamtx="/opt/mediamtx")
+    assert plan.publish({}) == publish_plan.PublishOptions(record=True, mediamtx="/opt/mediamtx")
     assert plan.publish({"mediamtx": "/usr/local/bin/mediamtx"}).mediamtx == "/usr/local/bin/mediamtx"
     assert config.FarmPlan().publish({}) is None
 
@@ -213,7 +213,7 @@ def test_each_segment_verifies_as_an_increasing_run_of_the_cameras_codes(coded_c
 def test_farm_recordings_are_its_cameras_segments(coded_clip, tmp_path: Path) -> None:
     record = FarmRecord(name="lab", spec={"cameras": [CameraSpec().to_json()] * 2},
                         nodes=[NodeRecord(0, "simfarm-lab-0", 5), NodeRecord(1, "simfarm-lab-1", 6)])
-    directory = publishing.recordings_dir(record.directory)
+    directory = publish_plan.recordings_dir(record.directory)
     zero = fmp4_segments(coded_clip, directory, "simfarm-lab-0", datetime.datetime(2026, 1, 1))
     farm = Farm(record)
     assert [s.file for s in farm.recordings(0)] == zero
