@@ -20,7 +20,7 @@ import pytest
 
 from simfarm import BadInput, Camera, EnvironmentProblem, Farm
 from simfarm.doctor import host_can_run_cameras
-from simfarm.farm.publishing import PublishOptions
+from simfarm import PublishOptions
 from simfarm.farm.state import ProcessId
 from simfarm.frames.code import decode
 from simfarm.frames.snapshot import grab
