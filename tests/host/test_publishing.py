@@ -94,6 +94,7 @@ def test_an_unreachable_mediamtx_api_fails_before_any_device(capsys) -> None:
     (["--mediamtx-api", "http://127.0.0.1:9997"], "mediamtx-api needs publish"),
     (["--publish", "--record", "--mediamtx-api", "http://127.0.0.1:9997"], "recording needs a managed MediaMTX"),
     (["--publish", "--mediamtx", "/x", "--mediamtx-api", "http://127.0.0.1:9997"], "exclude each other"),
+    (["--publish", "--backend", "vivid"], "publishing needs the loopback backend, not vivid"),
 ])
 def test_contradictory_publishing_flags_are_bad_input(capsys, args: list[str], words: str) -> None:
     assert main(["provision", *args]) == 2
