@@ -8,16 +8,15 @@ the kernel offers no event for "last user gone", so the wait polls refcnt.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from .. import binaries
 from ..errors import EnvironmentProblem, InUse
 
 SYS_MODULE = Path("/sys/module")
-_SBIN_PATH = "/usr/sbin:/sbin:/usr/bin:/bin"
 
 
 def loaded(name: str) -> bool:
@@ -27,14 +26,14 @@ def loaded(name: str) -> bool:
 def installed_version(name: str) -> str | None:
     """``modinfo``'s version of the module modprobe would load: '' when it declares
     none (v4l2loopback 0.12.7 does not), None when no such module is installed."""
-    done = subprocess.run([_tool("modinfo"), "-F", "version", name], check=False, capture_output=True, text=True)
+    done = subprocess.run([binaries.require("modinfo"), "-F", "version", name], check=False, capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
 def load(name: str, params: Mapping[str, str]) -> None:
     """``modprobe --first-time NAME KEY=VALUE...``: a module loaded already (by anyone) is an
     EnvironmentProblem, as is any other failure, with modprobe's words."""
-    argv = [_tool("modprobe"), "--first-time", name, *(f"{key}={value}" for key, value in params.items())]
+    argv = [binaries.require("modprobe"), "--first-time", name, *(f"{key}={value}" for key, value in params.items())]
     done = subprocess.run(argv, check=False, capture_output=True, text=True)
     if done.returncode != 0:
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
@@ -51,7 +50,7 @@ def unload(name: str, *, timeout: float, holders: Callable[[], list[int]]) -> No
     deadline = time.monotonic() + timeout
     while loaded(name):
         if _refcount(name) == 0:
-            done = subprocess.run([_tool("modprobe"), "-r", name], check=False, capture_output=True, text=True)
+            done = subprocess.run([binaries.require("modprobe"), "-r", name], check=False, capture_output=True, text=True)
             if done.returncode == 0 or not loaded(name):
                 return
         if time.monotonic() >= deadline:
@@ -64,10 +63,3 @@ def _refcount(name: str) -> int:
         return int((SYS_MODULE / name / "refcnt").read_text())
     except (OSError, ValueError):
         return 0
-
-
-def _tool(program: str) -> str:
-    path = shutil.which(program) or shutil.which(program, path=_SBIN_PATH)
-    if path is None:
-        raise EnvironmentProblem(f"{program} not found", "apt-get install kmod")
-    return path

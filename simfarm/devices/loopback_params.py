@@ -72,11 +72,6 @@ def unload(labels: Sequence[str], *, timeout: float) -> bool:
     """Unload the module if it still carries ``labels``; False when it was gone or is not ours."""
     if not owns_module(labels):
         return False
-    kmodule.unload(MODULE, timeout=timeout, holders=lambda: _holders(labels))
+    kmodule.unload(MODULE, timeout=timeout, holders=lambda: nodes.holders(
+        *(nodes.node_path(number) for label in labels for number in nodes.numbers_with_label(label))))
     return True
-
-
-def _holders(labels: Sequence[str]) -> list[int]:
-    pids = {pid for label in labels for number in nodes.numbers_with_label(label)
-            for pid in nodes.holders(nodes.node_path(number))}
-    return sorted(pids)

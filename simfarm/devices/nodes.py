@@ -36,15 +36,17 @@ def numbers_with_label(label: str) -> list[int]:
     return sorted(found)
 
 
-def holders(path: str) -> list[int]:
-    """Pids of processes holding ``path`` open (those we can see)."""
-    target = os.path.realpath(path)
+def holders(*paths: str) -> list[int]:
+    """Pids of processes holding any of ``paths`` open (those we can see); one pass over /proc."""
+    targets = {os.path.realpath(path) for path in paths}
+    if not targets:
+        return []
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if any(os.readlink(fd) == target for fd in (proc / "fd").iterdir()):
+            if any(os.readlink(fd) in targets for fd in (proc / "fd").iterdir()):
                 pids.append(int(proc.name))
         except OSError:  # the process ended or is not ours to inspect
             continue

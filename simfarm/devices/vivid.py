@@ -111,9 +111,8 @@ def unload(*, timeout: float = 10.0) -> bool:
     """
     if not loaded():
         return False
-    kmodule.unload(MODULE, timeout=timeout, holders=lambda: sorted(
-        {pid for inst in instances() for number in (inst.capture, inst.metadata)
-         for pid in nodes.holders(nodes.node_path(number))}))
+    kmodule.unload(MODULE, timeout=timeout, holders=lambda: nodes.holders(
+        *(nodes.node_path(number) for inst in instances() for number in (inst.capture, inst.metadata))))
     return True
 
 

@@ -78,8 +78,8 @@ class VividCamera:
 
     def readers(self) -> list[int]:
         """Pids other than ours holding either node open."""
-        return sorted({pid for path in (self.device, self.metadata_device) if path
-                       for pid in nodes.holders(path) if pid != os.getpid()})
+        paths = [path for path in (self.device, self.metadata_device) if path]
+        return [pid for pid in nodes.holders(*paths) if pid != os.getpid()]
 
     def status(self) -> dict:
         disconnected = self.held_fd is not None

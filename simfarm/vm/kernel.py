@@ -8,13 +8,12 @@ version string.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import binaries
 from ..errors import EnvironmentProblem
 
 SETUP_REMEDY = "sudo scripts/setup-vm.sh"
@@ -81,10 +80,8 @@ def has_module(version: str, name: str) -> bool:
 
 
 def _modinfo(version: str, *args: str) -> subprocess.CompletedProcess:
-    modinfo = shutil.which("modinfo", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
-    if modinfo is None:
-        raise EnvironmentProblem("modinfo not found (package kmod)", SETUP_REMEDY)
-    return subprocess.run([modinfo, "-k", version, *args], check=False, capture_output=True, text=True)
+    return subprocess.run([binaries.require("modinfo"), "-k", version, *args], check=False, capture_output=True,
+                          text=True)
 
 
 def describe(image: Path) -> GuestKernel:
