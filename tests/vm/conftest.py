@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from simfarm.devices import udev_rules
 from simfarm.doctor import host_can_run_cameras
 
 SKIP_REASON = ("needs v4l2loopback >= 0.13 with a usable /dev/v4l2loopback; "
@@ -24,6 +25,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # A runtest hook in this conftest applies to the tests of this directory only.
     if not _kernel_ready():
         pytest.skip(SKIP_REASON)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _udev_rules() -> None:
+    # Stable by-id links for farm cameras. The VM's /etc is a throwaway overlay;
+    # /run/udev/rules.d is udev's runtime rules dir.
+    udev_rules.install(udev_rules.RUNTIME_DIR)
 
 
 @pytest.fixture

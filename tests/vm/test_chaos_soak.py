@@ -11,25 +11,25 @@ node and no supervisor is left. Runs inside `simfarm vm`.
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from simfarm import Farm
-from simfarm.devices import capture, nodes, udev_rules
+from simfarm.devices import capture, nodes
 from simfarm.errors import SimfarmError
 from simfarm.farm.state import ProcessId
 from simfarm.faults import read_log
 from simfarm.frames.code import decode
 from simfarm.procfs import stat_fields
 from simfarm.spec import CameraSpec
+
+from kernel_helpers import video_nodes, wait_until
 
 pytestmark = pytest.mark.hil
 
@@ -66,19 +66,6 @@ def plan(seed: int) -> list[tuple[float, str, dict, int, float]]:
     return steps
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 60.0, what: str = "condition") -> None:
-    """Poll ``condition``: the farm offers no event for a camera being back to streaming."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def video_nodes() -> set[str]:
-    return set(glob.glob("/dev/video*"))
-
-
 def children(pid: int) -> list[int]:
     """Live (non-zombie) processes whose parent is ``pid``."""
     found = []
@@ -104,11 +91,6 @@ def all_streaming(farm: Farm) -> bool:
     return len(cams) == CAMERAS and all(c["state"] == "streaming" and not c["faults"] for c in cams)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _udev_rules() -> None:
-    udev_rules.install(udev_rules.RUNTIME_DIR)
-
-
 def test_the_plan_is_seeded_and_has_device_and_frame_faults() -> None:
     steps = plan(SEED)
     assert steps == plan(SEED) and steps != plan(SEED + 1)
@@ -127,7 +109,7 @@ def test_two_minutes_of_chaos_on_four_cameras_ends_streaming_with_nothing_leaked
         assert video_nodes() == before_nodes | devices and len(devices) == CAMERAS
         # measured before any control request: a connection just answered may still be open
         fds_before = open_fds(pid)
-        wait_until(lambda: all_streaming(farm), what="four cameras streaming")
+        wait_until(lambda: all_streaming(farm), what="four cameras streaming", timeout=60.0)
         assert children(pid) == []
 
         injected: Counter[str] = Counter()
@@ -152,7 +134,7 @@ def test_two_minutes_of_chaos_on_four_cameras_ends_streaming_with_nothing_leaked
         assert injected["unplug"] >= 2 and sum(injected.values()) - injected["unplug"] >= 20, (injected, refused)
 
         farm.clear_faults()
-        wait_until(lambda: all_streaming(farm), what="every camera streaming again")
+        wait_until(lambda: all_streaming(farm), what="every camera streaming again", timeout=60.0)
         farm = farm.reload()
         assert sorted(c.index for c in farm.cameras) == list(range(CAMERAS))
         devices = {c.device for c in farm.cameras}

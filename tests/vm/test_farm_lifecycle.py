@@ -5,11 +5,9 @@ Runs inside `simfarm vm` (or on a host with v4l2loopback >= 0.13).
 
 from __future__ import annotations
 
-import glob
 import os
 import signal
 import subprocess
-import sys
 
 import cv2
 import numpy as np
@@ -18,24 +16,18 @@ import pytest
 from linuxpy.video import device as v4l2
 
 from simfarm import Farm
-from simfarm.devices import nodes, udev_rules
+from simfarm.devices import nodes
 from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
 from simfarm.farm.state import ProcessId, farm_names
 from simfarm.frames import pixfmt
 from simfarm.frames.code import FrameCode, decode
 from simfarm.spec import CameraSpec, PixelFormat, Size
 
+from kernel_helpers import simfarm, video_nodes
+
 pytestmark = pytest.mark.hil
 
 SMALL = CameraSpec.parse(size="320x240", fps=15)
-
-
-def simfarm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simfarm", *args], capture_output=True, text=True, timeout=120)
-
-
-def video_nodes() -> set[str]:
-    return set(glob.glob("/dev/video*"))
 
 
 def assert_increasing_codes(codes: list[FrameCode | None], camera: int) -> None:
@@ -91,12 +83,6 @@ def read_linuxpy(device: str, count: int = 5) -> list[FrameCode | None]:
             if len(codes) == count:
                 return codes
     return codes
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _udev_rules() -> None:
-    # The VM's /etc is a throwaway overlay; /run/udev/rules.d is udev's runtime rules dir.
-    udev_rules.install(udev_rules.RUNTIME_DIR)
 
 
 @pytest.fixture

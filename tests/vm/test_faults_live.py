@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +20,7 @@ import pyudev
 
 from simfarm import Farm
 from simfarm.cli import main
-from simfarm.devices import capture, nodes, udev_rules
+from simfarm.devices import capture, nodes
 from simfarm.errors import EnvironmentProblem
 from simfarm.farm.scenario_run import comparable
 from simfarm.faults import read_log
@@ -30,24 +28,12 @@ from simfarm.frames.analysis import analyze
 from simfarm.frames.code import FrameCode, decode
 from simfarm.spec import CameraSpec
 
+from kernel_helpers import simfarm, wait_until
+
 pytestmark = [pytest.mark.hil, pytest.mark.usefixtures("in_farm_state")]
 
 FPS = 15
 SMALL = CameraSpec.parse(size="320x240", fps=FPS)
-
-
-def simfarm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simfarm", *args], capture_output=True, text=True,
-                          timeout=120, check=False)
-
-
-def wait_until(condition: Callable[[], object], timeout: float = 30.0, what: str = "condition") -> None:
-    """Poll ``condition``: the farm offers no event for a fault's end."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class Reader:
@@ -95,11 +81,6 @@ def touched(line: dict) -> list[int]:
 
 def ended(farm: Farm, fault_id: str) -> Callable[[], bool]:
     return lambda: "end" in fault_lines(farm, fault_id)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _udev_rules() -> None:
-    udev_rules.install(udev_rules.RUNTIME_DIR)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,16 +24,14 @@ from simfarm.frames.code import decode
 from simfarm.spec import CameraSpec
 from simfarm.vm.runner import IN_VM_ENV
 
+from kernel_helpers import simfarm, video_nodes
+
 pytestmark = pytest.mark.hil
 
 LEGACY_KO = Path(f"/opt/simfarm/v4l2loopback-0.12.7/{os.uname().release}/v4l2loopback.ko")
 MODULE = "v4l2loopback"
 SMALL = ("--size", "320x240", "--fps", "15")
 SMALL_SPEC = CameraSpec.parse(size="320x240", fps=15)
-
-
-def simfarm(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "simfarm", *args], check=False, capture_output=True, text=True, timeout=180)
 
 
 def sh(*argv: str) -> None:
@@ -75,13 +72,13 @@ def assert_streams_own_codes(farm: Farm) -> None:
 
 def test_provision_loads_the_module_with_every_camera_and_teardown_unloads_it() -> None:
     assert loopback.choose_mode() is loopback.Mode.PARAMETERS
-    before = set(Path("/dev").glob("video*"))
+    before = video_nodes()
     result = simfarm("provision", "--cameras", "3", "--farm", "old", *SMALL)
     assert result.returncode == 0, result.stderr
     farm = Farm.attach("old")
     assert kmodule.loaded(MODULE) and not os.path.exists(CONTROL_DEVICE)
     assert [nodes.card_label(cam.number) for cam in farm.cameras] == [f"simfarm-old-{i}" for i in range(3)]
-    assert set(Path("/dev").glob("video*")) - before == {Path(cam.device) for cam in farm.cameras}
+    assert video_nodes() - before == {cam.device for cam in farm.cameras}
     assert_streams_own_codes(farm)
 
     hotplug = simfarm("fault", "0", "unplug", "--farm", "old")
@@ -94,7 +91,7 @@ def test_provision_loads_the_module_with_every_camera_and_teardown_unloads_it() 
 
     assert simfarm("teardown", "--farm", "old").returncode == 0
     assert not kmodule.loaded(MODULE)
-    assert set(Path("/dev").glob("video*")) == before
+    assert video_nodes() == before
     assert farm_names() == []
 
 

@@ -14,8 +14,7 @@ import itertools
 import mmap
 import os
 import select
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from linuxpy.video import device as v4l2
@@ -26,6 +25,8 @@ from simfarm.devices import capture, vivid
 from simfarm.errors import BadInput, EnvironmentProblem
 from simfarm.faults import read_log
 from simfarm.spec import CameraSpec
+
+from kernel_helpers import wait_until
 
 pytestmark = [pytest.mark.hil, pytest.mark.usefixtures("in_farm_state")]
 
@@ -147,20 +148,12 @@ def test_disconnect_fails_the_streaming_reader_with_enodev_and_it_comes_back_onc
     assert farm.cameras[1].stats()["state"] == "ready"
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll ``condition``: the farm offers no event for a fault's end."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def test_a_disconnect_for_a_duration_ends_by_itself_when_no_reader_holds_the_camera(farm: Farm) -> None:
     cam = farm.cameras[1]
     fault = cam.inject("disconnect", for_="300ms")
     assert not vivid.connected(cam.number)
     wait_until(lambda: any(line["fault"] == fault.id and line["event"] == "end"
-                           for line in read_log(farm.fault_log)), "the disconnect to end")
+                           for line in read_log(farm.fault_log)), "the disconnect to end", timeout=10.0)
     assert vivid.connected(cam.number)
 
 
