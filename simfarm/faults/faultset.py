@@ -145,11 +145,6 @@ class FaultSet:
         with self._lock:
             return [live.handle for live in self._running + self._pending]
 
-    def clear_all(self) -> None:
-        """Clear every fault, running or pending."""
-        for handle in self.active():
-            handle.clear()
-
     def close(self) -> None:
         """End every fault (reason ``stopped``): the producer is going away."""
         with self._lock:
