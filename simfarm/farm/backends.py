@@ -86,6 +86,7 @@ class LoopbackBackend:
     def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
         requested: list[int] | None = record.spec.get("nodes")
         with global_lock():
+            # Asked again here, under the lock: the module may have come or gone since preflight.
             if loopback.choose_mode() is loopback.Mode.CONTROL:
                 for cam in cameras:
                     record.nodes.append(cam.node)
