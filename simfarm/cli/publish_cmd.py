@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def describe(status: dict) -> str:
     """The publishing part of a farm's status: the server, then each camera's URLs and path state."""
     publish = status["publish"]
-    version = publish["version"] or "(version unknown: older than /v3/info)"
+    version = publish["version"]
     if publish["managed"]:
         server = (f"MediaMTX {version} (pid {publish['pid']}): api {publish['api']}, rtsp {publish['rtsp']}, "
                   f"log {publish['log']}")

@@ -14,7 +14,7 @@ from typing import Any
 
 from .. import binaries
 from ..errors import BadInput
-from ..publishers.mediamtx import ApiClient, RecordOptions
+from ..publishers.mediamtx import ApiClient, RecordOptions, versions
 from ..publishers.mediamtx.config import Files
 from ..publishers.mediamtx.server import require_binary
 
@@ -43,7 +43,7 @@ class PublishOptions:
             if self.record:
                 raise BadInput("recording needs a managed MediaMTX (segments go to the farm's directory): "
                                "drop --record or --mediamtx-api")
-            ApiClient(self.api).info()
+            versions.of_server(ApiClient(self.api).info().version)
             binary = None
         else:
             RecordOptions(self.record_format, self.segment_seconds)

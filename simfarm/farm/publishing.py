@@ -44,7 +44,7 @@ from .. import binaries
 from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultListener, FaultSpec
-from ..publishers.mediamtx import ApiClient, MediaMTX, RecordOptions, path_entry, v4l2_publish_argv
+from ..publishers.mediamtx import ApiClient, MediaMTX, RecordOptions, Version, path_entry, v4l2_publish_argv, versions
 from ..publishers.mediamtx.process import kill_session
 from ..publishers.ports import HOST
 from ..publishers.proxy import TOXICS, FaultProxy
@@ -58,8 +58,9 @@ READY_TIMEOUT_S = 30.0  # FFmpeg opening a node and sending its first keyframe, 
 STEP_OFF_TIMEOUT_S = 15.0  # MediaMTX stops a hook with SIGINT; FFmpeg finishes its output first
 
 
-def path_settings(cam: LiveCamera, ffmpeg: str) -> dict[str, Any]:
-    """The path settings ``cam`` calls for now: no publisher ({}) or FFmpeg reading its node.
+def path_settings(cam: LiveCamera, ffmpeg: str, version: Version) -> dict[str, Any]:
+    """The path settings ``cam`` calls for now, as server ``version`` names them: no publisher ({}) or FFmpeg
+    reading its node.
 
     No publisher while the camera is unplugged or an unplug waits for
     readers (the publisher would hold the node), or a publisher-loss is in
@@ -70,7 +71,7 @@ def path_settings(cam: LiveCamera, ffmpeg: str) -> dict[str, Any]:
         return {}
     noise = faults["bitstream-noise"].spec.params["amount"] if "bitstream-noise" in faults else None
     gop = max(1, round(float(cam.spec.fps)))  # a keyframe a second
-    return path_entry(v4l2_publish_argv(cam.device, gop=gop, ffmpeg=ffmpeg, noise=noise))
+    return versions.adapt(path_entry(v4l2_publish_argv(cam.device, gop=gop, ffmpeg=ffmpeg, noise=noise)), version)
 
 
 def _rtsp_url(host: str, port: int, path: str) -> str:
@@ -101,8 +102,9 @@ class Publisher:
     """The farm's MediaMTX paths, their publishers, their proxies and their stream faults."""
 
     def __init__(self, api: ApiClient, rtsp: tuple[str, int], cameras: list[LiveCamera], listener: FaultListener,
-                 server: MediaMTX | None, on_exit: Callable[[int], None], ffmpeg: str) -> None:
+                 server: MediaMTX | None, on_exit: Callable[[int], None], ffmpeg: str, version: Version) -> None:
         self.api = api
+        self.version = version  # the server's: path settings are written as it names them
         self.rtsp = rtsp
         self.server = server
         self._listener = listener
@@ -118,7 +120,6 @@ class Publisher:
             feed.cam.node_guards.append(guard)
         self._stop = threading.Event()
         self._watchdog = threading.Thread(target=self._watch, name="publisher-watchdog", daemon=True)
-        self.version: str | None = None  # as GET /v3/info says (None: a server older than that endpoint)
 
     @classmethod
     def start(cls, plan: dict[str, Any], record: FarmRecord, cameras: list[LiveCamera],
@@ -144,20 +145,20 @@ class Publisher:
             rtsp = api.rtsp_address()
             if rtsp is None:
                 raise EnvironmentProblem(f"the MediaMTX at {plan['api']} has RTSP switched off", "set rtsp: yes")
+            version = versions.of_server(api.info().version)
         else:
             options = RecordOptions(plan["record_format"], plan["segment_seconds"]) if plan["record"] else None
             server = MediaMTX.start(record.directory / WORKDIR, {}, record=options, binary=plan["binary"],
                                     on_launch=launched)
-            api, rtsp = server.api, (HOST, server.ports.rtsp)
+            api, rtsp, version = server.api, (HOST, server.ports.rtsp), server.version
         try:
-            publisher = cls(api, rtsp, cameras, listener, server, exited, ffmpeg)
+            publisher = cls(api, rtsp, cameras, listener, server, exited, ffmpeg, version)
         except BaseException:
             if server is not None:
                 server.stop()
                 exited(server.pid)
             raise
         try:
-            publisher.version = api.info().version
             publisher._add_paths()
             for feed in publisher._feeds.values():
                 publisher._wait_available(feed.name)
@@ -188,7 +189,7 @@ class Publisher:
     def status(self) -> dict[str, Any]:
         server = self.server
         return {"managed": server is not None, "api": self.api.base_url, "rtsp": _rtsp_url(*self.rtsp, ""),
-                "pid": server.pid if server else None, "version": self.version,
+                "pid": server.pid if server else None, "version": str(self.version),
                 "log": str(server.files.log) if server else None,
                 "recordings": str(server.files.recordings) if server else None}
 
@@ -259,7 +260,7 @@ class Publisher:
                 if self.api.path_config(feed.name) is not None:
                     raise BadInput(f"MediaMTX at {self.api.base_url} already has a path {feed.name!r}, "
                                    "which simfarm did not make: remove it, or name the farm otherwise")
-                feed.applied = path_settings(feed.cam, self._ffmpeg)
+                feed.applied = path_settings(feed.cam, self._ffmpeg, self.version)
                 self.api.add_path(feed.name, feed.applied)
                 added.append(feed.name)
         except BaseException:
@@ -301,7 +302,7 @@ class Publisher:
 
     def _apply(self, feed: _Feed, *, force: bool = False) -> None:
         with self._lock:
-            wanted = {} if feed.off else path_settings(feed.cam, self._ffmpeg)
+            wanted = {} if feed.off else path_settings(feed.cam, self._ffmpeg, self.version)
             if force and wanted:
                 self.api.replace_path(feed.name, {})  # a replace with the same settings would change nothing
             if force or wanted != feed.applied:

@@ -14,6 +14,7 @@ from simfarm.publishers.mediamtx import (
     Files,
     Ports,
     RecordOptions,
+    Version,
     build_config,
     check_path_name,
     hook_command,
@@ -23,6 +24,7 @@ from simfarm.publishers.mediamtx import (
     v4l2_publish_argv,
 )
 
+NEWEST = Version(1, 20, 1)
 HOOK_ENV = {"MTX_PATH": "site/cam-0", "RTSP_PORT": "24321"}
 
 
@@ -48,7 +50,7 @@ def test_path_names_mediamtx_would_reject_or_misread_are_bad_input(name: str) ->
 
 def test_a_bad_path_name_fails_the_config(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="all_others"):
-        build_config(Files(tmp_path), {"all_others": ["true"]}, Ports(20001, 20002))
+        build_config(Files(tmp_path), {"all_others": ["true"]}, Ports(20001, 20002), version=NEWEST)
 
 
 @pytest.mark.parametrize("device", ["/dev/video3", "/tmp/my cams/it's \"here\"\\video0", "/tmp/a\nb", "/tmp/*;|&"])
@@ -62,7 +64,7 @@ def test_hook_command_runs_exactly_the_argv_after_mediamtx_expands_and_splits_it
 
 def test_hook_command_survives_the_yaml_round_trip(tmp_path: Path) -> None:
     argv = v4l2_publish_argv("/tmp/it's here/video0", gop=15, ffmpeg="ffmpeg")
-    config = yaml.safe_load(render(build_config(Files(tmp_path), {"cam0": argv}, Ports(20001, 20002))))
+    config = yaml.safe_load(render(build_config(Files(tmp_path), {"cam0": argv}, Ports(20001, 20002), version=NEWEST)))
     assert config["paths"]["cam0"] == {"runOnInit": hook_command(argv), "runOnInitRestart": True}
     assert path_entry(argv) == config["paths"]["cam0"]
 
@@ -89,23 +91,23 @@ def test_publisher_sends_h264_with_a_short_gop_over_rtsp_tcp_to_its_own_path() -
 
 
 def test_every_listener_is_on_localhost_at_the_reserved_ports(tmp_path: Path) -> None:
-    config = build_config(Files(tmp_path), {}, Ports(20001, 20002, 20003), record=RecordOptions(playback=True))
+    config = build_config(Files(tmp_path), {}, Ports(20001, 20002, 20003), version=NEWEST, record=RecordOptions(playback=True))
     assert (config["rtspAddress"], config["apiAddress"], config["playbackAddress"]) == (
         "127.0.0.1:20001", "127.0.0.1:20002", "127.0.0.1:20003")
     assert config["api"] is config["playback"] is True
     assert not any(config[switch] for switch in ("rtmp", "hls", "webrtc", "srt", "moq", "metrics", "pprof"))
     assert config["rtspTransports"] == ["tcp"]
-    assert "playbackAddress" not in build_config(Files(tmp_path), {}, Ports(20001, 20002))
+    assert "playbackAddress" not in build_config(Files(tmp_path), {}, Ports(20001, 20002), version=NEWEST)
 
 
 def test_localhost_may_use_the_api(tmp_path: Path) -> None:
-    users = build_config(Files(tmp_path), {}, Ports(20001, 20002))["authInternalUsers"]
+    users = build_config(Files(tmp_path), {}, Ports(20001, 20002), version=NEWEST)["authInternalUsers"]
     assert any(user["user"] == "any" and "127.0.0.1" in user["ips"]
                and {"action": "api"} in user["permissions"] for user in users)
 
 
 def test_logs_go_to_a_file_in_the_servers_directory(tmp_path: Path) -> None:
-    config = build_config(Files(tmp_path), {}, Ports(20001, 20002))
+    config = build_config(Files(tmp_path), {}, Ports(20001, 20002), version=NEWEST)
     assert (config["logDestinations"], config["logFile"]) == (["file"], str(tmp_path / "mediamtx.log"))
 
 
@@ -113,7 +115,7 @@ def test_logs_go_to_a_file_in_the_servers_directory(tmp_path: Path) -> None:
 def test_recording_goes_under_the_servers_directory_with_the_placeholders_mediamtx_requires(
         tmp_path: Path, options: RecordOptions) -> None:
     ports = Ports(20001, 20002, 20003 if options.playback else None)
-    defaults = build_config(Files(tmp_path), {}, ports, record=options)["pathDefaults"]
+    defaults = build_config(Files(tmp_path), {}, ports, version=NEWEST, record=options)["pathDefaults"]
     record_path = defaults["recordPath"]
     assert record_path.startswith(f"{tmp_path / 'recordings'}/%path/")
     # MediaMTX: %path, and %s or all of %Y %m %d %H %M %S, and %f when playback is on.
@@ -124,12 +126,12 @@ def test_recording_goes_under_the_servers_directory_with_the_placeholders_mediam
 
 
 def test_no_recording_leaves_path_defaults_alone(tmp_path: Path) -> None:
-    assert "pathDefaults" not in build_config(Files(tmp_path), {"cam0": ["true"]}, Ports(20001, 20002))
+    assert "pathDefaults" not in build_config(Files(tmp_path), {"cam0": ["true"]}, Ports(20001, 20002), version=NEWEST)
 
 
 def test_a_percent_in_the_directory_would_be_expanded_so_it_is_bad_input(tmp_path: Path) -> None:
     with pytest.raises(BadInput, match="%"):
-        build_config(Files(tmp_path / "100%s"), {}, Ports(20001, 20002), record=RecordOptions())
+        build_config(Files(tmp_path / "100%s"), {}, Ports(20001, 20002), version=NEWEST, record=RecordOptions())
 
 
 @pytest.mark.parametrize("bad", [{"format": "mp4"}, {"segment_seconds": 0}, {"segment_seconds": 86401}])
@@ -140,6 +142,6 @@ def test_bad_record_options_are_bad_input(bad: dict[str, object]) -> None:
 
 def test_playback_needs_its_port_and_only_then(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
-        build_config(Files(tmp_path), {}, Ports(20001, 20002), record=RecordOptions(playback=True))
+        build_config(Files(tmp_path), {}, Ports(20001, 20002), version=NEWEST, record=RecordOptions(playback=True))
     with pytest.raises(ValueError):
-        build_config(Files(tmp_path), {}, Ports(20001, 20002, 20003))
+        build_config(Files(tmp_path), {}, Ports(20001, 20002, 20003), version=NEWEST)

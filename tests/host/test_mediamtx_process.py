@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from simfarm.errors import EnvironmentProblem
-from simfarm.publishers.mediamtx import MIN_VERSION, MediaMTX, Version, binary_version, find_binary, process
+from simfarm.publishers.mediamtx import (Files, MediaMTX, Ports, Version, binary_version, build_config, find_binary,
+                                        process, versions)
+from simfarm.publishers.mediamtx.server import require_binary
 from simfarm.publishers.mediamtx.binary import ENV, parse_version
 
 
@@ -56,7 +58,6 @@ def test_a_missing_binary_says_how_to_install_mediamtx(
 def test_version_is_read_from_the_version_output() -> None:
     assert parse_version("v1.20.1\n") == Version(1, 20, 1)
     assert str(Version(1, 20, 1)) == "v1.20.1"
-    assert Version(1, 19, 3) < MIN_VERSION <= Version(1, 20, 1)
     with pytest.raises(EnvironmentProblem, match="cannot read a version"):
         parse_version("mediamtx dev build\n")
 
@@ -146,12 +147,12 @@ def test_launch_appends_output(tmp_path: Path) -> None:
     assert (tmp_path / "out").read_text() == "one\ntwo\n"
 
 
-def stand_in(tmp_path: Path, behaviour: str) -> str:
-    """A program answering ``--version`` as MediaMTX v1.20.1 and otherwise doing ``behaviour``:
+def stand_in(tmp_path: Path, behaviour: str, version: str = "v1.20.1") -> str:
+    """A program answering ``--version`` as MediaMTX ``version`` and otherwise doing ``behaviour``:
     for what start() does when the server fails, not for anything MediaMTX itself does."""
     path = tmp_path / "bin" / "mediamtx"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then echo v1.20.1; exit 0; fi\n{behaviour}\n')
+    path.write_text(f'#!/bin/sh\nif [ "$1" = --version ]; then echo {version}; exit 0; fi\n{behaviour}\n')
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return str(path)
 
@@ -172,3 +173,18 @@ def test_a_server_never_ready_is_stopped_with_its_log(tmp_path: Path) -> None:
         MediaMTX.start(tmp_path / "mtx", {}, binary=binary, ready_timeout=0.5, on_launch=launched.append)
     assert "still loading" in str(caught.value)
     assert len(launched) == 1 and not alive(launched[0])
+
+
+def test_a_version_below_the_supported_range_is_refused_naming_the_range() -> None:
+    with pytest.raises(EnvironmentProblem, match=r"MediaMTX v1\.18\.2 is too old: simfarm supports 1\.19\.x to 1\.20\.x"):
+        versions.check(Version(1, 18, 2))
+    assert versions.check(Version(1, 19, 1)) is None and versions.check(Version(1, 20, 9)) is None
+
+
+def test_a_newer_version_runs_with_the_newest_known_keys_after_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    binary = stand_in(tmp_path, "exit 0", version="v1.21.0")
+    assert require_binary(binary) == (binary, Version(1, 21, 0))
+    assert "warning: MediaMTX v1.21.0 is newer than simfarm knows (1.19.x to 1.20.x)" in capsys.readouterr().err
+    config = build_config(Files(tmp_path), {}, Ports(20001, 20002), version=Version(1, 21, 0))
+    assert config == build_config(Files(tmp_path), {}, Ports(20001, 20002), version=Version(1, 20, 1))

@@ -1,9 +1,10 @@
-"""The generated config and the API client, checked against the MediaMTX v1.20.1 reference.
+"""The generated config and the API client, checked against the reference of every supported MediaMTX version.
 
-The reference is the folder shared/reference/mediamtx-v1.20.1 beside the
-checkout (or $SIMFARM_MEDIAMTX_REFERENCE): mediamtx.yml holds every config
-key with its default, openapi.yaml the control API. Both are parsed here, so
-a key, type, endpoint or field that the reference lacks fails a test.
+The references are the folders shared/reference/mediamtx-v<version> beside
+the checkout (or under $SIMFARM_MEDIAMTX_REFERENCE): mediamtx.yml holds every
+config key with its default, openapi.yaml the control API. Both are parsed
+here, and every test runs once per version, so a key, type, endpoint or field
+that one version lacks fails a test.
 """
 
 from __future__ import annotations
@@ -17,16 +18,35 @@ from typing import Any
 import pytest
 import yaml
 
-from simfarm.publishers.mediamtx import Files, Ports, RecordOptions, build_config, render, v4l2_publish_argv
+from simfarm.publishers.mediamtx import (Files, Ports, RecordOptions, Version, build_config, render,
+                                        v4l2_publish_argv)
 from simfarm.publishers.mediamtx.api import ENDPOINTS, FIELDS, NESTED
+from simfarm.publishers.mediamtx.versions import ADDED, adapt, key_for
 
 _DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
 _PYTHON_TYPES: dict[str, type | tuple[type, ...]] = {
     "boolean": bool, "integer": int, "number": (int, float), "string": str, "array": list, "object": dict}
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans (only true/false), as MediaMTX and OpenAPI tools read these files: v1.19.1's
+    openapi.yaml writes the Encryption enum as a bare `no`, which YAML 1.1 (PyYAML's default) makes False."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                    list("tTfF"))
+
+
+# One per supported minor series: the oldest and the newest simfarm knows.
+VERSIONS = (Version(1, 19, 1), Version(1, 20, 1))
+
+
 @dataclass(frozen=True)
 class Reference:
+    version: Version
     config: dict[str, Any]  # mediamtx.yml
     openapi: dict[str, Any]
 
@@ -45,21 +65,20 @@ class Reference:
         return merged
 
 
-def reference_dir() -> Path:
-    if env := os.environ.get("SIMFARM_MEDIAMTX_REFERENCE"):
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "mediamtx-v1.20.1"
+def reference_dir(version: Version) -> Path:
+    root = os.environ.get("SIMFARM_MEDIAMTX_REFERENCE") or Path(__file__).resolve().parents[2] / ".." / "shared" / "reference"
+    return Path(root) / f"mediamtx-{version}"
 
 
-@pytest.fixture(scope="module")
-def reference() -> Reference:
-    folder = reference_dir()
+@pytest.fixture(scope="module", params=VERSIONS, ids=str)
+def reference(request: pytest.FixtureRequest) -> Reference:
+    folder = reference_dir(request.param)
     files = [folder / "mediamtx.yml", folder / "openapi.yaml"]
     if not all(path.is_file() for path in files):
         pytest.fail(f"MediaMTX reference missing: need {files[0]} and {files[1]} (the folder "
-                    "shared/reference/mediamtx-v1.20.1 beside the checkout; or set SIMFARM_MEDIAMTX_REFERENCE)",
-                    pytrace=False)
-    return Reference(*(yaml.safe_load(path.read_text()) for path in files))
+                    f"shared/reference/mediamtx-{request.param} beside the checkout; or set "
+                    "SIMFARM_MEDIAMTX_REFERENCE to the folder holding it)", pytrace=False)
+    return Reference(request.param, *(yaml.load(path.read_text(), Loader=_Yaml12Loader) for path in files))
 
 
 # --- config against mediamtx.yml: keys and YAML types -------------------------------------------
@@ -163,11 +182,11 @@ RECORDING = {
 }
 
 
-def generated(tmp_path: Path, paths: str, record: str) -> dict[str, Any]:
-    """A generated config, as MediaMTX will read it (rendered to YAML and parsed back)."""
+def generated(tmp_path: Path, paths: str, record: str, version: Version) -> dict[str, Any]:
+    """A generated config for ``version``, as MediaMTX will read it (rendered to YAML and parsed back)."""
     options = RECORDING[record]
     ports = Ports(20001, 20002, 20003 if options and options.playback else None)
-    config = build_config(Files(tmp_path), PATH_SETS[paths], ports, record=options)
+    config = build_config(Files(tmp_path), PATH_SETS[paths], ports, version=version, record=options)
     parsed: dict[str, Any] = yaml.safe_load(render(config))
     assert parsed == config
     return parsed
@@ -177,18 +196,18 @@ def generated(tmp_path: Path, paths: str, record: str) -> dict[str, Any]:
 @pytest.mark.parametrize("paths", PATH_SETS)
 def test_config_uses_only_reference_keys_with_reference_types(
         reference: Reference, tmp_path: Path, paths: str, record: str) -> None:
-    assert config_mismatches(generated(tmp_path, paths, record), reference) == []
+    assert config_mismatches(generated(tmp_path, paths, record, reference.version), reference) == []
 
 
 @pytest.mark.parametrize("record", RECORDING)
 @pytest.mark.parametrize("paths", PATH_SETS)
 def test_config_values_fit_the_api_schemas(reference: Reference, tmp_path: Path, paths: str, record: str) -> None:
-    assert openapi_mismatches(generated(tmp_path, paths, record), reference) == []
+    assert openapi_mismatches(generated(tmp_path, paths, record, reference.version), reference) == []
 
 
 def test_every_listener_is_off_or_on_localhost(reference: Reference, tmp_path: Path) -> None:
     # Any server the reference switches on by default (moq, lately) would open fixed ports and clash between farms.
-    config = generated(tmp_path, "one", "playback")
+    config = generated(tmp_path, "one", "playback", reference.version)
     switches = [key for key, value in reference.config.items() if isinstance(value, bool)
                 and any(other.startswith(key) and other.endswith("Address") for other in reference.config)]
     assert {"api", "playback", "rtsp", "rtmp", "hls", "webrtc", "srt", "moq"} <= set(switches)
@@ -200,18 +219,18 @@ def test_every_listener_is_off_or_on_localhost(reference: Reference, tmp_path: P
 
 
 def test_checks_catch_what_mediamtx_would_reject(reference: Reference, tmp_path: Path) -> None:
-    config = generated(tmp_path, "one", "default")
+    config = generated(tmp_path, "one", "default", reference.version)
     config["protocols"] = ["tcp"]  # renamed to rtspTransports in v1.11
     config["api"] = "yes"
     config["pathDefaults"]["recordSegmentDuration"] = 3600
-    config["paths"]["cam0"]["runOnReady"] = "x"  # renamed to runOnAvailable
+    config["paths"]["cam0"]["runOnPublish"] = "x"  # renamed to runOnReady long ago
     assert sorted(config_mismatches(config, reference)) == [
         ".api: str 'yes' where the reference has bool False",
         ".pathDefaults.recordSegmentDuration: int 3600 where the reference has str '1h'",
-        ".paths.cam0.runOnReady: no such key in the reference",
+        ".paths.cam0.runOnPublish: no such key in the reference",
         ".protocols: no such key in the reference",
     ]
-    config = generated(tmp_path, "one", "default")
+    config = generated(tmp_path, "one", "default", reference.version)
     config["rtspTransports"] = ["quic"]
     config["pathDefaults"]["recordFormat"] = "mp4"
     assert openapi_mismatches(config, reference) == [
@@ -270,3 +289,20 @@ def test_every_declared_schema_is_reached_by_some_call() -> None:
     reached = {"Error"} | {endpoint.response for endpoint in ENDPOINTS.values()} \
         | {endpoint.item for endpoint in ENDPOINTS.values() if endpoint.item} | set(NESTED.values())
     assert set(FIELDS) <= reached
+
+
+# --- settings that differ between versions ------------------------------------------------------
+
+def test_a_renamed_hook_is_written_as_each_version_names_it(reference: Reference) -> None:
+    settings = adapt({"runOnAvailable": "x", "runOnAvailableRestart": True, "runOnUnavailable": "y"},
+                     reference.version)
+    assert example_mismatches(settings, reference.config["pathDefaults"], "") == []
+
+
+def test_keys_a_version_lacks_are_refused_for_it_and_known_to_the_next(reference: Reference) -> None:
+    for key, since in ADDED.items():
+        known = key in reference.config or key in reference.config["pathDefaults"]
+        assert known == (reference.version >= since), key
+        if not known:
+            with pytest.raises(ValueError, match=f"no setting '{key}'"):
+                key_for(key, reference.version)

@@ -34,6 +34,7 @@ from simfarm.farm.state import FarmRecord, NodeRecord, ProcessId, state_root
 from simfarm.faults import FaultHandle, FaultLog, FaultSpec, read_log
 from simfarm.frames.code import decode
 from simfarm.frames.snapshot import grab
+from simfarm.publishers.mediamtx import Version
 from simfarm.patterns import PatternLibrary
 from simfarm.publishers.mediamtx import ApiClient
 from simfarm.publishers.mediamtx.binary import ENV
@@ -45,6 +46,8 @@ from simfarm.spec import CameraSpec
 from simfarm.verify import frames_from, verify
 
 RELEASES = "github.com/bluenviron/mediamtx/releases"
+
+NEWEST = Version(1, 20, 1)
 
 
 @pytest.fixture
@@ -76,9 +79,9 @@ def test_provision_publish_without_mediamtx_fails_first_naming_the_install(no_me
 def test_a_named_binary_that_is_missing_or_too_old_fails_with_the_remedy(tmp_path: Path, no_mediamtx, capsys) -> None:
     assert main(["provision", "--publish", "--mediamtx", str(tmp_path / "nope")]) == 1
     assert "--mediamtx" in capsys.readouterr().err
-    assert main(["provision", "--publish", "--mediamtx", fake_version(tmp_path, "v1.19.3")]) == 1
+    assert main(["provision", "--publish", "--mediamtx", fake_version(tmp_path, "v1.18.1")]) == 1
     err = capsys.readouterr().err
-    assert "MediaMTX v1.19.3; simfarm needs v1.20.0 or newer" in err and RELEASES in err
+    assert "MediaMTX v1.18.1 is too old: simfarm supports 1.19.x to 1.20.x" in err and RELEASES in err
     assert not (state_root() / "farms").exists()
 
 
@@ -135,7 +138,7 @@ def stream_fault(cam: LiveCamera, text: str) -> None:
 
 
 def test_a_streaming_camera_is_published_from_its_node_with_a_keyframe_a_second() -> None:
-    settings = publishing.path_settings(camera(7, fps="15"), "/usr/bin/ffmpeg")
+    settings = publishing.path_settings(camera(7, fps="15"), "/usr/bin/ffmpeg", NEWEST)
     assert settings["runOnInitRestart"] is True
     argv = shlex.split(settings["runOnInit"])  # how MediaMTX splits it (no shell)
     assert argv[0] == "/usr/bin/ffmpeg" and argv[argv.index("-i") + 1] == "/dev/video7"
@@ -144,19 +147,19 @@ def test_a_streaming_camera_is_published_from_its_node_with_a_keyframe_a_second(
 
 
 def test_no_publisher_while_unplugged_while_an_unplug_waits_or_during_publisher_loss() -> None:
-    assert publishing.path_settings(camera(None), "ffmpeg") == {}
+    assert publishing.path_settings(camera(None), "ffmpeg", NEWEST) == {}
     waiting = camera()
     waiting.held_by = [1234]  # the publisher itself holds the node: it must let go for the unplug
-    assert publishing.path_settings(waiting, "ffmpeg") == {}
+    assert publishing.path_settings(waiting, "ffmpeg", NEWEST) == {}
     lost = camera()
     stream_fault(lost, "publisher-loss")
-    assert publishing.path_settings(lost, "ffmpeg") == {}
+    assert publishing.path_settings(lost, "ffmpeg", NEWEST) == {}
 
 
 def test_bitstream_noise_swaps_in_a_publisher_that_corrupts_its_packets() -> None:
     cam = camera()
     stream_fault(cam, "bitstream-noise 500")
-    argv = shlex.split(publishing.path_settings(cam, "ffmpeg")["runOnInit"])
+    argv = shlex.split(publishing.path_settings(cam, "ffmpeg", NEWEST)["runOnInit"])
     assert argv[argv.index("-bsf:v") + 1] == "noise=amount=500"
 
 
@@ -332,7 +335,7 @@ def proxied(tmp_path: Path) -> Iterator[tuple[publishing.Publisher, LiveCamera, 
     cam = camera()
     # Nothing here calls the API: toxics act in the proxy alone.
     publisher = publishing.Publisher(ApiClient("http://127.0.0.1:9"), server.server_address[:2], [cam], log,
-                                     None, lambda pid: None, "ffmpeg")
+                                     None, lambda pid: None, "ffmpeg", NEWEST)
     yield publisher, cam, log_path
     publisher.close()
     log.close()
@@ -389,8 +392,8 @@ def test_status_shows_the_server_and_each_cameras_urls_and_path_state() -> None:
     assert "MediaMTX v1.20.1 (pid 12)" in text and managed["log"] in text
     row = text.splitlines()[-1].split()
     assert row == ["0", camera_row["rtsp_url"], "NO", "0", camera_row["proxy_url"], "latency,", "reset", "2"]
-    external = {**managed, "managed": False, "version": None, "pid": None, "log": None}
-    assert "older than /v3/info" in publish_cmd.describe({"publish": external, "cameras": [camera_row]})
+    external = {**managed, "managed": False, "version": "v1.19.1", "pid": None, "log": None}
+    assert "MediaMTX v1.19.1 at http://127.0.0.1:20001" in publish_cmd.describe({"publish": external, "cameras": []})
     assert "not managed by simfarm" in publish_cmd.describe({"publish": external, "cameras": []})
 
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from simfarm.errors import BadInput, EnvironmentProblem
-from simfarm.publishers.mediamtx import MIN_VERSION, MediaMTX, PathState, RecordOptions, rtsp_publish_argv
+from simfarm.publishers.mediamtx import OLDEST, MediaMTX, PathState, RecordOptions, rtsp_publish_argv
 from simfarm.publishers.mediamtx.process import session_members
 from simfarm.publishers.ports import reserve_ports
 
@@ -59,7 +59,7 @@ def ffmpeg() -> str:
 
 
 def test_a_started_server_is_ready_and_reports_its_version(server: MediaMTX) -> None:
-    assert server.version >= MIN_VERSION
+    assert server.version >= OLDEST
     assert server.api.info().version == str(server.version)
     with socket.create_connection(("127.0.0.1", server.ports.rtsp), timeout=5):
         pass

@@ -7,9 +7,10 @@ from .binary import Version, binary_version, find_binary
 from .config import Files, Ports, RecordOptions, build_config, path_entry, render
 from .hooks import hook_command, rtsp_publish_argv, v4l2_publish_argv
 from .names import check_path_name
-from .server import MIN_VERSION, MediaMTX
+from .server import MediaMTX
+from .versions import OLDEST, SUPPORTED
 
-__all__ = ["MIN_VERSION", "ApiClient", "Files", "MediaMTX", "PathRecordings", "PathState", "Peer", "Ports",
+__all__ = ["OLDEST", "SUPPORTED", "ApiClient", "Files", "MediaMTX", "PathRecordings", "PathState", "Peer", "Ports",
            "RecordOptions", "RtspSession", "ServerInfo", "Unreachable", "Version", "binary_version",
            "build_config", "check_path_name", "find_binary", "hook_command", "path_entry", "render",
            "rtsp_publish_argv", "v4l2_publish_argv"]

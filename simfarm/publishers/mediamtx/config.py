@@ -1,7 +1,8 @@
 """The MediaMTX configuration for one farm, as YAML.
 
-MediaMTX refuses to start on an unknown key, so only keys of the reference
-``mediamtx.yml`` (v1.20.1) are used, with its types (durations are strings).
+MediaMTX refuses to start on an unknown key, so the configuration is
+written for the version that reads it (versions.py): only keys of that
+version's reference ``mediamtx.yml``, with its types (durations are strings).
 Several farms run side by side, so everything listens on 127.0.0.1 on ports
 the caller reserved, and every protocol the farm does not use is off: each
 would open fixed default ports (RTMP 1935, HLS 8888, WebRTC 8889/8189, SRT
@@ -19,8 +20,10 @@ import yaml
 
 from ...errors import BadInput
 from ..ports import HOST
+from .binary import Version
 from .hooks import hook_command
 from .names import check_path_name
+from .versions import adapt_config
 
 RECORD_FORMATS = ("fmp4", "mpegts")
 MAX_SEGMENT_SECONDS = 24 * 3600  # MediaMTX: "maximum segment duration is 1 day"
@@ -86,9 +89,9 @@ def path_entry(publisher: Sequence[str]) -> dict[str, Any]:
     return {"runOnInit": hook_command(publisher), "runOnInitRestart": True}
 
 
-def build_config(files: Files, paths: Mapping[str, Sequence[str]], ports: Ports,
-                 *, record: RecordOptions | None = None) -> dict[str, Any]:
-    """The configuration as a mapping: path name -> publisher argv, the reserved ports, recording."""
+def build_config(files: Files, paths: Mapping[str, Sequence[str]], ports: Ports, *, version: Version,
+                 record: RecordOptions | None = None) -> dict[str, Any]:
+    """The configuration ``version`` reads, as a mapping: path name -> publisher argv, the reserved ports, recording."""
     playback = bool(record and record.playback)
     if playback != (ports.playback is not None):
         raise ValueError("a playback port is needed exactly when recording with playback")
@@ -123,7 +126,7 @@ def build_config(files: Files, paths: Mapping[str, Sequence[str]], ports: Ports,
     if record:
         config["pathDefaults"] = _record_defaults(files, record)
     config["paths"] = {check_path_name(name): path_entry(argv) for name, argv in paths.items()}
-    return config
+    return adapt_config(config, version)
 
 
 def _record_defaults(files: Files, record: RecordOptions) -> dict[str, Any]:

@@ -19,24 +19,22 @@ from ...errors import EnvironmentProblem
 from ..ports import HOST, PortReservation, reserve_ports
 from . import process
 from .api import ApiClient, PathState, Unreachable
-from .binary import INSTALL, Version, binary_version, find_binary
+from . import versions
+from .binary import Version, binary_version, find_binary
 from .config import Files, Ports, RecordOptions, build_config, render
 from .names import check_path_name
 
-# The reference the generated config is checked against; older servers reject
-# some of its keys (e.g. `moq`), and an unknown key stops MediaMTX at startup.
-MIN_VERSION = Version(1, 20, 0)
 START_ATTEMPTS = 3  # a port can still be taken by a program that is not simfarm
 POLL_SECONDS = 0.05
 
 
 def require_binary(binary: str | None = None) -> tuple[str, Version]:
-    """The mediamtx to run (see find_binary) and its version; EnvironmentProblem, with the remedy, when unusable."""
+    """The mediamtx to run (see find_binary) and its version; EnvironmentProblem, with the remedy, when unusable.
+
+    A version newer than any simfarm knows runs with the newest known keys, after a warning on stderr.
+    """
     binary = find_binary(binary)
-    version = binary_version(binary)
-    if version < MIN_VERSION:
-        raise EnvironmentProblem(f"{binary} is MediaMTX {version}; simfarm needs {MIN_VERSION} or newer", INSTALL)
-    return binary, version
+    return binary, versions.warn_if_newer(binary_version(binary))
 
 
 class _PortTaken(Exception):
@@ -77,7 +75,7 @@ class MediaMTX:
             reservation = reserve_ports(3 if playback else 2)
             ports = Ports(*reservation.ports)
             try:
-                files.config.write_text(render(build_config(files, paths, ports, record=record)))
+                files.config.write_text(render(build_config(files, paths, ports, version=version, record=record)))
                 for stale in (files.log, files.output):  # so errors are this attempt's only
                     stale.unlink(missing_ok=True)
                 proc = process.launch([binary, str(files.config)], cwd=files.workdir, output=files.output, env=env)
