@@ -15,7 +15,7 @@ from simfarm import Camera, decode
 from simfarm.publishers.mediamtx import MediaMTX
 from simfarm.pytest_plugin import publish
 
-pytestmark = pytest.mark.hil
+pytestmark = [pytest.mark.hil, pytest.mark.mediamtx]
 
 
 def gray_frames(source: str, count: int, size: tuple[int, int]) -> np.ndarray:

@@ -10,7 +10,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import astuple
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,7 +80,7 @@ def test_paths_are_added_and_deleted_at_run_time(server: MediaMTX) -> None:
 def test_two_servers_run_side_by_side(tmp_path: Path, mediamtx_binary: str) -> None:
     with MediaMTX.start(tmp_path / "a", {}, binary=mediamtx_binary) as first, \
             MediaMTX.start(tmp_path / "b", {}, binary=mediamtx_binary) as second:
-        assert not set(astuple(first.ports)) & set(astuple(second.ports))
+        assert not {first.ports.rtsp, first.ports.api} & {second.ports.rtsp, second.ports.api}
         assert first.api.info().version == second.api.info().version
 
 
