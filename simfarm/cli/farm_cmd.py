@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m = p.add_argument_group("publishing through MediaMTX (needs the mediamtx binary; see README)")
     m.add_argument("--publish", action="store_true", default=None,
                    help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")
+    m.add_argument("--service-mediamtx", action="store_true", default=None,
+                   help="start a MediaMTX on free ports for the service under test, with no paths of simfarm's: "
+                        "the service reads the nodes and adds its own paths through the API (see simfarm env)")
     m.add_argument("--record", action="store_true", default=None,
                    help="record every path (fMP4 segments) into the farm's directory (see simfarm recordings)")
     m.add_argument("--record-segment", metavar="DURATION", help="recording segment length, e.g. 10s (default 1h)")

@@ -39,6 +39,9 @@ def describe(status: dict) -> str:
     """The publishing part of a farm's status: the server, then each camera's URLs and path state."""
     publish = status["publish"]
     version = publish["version"]
+    if not publish.get("camera_paths", True):
+        return (f"MediaMTX {version} (pid {publish['pid']}) for the service under test, no paths of simfarm's: "
+                f"api {publish['api']}, rtsp {publish['rtsp']}, log {publish['log']} (simfarm env prints them)")
     if publish["managed"]:
         server = (f"MediaMTX {version} (pid {publish['pid']}): api {publish['api']}, rtsp {publish['rtsp']}, "
                   f"log {publish['log']}")

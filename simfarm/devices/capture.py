@@ -1,12 +1,14 @@
 """Reading frames back from a capture node with plain read(2).
 
-read(2) needs no buffer negotiation, so a second reader (simfarm's own check,
-`simfarm verify`) can sample a node while the system under test streams from
-it with mmap.
+read(2) needs no buffer negotiation, but it still makes this process the
+node's one streaming reader: v4l2loopback (>= 0.14) gives the capture
+stream to one opener at a time, and a second one gets EBUSY, whether it
+reads or maps buffers, as a real webcam in use does.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from ..errors import EnvironmentProblem
 from ..frames import pixfmt
 from ..frames.video import LumaFrame
 from ..spec import PixelFormat, Size
+from . import nodes
 
 
 def read_luma(path: str, *, count: int, timeout: float = 5.0) -> Iterator[LumaFrame]:
@@ -50,3 +53,10 @@ def _read_frame(fd: int, size: int, timeout: float, path: str) -> bytes:
             if time.monotonic() >= deadline:
                 raise EnvironmentProblem(f"no frame from {path} within {timeout:g} s") from None
             time.sleep(RETRY_S)
+        except OSError as error:
+            if error.errno != errno.EBUSY:
+                raise
+            holders = [pid for pid in nodes.holders(path) if pid != os.getpid()]
+            raise EnvironmentProblem(f"{path} is streamed by another reader (pids {holders}); "
+                                     "v4l2loopback lets one reader stream a node at a time",
+                                     "read the camera's stream elsewhere (its RTSP URL when it is published)") from None

@@ -9,6 +9,7 @@
       - {pattern: ball}
       - {size: 1280x720, producer: ffmpeg, source: testsrc2}
     publish: true             # each camera a MediaMTX path (see publishing.py)
+    service_mediamtx: true    # or: a MediaMTX with no paths of simfarm's, for the service under test
     record: true              # ... recorded into the farm's directory
     record_segment: 10s       # segment length (default 1h)
     mediamtx: /opt/mediamtx   # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
@@ -26,7 +27,7 @@ from ..faults.durations import parse_duration
 from ..spec import CameraSpec, parse_backend, parse_node_numbers
 from .publish_plan import PublishOptions
 
-PUBLISH_KEYS = ("publish", "record", "record_segment", "mediamtx", "mediamtx_api")
+PUBLISH_KEYS = ("publish", "service_mediamtx", "record", "record_segment", "mediamtx", "mediamtx_api")
 KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", *PUBLISH_KEYS}
 
 
@@ -61,15 +62,19 @@ class FarmPlan:
     def publish(self, overrides: dict) -> PublishOptions | None:
         """How the farm publishes (None: it does not): file < command-line flags (``PUBLISH_KEYS``)."""
         given = {**self.publishing, **{key: value for key, value in overrides.items() if value}}
-        if not given.get("publish"):
-            if extra := [key for key in PUBLISH_KEYS[1:] if given.get(key)]:
-                raise BadInput(f"{extra[0].replace('_', '-')} needs publish (--publish, or publish: true)")
+        if given.get("publish") and given.get("service_mediamtx"):
+            raise BadInput("publish and service-mediamtx exclude each other: the farm's publishers would hold "
+                           "the nodes the service reads")
+        if not (given.get("publish") or given.get("service_mediamtx")):
+            if extra := [key for key in PUBLISH_KEYS[2:] if given.get(key)]:
+                raise BadInput(f"{extra[0].replace('_', '-')} needs publish or service-mediamtx "
+                               "(--publish, or publish: true)")
             return None
         segment = given.get("record_segment")
         if segment is not None and not given.get("record"):
             raise BadInput("record-segment needs record (--record, or record: true)")
         return PublishOptions(record=bool(given.get("record")), mediamtx=given.get("mediamtx"),
-                              api=given.get("mediamtx_api"),
+                              api=given.get("mediamtx_api"), camera_paths=not given.get("service_mediamtx"),
                               segment_seconds=None if segment is None else _whole_seconds(segment))
 
 
@@ -108,7 +113,7 @@ def load(path: str) -> FarmPlan:
     for key in PUBLISH_KEYS:
         if key in data:
             value = data[key]
-            wanted: type | tuple[type, ...] = bool if key in ("publish", "record") else \
+            wanted: type | tuple[type, ...] = bool if key in ("publish", "service_mediamtx", "record") else \
                 (str, int, float) if key == "record_segment" else str
             if not isinstance(value, wanted) or (wanted is not bool and isinstance(value, bool)):
                 raise data.fail(key, f"{key} is {'true or false' if wanted is bool else 'text'}, not {value!r}")

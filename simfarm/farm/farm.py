@@ -20,7 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 
-from ..devices import capture, nodes
+from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
 from ..faults import FaultSpec
 from ..frames.code import FrameCode, decode
@@ -28,7 +28,7 @@ from ..frames.snapshot import grab
 from ..patterns import PatternLibrary
 from ..publishers.mediamtx.recordings import Segment, list_segments
 from ..spec import MAX_CAMERAS, CameraSpec
-from . import backends, control
+from . import backends, control, readiness
 from .backends import camera_label
 from .publish_plan import PublishOptions, path_name, recordings_dir
 from .reclaim import reclaim, stale_farms
@@ -198,7 +198,8 @@ class Farm:
         try:
             _start_supervisor(record, timeout)
             farm = cls(FarmRecord.load(name) or record)
-            farm.verify_frames()
+            if plan is None or not plan["camera_paths"]:  # else the supervisor checked before its publishers
+                farm.verify_frames()
         except BaseException:
             _undo(name)
             raise
@@ -228,6 +229,32 @@ class Farm:
 
     def teardown(self, *, timeout: float = 10.0) -> None:
         teardown(self.name, timeout=timeout)
+
+    def environment(self) -> dict[str, str]:
+        """What a service or script needs to find this farm, as environment variables (``simfarm env``).
+
+        ``SIMFARM_FARM``, ``SIMFARM_DEVICES`` (space-separated nodes), per
+        camera index I ``SIMFARM_CAMERA_I_DEVICE``, ``_LABEL``, ``_BY_ID``,
+        ``_METADATA_DEVICE``, ``_RTSP_URL`` and ``_PROXY_URL`` (those it has),
+        and with a MediaMTX ``SIMFARM_MEDIAMTX_API_URL``, ``_API_PORT``,
+        ``_RTSP_URL`` (base URL of its paths) and ``_RTSP_PORT``.
+        """
+        status = self.status()
+        env = {"SIMFARM_FARM": self.name, "SIMFARM_BACKEND": self.backend, "SIMFARM_STATE_DIR": str(self.state_dir),
+               "SIMFARM_DEVICES": " ".join(cam.device for cam in self.cameras)}
+        for cam in self.cameras:
+            published = status["cameras"][cam.index]
+            for key, value in (("DEVICE", cam.device), ("LABEL", cam.label), ("BY_ID", cam.by_id),
+                               ("METADATA_DEVICE", cam.metadata_device), ("RTSP_URL", published.get("rtsp_url")),
+                               ("PROXY_URL", published.get("proxy_url"))):
+                if value is not None:
+                    env[f"SIMFARM_CAMERA_{cam.index}_{key}"] = str(value)
+        if publish := status.get("publish"):
+            env.update({"SIMFARM_MEDIAMTX_API_URL": publish["api"], "SIMFARM_MEDIAMTX_RTSP_URL": publish["rtsp"],
+                        "SIMFARM_MEDIAMTX_RTSP_PORT": str(publish["rtsp_port"])})
+            if publish["api_port"] is not None:
+                env["SIMFARM_MEDIAMTX_API_PORT"] = str(publish["api_port"])
+        return env
 
     def camera(self, index: int) -> Camera:
         """Camera ``index`` (its place in the farm, not in ``cameras``, which
@@ -278,17 +305,10 @@ class Farm:
         """Read ``frames`` frames back from every camera and check they carry its codes, in order.
 
         vivid draws frames without codes: there a frame read is all that is checked.
-        Raises EnvironmentProblem naming the first camera that does not.
+        Raises EnvironmentProblem naming the first camera that does not. On a
+        publishing farm the publishers hold the nodes: check their streams instead.
         """
-        for cam in self.cameras:
-            if self.backend != "loopback":
-                list(capture.read_luma(cam.device, count=1))
-                continue
-            seen = [decode(f.luma) for f in capture.read_luma(cam.device, count=frames)]
-            ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]
-            if not ours or ours != sorted(ours):
-                raise EnvironmentProblem(f"{cam.device} did not deliver camera {cam.index}'s frames "
-                                         f"(decoded: {seen})")
+        readiness.check_frames(self.cameras, coded=self.backend == "loopback", frames=frames)
 
 
 def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,

@@ -30,6 +30,9 @@ class PublishOptions:
     api: str | None = None  # an existing server's API URL: use it instead of starting one
     record_format: str = "fmp4"
     segment_seconds: int | None = None  # recording segment length (MediaMTX's default: 1 h)
+    # False: a managed MediaMTX for the service under test, with no paths of simfarm's (the service adds
+    # its own through the API and reads the nodes itself, which simfarm's publishers would hold).
+    camera_paths: bool = True
 
     def resolve(self) -> dict[str, Any]:
         """The plan the supervisor follows, after every check that needs no device.
@@ -38,6 +41,8 @@ class PublishOptions:
         binary, a bad recording option or an unreachable API fails here.
         """
         if self.api:
+            if not self.camera_paths:
+                raise BadInput("a MediaMTX for the service is one the farm starts: drop --mediamtx-api")
             if self.mediamtx:
                 raise BadInput("--mediamtx and --mediamtx-api exclude each other")
             if self.record:
@@ -50,7 +55,8 @@ class PublishOptions:
             binary, _ = require_binary(self.mediamtx)
         binaries.require("ffmpeg")
         return {"record": self.record, "binary": binary, "api": self.api.rstrip("/") if self.api else None,
-                "record_format": self.record_format, "segment_seconds": self.segment_seconds}
+                "record_format": self.record_format, "segment_seconds": self.segment_seconds,
+                "camera_paths": self.camera_paths}
 
 
 def path_name(label: str) -> str:

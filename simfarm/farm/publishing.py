@@ -35,6 +35,7 @@ import functools
 import itertools
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +170,10 @@ class Publisher:
         return publisher
 
     # -- what status shows ------------------------------------------------
+    def publishes(self, cam: object) -> bool:
+        """Whether ``cam`` has a path of simfarm's (not on a MediaMTX for the service under test)."""
+        return isinstance(cam, LiveCamera) and cam.index in self._feeds
+
     def rtsp_url(self, cam: LiveCamera) -> str:
         return _rtsp_url(*self.rtsp, self._feeds[cam.index].name)
 
@@ -188,7 +193,9 @@ class Publisher:
 
     def status(self) -> dict[str, Any]:
         server = self.server
-        return {"managed": server is not None, "api": self.api.base_url, "rtsp": _rtsp_url(*self.rtsp, ""),
+        api_port = urllib.parse.urlsplit(self.api.base_url).port
+        return {"managed": server is not None, "camera_paths": bool(self._feeds), "api": self.api.base_url,
+                "api_port": api_port, "rtsp": _rtsp_url(*self.rtsp, ""), "rtsp_port": self.rtsp[1],
                 "pid": server.pid if server else None, "version": str(self.version),
                 "log": str(server.files.log) if server else None,
                 "recordings": str(server.files.recordings) if server else None}

@@ -54,7 +54,7 @@ from typing import cast
 
 from ..errors import BadInput, SimfarmError
 from ..faults import FaultHandle, FaultLog, FaultSpec, Role
-from . import backends
+from . import backends, readiness
 from .control import SOCKET, ControlServer
 from .live import LiveCamera
 from .publishing import Publisher
@@ -84,8 +84,10 @@ class Supervisor:
         """Create and feed every camera; on failure the caller calls shutdown()."""
         self.backend.create(self.record, self.cameras)
         if plan := self.record.spec.get("publish"):
-            # Publishing is refused at provision for backends other than loopback.
-            self.publisher = Publisher.start(plan, self.record, cast(list[LiveCamera], self.cameras), self.router)
+            # Publishing is refused at provision for backends other than loopback, whose frames carry codes.
+            published = cast(list[LiveCamera], self.cameras) if plan.get("camera_paths", True) else []
+            readiness.check_frames(published, coded=True)
+            self.publisher = Publisher.start(plan, self.record, published, self.router)
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
         self.record.phase = "running"
         self.record.save()
@@ -131,9 +133,9 @@ class Supervisor:
         if spec.device_level:
             return self.devices.apply(cam, spec, fault_id=fault_id, timeout=timeout)
         if spec.role is Role.STREAM:
-            if self.publisher is None:
+            if self.publisher is None or not self.publisher.publishes(cam):
                 raise BadInput(f"{spec.kind} is a stream fault, and farm {self.record.name} does not publish "
-                               "(provision it with --publish)")
+                               "its cameras (provision it with --publish)")
             return self.publisher.inject(cast(LiveCamera, cam), spec, fault_id=fault_id)  # loopback: checked above
         if fault_id is not None and fault_id in cam.device_faults:
             raise BadInput(f"camera {cam.index} already has a fault {fault_id!r}")
@@ -161,7 +163,7 @@ class Supervisor:
                 "supervisor_pid": os.getpid(), "state_dir": str(self.record.directory),
                 "started_at": self.started, **({"publish": self.publisher.status()} if self.publisher else {}),
                 "cameras": [{**cam.status(), **(self.publisher.camera_status(cast(LiveCamera, cam))
-                                                  if self.publisher else {})}
+                                                  if self.publisher and self.publisher.publishes(cam) else {})}
                             for cam in self.cameras]}
 
     def shutdown(self) -> None:

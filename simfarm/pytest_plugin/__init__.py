@@ -9,6 +9,9 @@ that do:
 - ``simfarm_farm``: this worker's farm of the default spec (session scope).
 - ``simfarm_stream``: a MediaMTX server publishing the test's cameras at
   ``cam<index>`` (``record=True`` in the marker records them too).
+- ``simfarm_mediamtx``: a MediaMTX of the test's own on free ports, with no
+  paths: for a service under test that adds its own through the API
+  (``.api_url``, ``.rtsp_url(path)``, ``.ports``); skipped without a binary.
 - ``simfarm_new_farm``: make (and remove) farms of the test's own, e.g. to
   watch cameras appear and disappear.
 - ``simfarm_request``: the FarmRequest this test asked for.
@@ -140,6 +143,19 @@ def simfarm_stream(simfarm_cameras: list[Camera], simfarm_request: FarmRequest,
                    tmp_path: Path) -> Iterator[MediaMTX]:
     """MediaMTX publishing the test's cameras at ``cam<index>`` (see ``publish.path_name``)."""
     with publish.start(simfarm_cameras, tmp_path / "mediamtx", record=simfarm_request.record) as server:
+        yield server
+
+
+@pytest.fixture
+def simfarm_mediamtx(tmp_path: Path) -> Iterator[MediaMTX]:
+    """A MediaMTX for the service under test: free ports, no paths, its API open to 127.0.0.1; stopped after.
+
+    Ask for it after the camera fixtures, so it stops (with the FFmpegs the
+    service had it run on the nodes) before the cameras are given back.
+    """
+    if reason := publish.missing_reason():
+        pytest.skip(reason)
+    with MediaMTX.start(tmp_path / "service-mediamtx", {}) as server:
         yield server
 
 

@@ -101,6 +101,11 @@ class MediaMTX:
     def pid(self) -> int:
         return self._process.pid
 
+    @property
+    def api_url(self) -> str:
+        """Base URL of the control API, e.g. ``http://127.0.0.1:21311`` (``/v3/...`` below it)."""
+        return self.api.base_url
+
     def rtsp_url(self, path: str) -> str:
         return f"rtsp://{HOST}:{self.ports.rtsp}/{check_path_name(path)}"
 
