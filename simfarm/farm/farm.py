@@ -28,7 +28,7 @@ from ..frames.snapshot import grab
 from ..patterns import PatternLibrary
 from ..publishers.mediamtx.recordings import Segment, list_segments
 from ..spec import MAX_CAMERAS, CameraSpec
-from . import backends, control, readiness
+from . import backends, control, publish_plan, readiness
 from .backends import camera_label
 from .publish_plan import PublishOptions, path_name, recordings_dir
 from .reclaim import reclaim, stale_farms
@@ -196,7 +196,7 @@ class Farm:
             record.directory.mkdir(parents=True)
             record.save()
         try:
-            _start_supervisor(record, timeout)
+            _start_supervisor(record, timeout + (publish_plan.START_S if plan else 0))
             farm = cls(FarmRecord.load(name) or record)
             if plan is None or not plan["camera_paths"]:  # else the supervisor checked before its publishers
                 farm.verify_frames()

@@ -7,13 +7,15 @@ The runner executes this file by path with the host's interpreter (the host
 root is the guest's root), so it uses the standard library only and imports
 nothing from simfarm: the guest must not depend on how simfarm is installed.
 LAUNCH_FILE is JSON written by the runner: {"argv": [...], "cwd": "...",
-"env": {...}}; the command gets exactly that environment.
+"env": {...}, and optionally "python_image" and "mediamtx"}; the command gets
+exactly that environment (with $SIMFARM_MEDIAMTX at the guest's copy).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from typing import Any
@@ -25,6 +27,7 @@ UDEVD_PATHS = ("/usr/lib/systemd/systemd-udevd", "/lib/systemd/systemd-udevd")
 # devices=0: v4l2loopback >= 0.13 otherwise pre-creates one node; the farm
 # makes its own through the control device.
 MODULES = (("videodev",), ("v4l2loopback", "devices=0"))
+GUEST_BIN = "/tmp/simfarm-vm-bin"  # /tmp is the guest's own memory (tmpfs under an overlay)
 
 
 class SetupError(Exception):
@@ -66,6 +69,23 @@ def mount_python_image(spec: dict[str, str]) -> None:
     _run("mount", "-t", "ext4", "-o", "ro,noatime", device, spec["mountpoint"])
 
 
+def copy_mediamtx(host_path: str, env: dict[str, str]) -> None:
+    """Copy the host's MediaMTX into the guest's memory and point $SIMFARM_MEDIAMTX at the copy.
+
+    The host's files reach the guest over 9p, which pages an executable in
+    without a cache: under TCG each start of the 40 MB static binary read it
+    again, seconds each time (`mediamtx --version` timed out). One copy costs
+    about as much as one such start.
+    """
+    target = os.path.join(GUEST_BIN, "mediamtx")
+    try:
+        os.makedirs(GUEST_BIN, exist_ok=True)
+        shutil.copy2(host_path, target)
+    except OSError as exc:
+        raise SetupError(f"cannot copy {host_path} into the guest: {exc.strerror}") from None
+    env["SIMFARM_MEDIAMTX"] = target
+
+
 def exec_command(launch: dict[str, Any]) -> int:
     """Replace this process with the command; returns only if it cannot start."""
     argv: list[str] = launch["argv"]
@@ -92,6 +112,8 @@ def main(argv: list[str]) -> int:
         load_modules()
         if "python_image" in launch:
             mount_python_image(launch["python_image"])
+        if "mediamtx" in launch:
+            copy_mediamtx(launch["mediamtx"], launch["env"])
     except SetupError as exc:
         print(f"simfarm vm: guest setup failed: {exc}", file=sys.stderr)
         return SETUP_FAILED

@@ -26,6 +26,7 @@ from typing import IO
 
 from .. import binaries
 from ..errors import BadInput, EnvironmentProblem
+from ..publishers.mediamtx.binary import find_binary
 from . import accel as accel_mod
 from . import kernel as kernel_mod
 from . import pyimage
@@ -148,6 +149,14 @@ def _copy(source: IO[bytes], fd: int) -> None:
             sink.flush()
 
 
+def _host_mediamtx() -> str | None:
+    """The MediaMTX simfarm would run here, if any: the guest runs a copy of it (see guest.copy_mediamtx)."""
+    try:
+        return find_binary()
+    except EnvironmentProblem:
+        return None
+
+
 def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int = 2,
               memory: str = "2G", cwd: Path | None = None, rwdirs: Sequence[Path] = ()) -> int:
     """Boot the VM, run ``command`` there in ``cwd`` (default: the current
@@ -175,8 +184,10 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
         prefix = pyimage.installation_prefix()
         image = pyimage.image_for(prefix) if prefix else None
         mount = {"python_image": {"label": pyimage.LABEL, "mountpoint": str(prefix)}} if image else {}
+        mediamtx = _host_mediamtx()
         launch.write_text(json.dumps({"argv": list(command), "cwd": str(dirs[0]),
-                                      "env": guest_env(os.environ, accel), **mount}))
+                                      "env": guest_env(os.environ, accel), **mount,
+                                      **({"mediamtx": mediamtx} if mediamtx else {})}))
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
                            rwdirs=dirs, home=Path.home(), disks=[image] if image else [],
                            guest_argv=[_guest_python(), "-I", str(GUEST_SCRIPT), str(launch)])

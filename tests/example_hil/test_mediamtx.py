@@ -5,30 +5,17 @@ Skipped, with the reason, where no ``mediamtx`` binary exists.
 
 from __future__ import annotations
 
-import subprocess
 import time
 
-import numpy as np
 import pytest
 
 from simfarm import Camera, decode
 from simfarm.publishers.mediamtx import MediaMTX
 from simfarm.pytest_plugin import publish
 
+from .codes import gray_frames, size_of
+
 pytestmark = [pytest.mark.hil, pytest.mark.mediamtx]
-
-
-def gray_frames(source: str, count: int, size: tuple[int, int]) -> np.ndarray:
-    """``count`` frames of an RTSP URL or a file, as luma, via FFmpeg."""
-    args = ["-rtsp_transport", "tcp"] if source.startswith("rtsp://") else []
-    out = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", *args, "-i", source,
-                          "-frames:v", str(count), "-f", "rawvideo", "-pix_fmt", "gray", "-"],
-                         capture_output=True, timeout=60, check=True).stdout
-    return np.frombuffer(out, np.uint8).reshape(-1, size[1], size[0])
-
-
-def size_of(cam: Camera) -> tuple[int, int]:
-    return cam.spec.size.width, cam.spec.size.height
 
 
 @pytest.mark.simfarm(cameras=1, publish=True)

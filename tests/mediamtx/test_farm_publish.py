@@ -18,15 +18,17 @@ from typing import TypeVar
 
 import pytest
 
-from simfarm import BadInput, Camera, EnvironmentProblem, Farm
+from simfarm import BadInput, Camera, EnvironmentProblem, Farm, PublishOptions
 from simfarm.doctor import host_can_run_cameras
-from simfarm import PublishOptions
 from simfarm.farm.state import ProcessId
 from simfarm.frames.code import decode
 from simfarm.frames.snapshot import grab
+from simfarm.publishers.mediamtx import ApiClient, MediaMTX
 from simfarm.publishers.mediamtx.process import session_members
 from simfarm.spec import CameraSpec
 from simfarm.verify import frames_from, verify
+
+from .rtsp_reader import RtspReader
 
 pytestmark = [pytest.mark.mediamtx, pytest.mark.hil,
               pytest.mark.skipif(not host_can_run_cameras(),
@@ -156,17 +158,69 @@ def test_publisher_loss_makes_the_path_unavailable_then_available_again(farm: Fa
     assert code is not None and code.camera == 1
 
 
-def test_proxy_toxics_reach_readers_of_the_proxied_url(farm: Farm) -> None:
+def describe_round_trip(url: str) -> float:
+    """Seconds a real RTSP reader waits for the answer to DESCRIBE at ``url`` (the median of three)."""
+    with RtspReader(url) as reader:
+        reader.request("OPTIONS", url)
+        for _ in range(3):
+            reader.request("DESCRIBE", url, {"Accept": "application/sdp"})
+        return sorted(reader.round_trips[1:])[1]
+
+
+def test_latency_delays_what_a_reader_of_the_proxied_url_receives_by_the_amount_set(farm: Farm) -> None:
     cam = farm.cameras[0]
-    _, through = grab(cam.proxy_url)
-    assert through is not None and through.camera == 0
-    with cam.inject("latency", ms=500):
-        began = time.monotonic()
-        _, through = grab(cam.proxy_url)
-        assert time.monotonic() - began >= 1.0  # RTSP's request/response round trips each wait 500 ms
-        assert through is not None and through.camera == 0
+    before = describe_round_trip(cam.proxy_url)
+    with cam.inject("latency", ms=800):
+        delayed = describe_round_trip(cam.proxy_url)
+        _, code = grab(cam.proxy_url, timeout=60)  # frames still arrive, later
+        assert code is not None and code.camera == 0
+    added = delayed - before  # downstream only: each answer arrives 800 ms late
+    assert 0.64 <= added <= 0.96, f"latency added {added * 1000:.0f} ms for 800 ms"
+    assert describe_round_trip(cam.proxy_url) < before + 0.4  # cleared
+
+
+def test_bandwidth_caps_what_a_reader_of_the_proxied_url_receives(farm: Farm) -> None:
+    cam = farm.cameras[0]
+    with RtspReader(cam.proxy_url) as reader:
+        reader.play()
+        free = reader.received_for(4) / 4
+    cap = 4.0  # KB/s: well below the stream's rate, measured first
+    assert free > 3 * cap * 1000, f"the stream runs at {free:.0f} B/s: too little to show a cap of {cap} KB/s"
+    with cam.inject("bandwidth", rate=cap), RtspReader(cam.proxy_url) as reader:
+        reader.play()
+        reader.received_for(2)  # what was in flight before the cap bit
+        capped = reader.received_for(6) / 6
+    assert capped <= cap * 1000 * 1.2, f"{capped:.0f} B/s through a cap of {cap} KB/s"
+    assert capped >= cap * 1000 * 0.5, f"only {capped:.0f} B/s through a cap of {cap} KB/s"
+
+
+def test_reset_is_seen_by_a_reader_of_the_proxied_url(farm: Farm) -> None:
+    cam = farm.cameras[0]
+    with RtspReader(cam.proxy_url) as reader:
+        reader.play()
+        reader.packet()
+        with cam.inject("reset", after=0), pytest.raises(ConnectionResetError):
+            reader.received_for(30)
     with cam.inject("reset"), pytest.raises(EnvironmentProblem, match="no picture"):
         grab(cam.proxy_url, timeout=20)
+    _, code = grab(cam.proxy_url)
+    assert code is not None and code.camera == 0
+
+
+def test_timeout_silences_then_closes_the_proxied_url_for_a_reader(farm: Farm) -> None:
+    cam = farm.cameras[0]
+    with RtspReader(cam.proxy_url, timeout=3) as reader:
+        reader.play()
+        reader.packet()
+        with cam.inject("timeout", ms=0), pytest.raises(TimeoutError):
+            reader.received_for(30)  # silent: nothing arrives, the connection stays open
+    with RtspReader(cam.proxy_url, timeout=30) as reader:
+        reader.play()
+        with cam.inject("timeout", ms=1500):
+            began = time.monotonic()
+            with pytest.raises(EOFError):
+                reader.received_for(60)
+            assert time.monotonic() - began < 20  # closed by the toxic, not by the reader giving up
 
 
 def test_bitstream_noise_damages_what_readers_decode(farm: Farm) -> None:
@@ -244,3 +298,78 @@ def test_teardown_stops_mediamtx_and_leaves_no_process(farm: Farm) -> None:
     assert processes_of(server) == []
     assert not any(os.path.exists(device) for device in devices)
     assert not farm.state_dir.exists()
+
+
+def test_four_published_cameras_each_serve_their_own_codes(tmp_path: Path) -> None:
+    made = simfarm("provision", "--cameras", "4", "--size", "320x240", "--fps", "15", "--pattern", "ball",
+                   "--farm", "four", "--publish")
+    assert made.returncode == 0, made.stderr
+    try:
+        farm = Farm.attach("four")
+        assert len(farm.cameras) == 4
+        for cam in farm.cameras:
+            assert camera_status(farm, cam.index)["available"]
+            _, code = cam.snapshot()
+            assert code is not None and code.camera == cam.index
+    finally:
+        assert simfarm("teardown", "--farm", "four").returncode == 0
+
+
+def test_a_farm_publishes_through_a_server_started_separately_and_leaves_it_as_it_was(
+        tmp_path: Path, mediamtx_binary: str) -> None:
+    with MediaMTX.start(tmp_path / "theirs", {}, binary=mediamtx_binary) as server:
+        made = simfarm("provision", "--cameras", "1", "--size", "320x240", "--fps", "15", "--farm", "ext",
+                       "--publish", "--mediamtx-api", server.api_url)
+        assert made.returncode == 0, made.stderr
+        farm = Farm.attach("ext")
+        publish = farm.status()["publish"]
+        assert not publish["managed"] and publish["api"] == server.api_url
+        assert publish["version"] == str(server.version)
+        cam = farm.cameras[0]
+        assert cam.rtsp_url == server.rtsp_url(cam.label)
+        _, code = cam.snapshot()
+        assert code is not None and code.camera == 0
+        assert simfarm("teardown", "--farm", "ext").returncode == 0
+        assert [path.name for path in server.api.paths()] == []  # only the farm's path went
+        assert server.api.info().version == str(server.version)  # and the server runs on
+
+
+def test_a_service_mediamtx_has_no_paths_of_simfarms_and_env_wires_a_service_to_it(tmp_path: Path) -> None:
+    made = simfarm("provision", "--cameras", "2", "--size", "320x240", "--fps", "15", "--farm", "svc",
+                   "--service-mediamtx")
+    assert made.returncode == 0, made.stderr
+    try:
+        status = json.loads(simfarm("status", "--farm", "svc", "--json").stdout)["farms"][0]
+        publish = status["publish"]
+        assert publish["managed"] and not publish["camera_paths"]
+        assert publish["api"] == f"http://127.0.0.1:{publish['api_port']}"
+        assert all("rtsp_url" not in cam for cam in status["cameras"])
+        printed = simfarm("env", "--farm", "svc")
+        assert printed.returncode == 0, printed.stderr
+        shell = subprocess.run(["bash", "-c", f'eval "$({sys.executable} -m simfarm env --farm svc)"; '
+                                'echo "$SIMFARM_MEDIAMTX_API_URL|$SIMFARM_MEDIAMTX_RTSP_PORT|$SIMFARM_DEVICES|'
+                                '$SIMFARM_CAMERA_1_LABEL"'], capture_output=True, text=True, check=True)
+        farm = Farm.attach("svc")
+        assert shell.stdout.strip() == "|".join([publish["api"], str(publish["rtsp_port"]),
+                                                 " ".join(cam.device for cam in farm.cameras), farm.cameras[1].label])
+        env = dict(line.removeprefix("export ").split("=", 1) for line in printed.stdout.splitlines())
+        api = ApiClient(env["SIMFARM_MEDIAMTX_API_URL"])
+        assert api.paths() == []  # nothing of simfarm's: the service brings its own
+        # The service's own path, its FFmpeg reading the camera's node when a reader comes.
+        device = env["SIMFARM_CAMERA_1_DEVICE"]
+        api.add_path("door", {"runOnDemand": f"ffmpeg -nostdin -loglevel warning -f v4l2 -i {device} -c:v libx264 "
+                                             "-preset ultrafast -g 15 -pix_fmt yuv420p -f rtsp -rtsp_transport tcp "
+                                             "rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH",
+                              "runOnDemandStartTimeout": "60s"})
+        _, code = grab(f"{env['SIMFARM_MEDIAMTX_RTSP_URL']}door", timeout=90)
+        assert code is not None and code.camera == 1
+        server = publish["pid"]
+    finally:
+        assert simfarm("teardown", "--farm", "svc").returncode == 0
+    assert processes_of(server) == []  # the server and the service's FFmpeg it ran
+
+
+def test_env_for_a_farm_that_does_not_exist_is_one_line_and_exit_2() -> None:
+    missing = simfarm("env", "--farm", "nosuch")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.strip() == "simfarm: error: no running farm named 'nosuch'"

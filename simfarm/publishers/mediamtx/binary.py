@@ -56,7 +56,8 @@ def parse_version(text: str) -> Version:
 def binary_version(binary: str) -> Version:
     """Run ``binary --version``."""
     try:
-        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False)
+        # Generous: a 40 MB static binary starts in seconds under emulation, more on a loaded machine.
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise EnvironmentProblem(f"cannot run {binary} --version: {error}", INSTALL) from error
     if done.returncode != 0:
