@@ -21,6 +21,7 @@ from .devices import kmodule
 from .devices.loopback_control import CONTROL_DEVICE, module_version
 from .errors import BadInput, EnvironmentProblem
 from .publishers.mediamtx import binary as mediamtx
+from .publishers.mediamtx import versions as mediamtx_versions
 from .vm import accel, kernel
 
 Group = Literal["host", "vm", "tools"]
@@ -169,12 +170,20 @@ def _tool(name: str, remedy: str, find: Callable[[], str], version: Callable[[st
         return Check(name, "tools", False, f"{name} does not run: {exc}", remedy)
 
 
+def _mediamtx_version(path: str) -> str:
+    """Its version, within the supported range (too old: EnvironmentProblem); a newer one says so."""
+    version = mediamtx.binary_version(path)
+    newer = mediamtx_versions.check(version)
+    newest = ".".join(map(str, mediamtx_versions.NEWEST_KNOWN))
+    return f"mediamtx {version}" + (f" (newer than {mediamtx_versions.SUPPORTED}: runs with {newest}'s keys)"
+                                    if newer else f" (supported: {mediamtx_versions.SUPPORTED})")
+
+
 def tool_checks() -> list[Check]:
     return [
         _tool("ffmpeg", binaries.REMEDIES["ffmpeg"], lambda: binaries.require("ffmpeg"),
               lambda path: _version_line([path, "-version"]).split(" Copyright")[0]),
-        _tool("mediamtx", mediamtx.INSTALL, mediamtx.find_binary,
-              lambda path: f"mediamtx {mediamtx.binary_version(path)}"),
+        _tool("mediamtx", mediamtx.INSTALL, mediamtx.find_binary, _mediamtx_version),
     ]
 
 

@@ -69,6 +69,12 @@ def test_mediamtx_version_is_reported(tmp_path: Path, monkeypatch: pytest.Monkey
     assert check.ok and check.detail.startswith("mediamtx v1.20.1")
 
 
+def test_a_mediamtx_too_old_fails_its_check_naming_the_range(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIMFARM_MEDIAMTX", str(fake_mediamtx(tmp_path, "v1.18.0")))
+    (check,) = [c for c in doctor.tool_checks() if c.name == "mediamtx"]
+    assert not check.ok and "too old: simfarm supports 1.19.x to 1.20.x" in check.detail
+
+
 def test_missing_mediamtx_says_where_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIMFARM_MEDIAMTX", "/nonexistent/mediamtx")
     (check,) = [c for c in doctor.tool_checks() if c.name == "mediamtx"]
