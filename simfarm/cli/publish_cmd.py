@@ -10,7 +10,7 @@ import cv2
 
 from ..errors import BadInput
 from ..farm.farm import Farm
-from ..frames.snapshot import grab
+from ..frames.snapshot import SNAPSHOT_TIMEOUT_S, grab
 from . import table
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("camera", help="a camera index of the farm, or an rtsp:// URL or video file")
     s.add_argument("-o", "--output", required=True, help="FILE.png or FILE.jpg")
     s.add_argument("--farm", default="default")
-    s.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for a picture")
+    s.add_argument("--timeout", type=float, default=SNAPSHOT_TIMEOUT_S, help="seconds to wait for a picture")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=_snapshot)
 

@@ -24,7 +24,7 @@ from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
 from ..faults import FaultSpec
 from ..frames.code import FrameCode, decode
-from ..frames.snapshot import grab
+from ..frames.snapshot import SNAPSHOT_TIMEOUT_S, grab
 from ..patterns import PatternLibrary
 from ..publishers.mediamtx.recordings import Segment, list_segments
 from ..spec import MAX_CAMERAS, CameraSpec
@@ -100,7 +100,7 @@ class Camera:
         """The same stream through the camera's TCP fault proxy (latency, bandwidth, reset, timeout)."""
         return self._published("proxy_url")
 
-    def snapshot(self, *, timeout: float = 20.0) -> tuple[np.ndarray, FrameCode | None]:
+    def snapshot(self, *, timeout: float = SNAPSHOT_TIMEOUT_S) -> tuple[np.ndarray, FrameCode | None]:
         """One decoded frame from the camera's RTSP path: (BGR numpy image, the frame code it carries)."""
         return grab(self.rtsp_url, timeout=timeout)
 

@@ -18,8 +18,12 @@ from .. import binaries
 from ..errors import BadInput, EnvironmentProblem
 from .code import FrameCode, decode
 
+# FFmpeg starting, reading the stream's parameters and waiting for a keyframe:
+# a second or two on a desktop, tens of seconds in a loaded emulated VM.
+SNAPSHOT_TIMEOUT_S = 60.0
 
-def grab(source: str, *, timeout: float = 20.0) -> tuple[np.ndarray, FrameCode | None]:
+
+def grab(source: str, *, timeout: float = SNAPSHOT_TIMEOUT_S) -> tuple[np.ndarray, FrameCode | None]:
     """The first frame of ``source`` (an rtsp:// URL or a video file) as BGR, and its code (None: none found)."""
     url = "://" in source
     if not url and not os.path.isfile(source):

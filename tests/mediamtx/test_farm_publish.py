@@ -259,7 +259,7 @@ def test_resize_on_a_published_camera_reaches_readers_in_the_new_size(farm: Farm
 def _sized(cam: Camera, shape: tuple[int, int]) -> tuple | None:
     """A snapshot of ``cam`` when its picture is ``shape`` (rows, columns) already; None otherwise."""
     try:
-        image, code = cam.snapshot(timeout=10)
+        image, code = cam.snapshot(timeout=30)
     except EnvironmentProblem:  # the publisher is off the node for the switch
         return None
     return (image, code) if image.shape[:2] == shape else None
