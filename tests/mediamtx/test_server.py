@@ -17,6 +17,7 @@ import pytest
 
 from simfarm.errors import BadInput, EnvironmentProblem
 from simfarm.publishers.mediamtx import OLDEST, MediaMTX, PathState, RecordOptions, rtsp_publish_argv
+from simfarm.publishers.mediamtx import server as server_module
 from simfarm.publishers.mediamtx.process import session_members
 from simfarm.publishers.ports import reserve_ports
 
@@ -134,3 +135,41 @@ def _get_json(url: str) -> Any:
             return json.loads(response.read())
     except urllib.error.HTTPError:
         return None  # 404 until a recorded span is complete
+
+
+def test_a_key_its_version_rejects_fails_the_start_with_its_log_and_leaves_nothing(
+        tmp_path: Path, mediamtx_binary: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = server_module.build_config
+
+    def with_an_unknown_key(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return {**real(*args, **kwargs), "rtspScaleFactor": 2}  # a key no version has
+
+    monkeypatch.setattr(server_module, "build_config", with_an_unknown_key)
+    launched: list[int] = []
+    with pytest.raises(EnvironmentProblem, match="rtspScaleFactor") as caught:
+        MediaMTX.start(tmp_path / "mtx", {}, binary=mediamtx_binary, on_launch=launched.append)
+    assert "exited with code" in str(caught.value)
+    assert processes_running(tmp_path / "mtx" / "mediamtx.yml") == [] and len(launched) == 1
+
+
+def test_a_port_taken_between_reservation_and_start_is_skipped(
+        tmp_path: Path, mediamtx_binary: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = server_module.reserve_ports
+    stolen: list[socket.socket] = []
+
+    def reserve_then_lose_the_first(count: int) -> Any:
+        reservation = real(count)
+        if not stolen:  # someone who is not simfarm binds our RTSP port before MediaMTX does
+            thief = socket.socket()
+            thief.bind(("127.0.0.1", reservation.ports[0]))
+            thief.listen()
+            stolen.append(thief)
+        return reservation
+
+    monkeypatch.setattr(server_module, "reserve_ports", reserve_then_lose_the_first)
+    try:
+        with MediaMTX.start(tmp_path / "mtx", {}, binary=mediamtx_binary) as server:
+            assert server.ports.rtsp != stolen[0].getsockname()[1]
+            assert server.api.info().version
+    finally:
+        stolen[0].close()
