@@ -6,18 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
-
 from ..errors import BadInput
 from ..farm.farm import Farm
-from ..frames.snapshot import grab
 from . import table
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("snapshot", help="one decoded frame of a camera's RTSP path, and the frame code it carries",
+    s = sub.add_parser("snapshot",
                        description="Decode one frame from CAMERA's MediaMTX path (a publishing farm's camera "
                                    "index), or from an rtsp:// URL or video file, write it to FILE and print "
                                    "its frame code. Exit 1 when the frame carries no code.")
@@ -28,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=_snapshot)
 
-    r = sub.add_parser("recordings", help="list the recording segments of a farm provisioned with --record")
+    r = sub.add_parser("recordings")
     r.add_argument("camera", nargs="?", type=_index, help="only this camera")
     r.add_argument("--farm", default="default")
     r.add_argument("--json", action="store_true")
@@ -58,6 +55,11 @@ def _index(text: str) -> int:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    # Imported here: `simfarm status` uses describe() and must not load OpenCV.
+    import cv2
+
+    from ..frames.snapshot import grab
+
     out = Path(args.output)
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise BadInput(f"-o {out}: write a {' or '.join(IMAGE_SUFFIXES)} file")

@@ -16,24 +16,25 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import numpy as np
-
-from ..devices import capture, nodes
+from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
-from ..faults import FaultSpec
-from ..frames.code import FrameCode, decode
-from ..frames.snapshot import grab
-from ..patterns import PatternLibrary
-from ..publishers.mediamtx.recordings import Segment, list_segments
+from ..faults.catalogue import FaultSpec
 from ..spec import MAX_CAMERAS, CameraSpec
-from . import backends, control
-from .backends import camera_label
-from .publish_plan import PublishOptions, path_name, recordings_dir
+from . import control
 from .reclaim import reclaim, stale_farms
-from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
-from .supervisor import FAULT_LOG
+from .state import FAULT_LOG, FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
+
+# What only provisioning, snapshots, recordings and reading frames back need
+# (numpy, OpenCV, linuxpy, the MediaMTX client, the backends) is imported in
+# the functions that use it: status, fault and teardown load none of it.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..frames.code import FrameCode
+    from ..publishers.mediamtx.recordings import Segment
+    from .publish_plan import PublishOptions
 
 LOG = "supervisor.log"
 # Supervisors this process started: reaped at teardown, so a long-lived
@@ -102,10 +103,13 @@ class Camera:
 
     def snapshot(self, *, timeout: float = 20.0) -> tuple[np.ndarray, FrameCode | None]:
         """One decoded frame from the camera's RTSP path: (BGR numpy image, the frame code it carries)."""
+        from ..frames.snapshot import grab
         return grab(self.rtsp_url, timeout=timeout)
 
     def recordings(self) -> list[Segment]:
         """This camera's recording segments, oldest first (see :meth:`Farm.recordings`)."""
+        from ..publishers.mediamtx.recordings import list_segments
+        from .publish_plan import path_name, recordings_dir
         return list_segments(recordings_dir(self.farm.state_dir), path_name(self.label))
 
     def _published(self, key: str) -> str:
@@ -178,6 +182,7 @@ class Farm:
         one delivers a frame; with ``publish``, once every camera's MediaMTX
         path is available too). All or nothing: on failure everything made so
         far is removed (vivid: unloaded) before the error is raised."""
+        from . import backends
         impl = backends.get(backend)
         specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec] * cameras
         _validate(name, specs, nodes, patterns_dirs)
@@ -256,6 +261,9 @@ class Farm:
         (False for the segment MediaMTX is still writing). They live in the
         farm's state directory, so teardown removes them: copy what you keep.
         """
+        from ..publishers.mediamtx.recordings import list_segments
+        from .publish_plan import recordings_dir
+
         if camera is not None:
             return self.camera(camera).recordings()
         return list_segments(recordings_dir(self.state_dir))
@@ -280,6 +288,9 @@ class Farm:
         vivid draws frames without codes: there a frame read is all that is checked.
         Raises EnvironmentProblem naming the first camera that does not.
         """
+        from ..devices import capture
+        from ..frames.code import decode
+
         for cam in self.cameras:
             if self.backend != "loopback":
                 list(capture.read_luma(cam.device, count=1))
@@ -293,6 +304,8 @@ class Farm:
 
 def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
               patterns_dirs: Sequence[str]) -> None:
+    from ..patterns.library import PatternLibrary
+
     check_farm_name(name)
     if not 1 <= len(specs) <= MAX_CAMERAS:
         raise BadInput(f"cameras must be 1..{MAX_CAMERAS}, not {len(specs)}")
@@ -407,4 +420,4 @@ def running_farms() -> list[str]:
     return farm_names()
 
 
-__all__ = ["Camera", "Farm", "Fault", "camera_label", "reclaim_stale", "running_farms", "teardown", "teardown_all"]
+__all__ = ["Camera", "Farm", "Fault", "reclaim_stale", "running_farms", "teardown", "teardown_all"]
