@@ -7,7 +7,7 @@ import json
 
 from ..farm.farm import Farm, running_farms, teardown, teardown_all
 from ..spec import BACKENDS, CameraSpec, parse_node_numbers
-from . import fault_cmd, publish_cmd, table
+from . import publish_cmd, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,11 +100,16 @@ def _status(args: argparse.Namespace) -> int:
         print(table.render(
             ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s", "faults"],
             [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
-              c.get("dropped"), c.get("uptime_s"), fault_cmd.summary(c.get("faults", []))]
+              c.get("dropped"), c.get("uptime_s"), _faults_cell(c.get("faults", []))]
              for c in rep["cameras"]]))
         if "publish" in rep:
             print(publish_cmd.describe(rep))
     return 0
+
+
+def _faults_cell(faults: list[dict]) -> str:
+    """One short cell for a camera's faults in force."""
+    return ", ".join(f"{f['fault']} {f['kind']}" for f in faults) or "-"
 
 
 def _teardown(args: argparse.Namespace) -> int:

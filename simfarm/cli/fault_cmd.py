@@ -110,11 +110,6 @@ def _params(params: dict) -> str:
     return " ".join(f"{name}={value}" for name, value in params.items())
 
 
-def summary(faults: list[dict]) -> str:
-    """One short cell for a camera's faults in force (``simfarm status``)."""
-    return ", ".join(f"{f['fault']} {f['kind']}" for f in faults) or "-"
-
-
 def _scenario(args: argparse.Namespace) -> int:
     from ..faults.scenario import Scenario  # here: numpy, which `simfarm fault` does without
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
-from ..faults.catalogue import FaultSpec
 from ..spec import MAX_CAMERAS, CameraSpec
 from . import control
 from .reclaim import reclaim, stale_farms
@@ -84,6 +83,8 @@ class Camera:
             with cam.inject("freeze", for_="1s"):
                 ...
         """
+        from ..faults.catalogue import FaultSpec  # here: status and teardown need no fault catalogue
+
         spec = FaultSpec.build(kind, params, for_)
         spec.info.require_backend(self.farm.backend, f"camera {self.index} of farm {self.farm.name}")
         info = self.farm.request({"op": "fault", "camera": self.index, "kind": spec.kind,
