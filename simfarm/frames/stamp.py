@@ -15,6 +15,30 @@ from ..spec import PixelFormat, Size
 from . import pixfmt
 from .code import CodeStrip, FrameCode
 
+class _RawStrip:
+    """A ring frame's strip as whole raw rows, so a stamp rewrites it with three line copies.
+
+    Built after the frame's first full stamp: ``lines`` holds one raw row per
+    row of cells as that stamp left it (chroma neutral), and a new code only
+    changes the luma samples of those three rows before they are copied
+    down the strip. Only formats whose strip rows are contiguous in the
+    buffer with their luma inside (YUYV, UYVY, NV12, YU12) get one.
+    """
+
+    def __init__(self, frame: np.ndarray, luma: np.ndarray, strip: CodeStrip) -> None:
+        row_bytes, step = luma.strides
+        offset = luma.ctypes.data - frame.ctypes.data
+        self.frame = frame  # held, so the id it is cached under stays this frame's
+        self.rows = frame[: strip.height * row_bytes].reshape(strip.height, row_bytes)
+        self.lines = self.rows[[first for first, _ in strip.row_spans]]  # a copy: the template rows
+        self.luma = self.lines[:, offset::step][:, : strip.width]
+
+    @staticmethod
+    def fits(frame: np.ndarray, luma: np.ndarray) -> bool:
+        return (frame.ndim == 1 and frame.flags.c_contiguous
+                and 0 <= luma.ctypes.data - frame.ctypes.data < luma.strides[1] <= luma.strides[0])
+
+
 # MJPEG frames are composed as BGR and compressed per frame, since the code
 # changes every frame and JPEG data cannot be patched in place.
 _WORKING_FORMAT = {PixelFormat.MJPEG: PixelFormat.BGR24}
@@ -36,29 +60,29 @@ class Stamper:
         self.strip = CodeStrip(size.width, size.height)
         self._overlays = list(overlays)
         self._jpeg_quality = jpeg_quality
-        # Luma views of frames that keep their content between stamps (a
-        # ring), keyed by id; the entry holds the frame, so the id stays its own.
-        self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # The strips of frames that keep their content between stamps (a ring), keyed by id.
+        self._strips: dict[int, _RawStrip] = {}
 
     def stamp(self, frame: np.ndarray, code: FrameCode, *, frame_index: int,
               wall_time: float, reused: bool = False) -> np.ndarray:
         """Write code and overlays into ``frame`` (in place) and return what to send.
 
-        ``reused`` says ``frame`` is a ring buffer stamped before: its chroma
-        under the strip is already neutral, so only the luma cells are
-        rewritten, the cheapest possible per-frame work.
+        ``reused`` says ``frame`` is a ring buffer stamped before: its strip
+        rows are kept (see _RawStrip), so a stamp is the cheapest possible
+        per-frame work: three short lines updated, then copied down the strip.
         """
         for overlay in self._overlays:
             y, x, patch = overlay.patch(frame_index, wall_time)
             pixfmt.write_rgb_patch(frame, self.raw_format, self.size, y, x, patch)
-        cached = self._views.get(id(frame)) if reused else None
-        if cached is not None:
-            self.strip.stamp(cached[1], code)
+        raw = self._strips.get(id(frame)) if reused else None
+        if raw is not None:
+            self.strip.cell_rows(code, raw.luma)
+            self.strip.spread(raw.lines, raw.rows)
         else:
             pixfmt.write_luma_strip(frame, self.raw_format, self.size, self.strip.render(code))
-            view = pixfmt.luma_view(frame, self.raw_format, self.size) if reused else None
-            if view is not None and self.raw_format is not PixelFormat.GREY:
-                self._views[id(frame)] = (frame, view)
+            luma = pixfmt.luma_view(frame, self.raw_format, self.size) if reused else None
+            if luma is not None and self.raw_format is not PixelFormat.GREY and _RawStrip.fits(frame, luma):
+                self._strips[id(frame)] = _RawStrip(frame, luma, self.strip)
         if self.fmt is PixelFormat.MJPEG:
             # The working frame is already BGR, what the encoder takes: no conversion.
             bgr = frame.reshape(self.size.height, self.size.width, 3)
