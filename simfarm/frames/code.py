@@ -178,9 +178,6 @@ class CodeStrip:
         # The strip lines [first, end) of each row of cells, and the pixel edges of its columns.
         self.row_spans = list(zip(rows[:-1].tolist(), rows[1:].tolist(), strict=True))
         self.column_edges: list[int] = columns.tolist()
-        # Per row of cells, each column's place in bit_string().
-        self.cell_bits = [[int(_CELL_SOURCE[r * COLUMNS + c]) + _EXTENDED_PAD for c in range(COLUMNS)]
-                          for r in range(ROWS)]
         self._lines = np.empty((ROWS, width), np.uint8)  # stamp's scratch: no allocation per frame
 
     def render(self, code: FrameCode) -> np.ndarray:
@@ -205,11 +202,6 @@ class CodeStrip:
         """Write the luma of ``code``'s strip, one line per row of cells, into ``out`` (ROWS, width; may be strided)."""
         out[...] = _LEVELS[_extended_bits(code)][self._row_sources]
 
-    @staticmethod
-    def bit_string(code: FrameCode) -> str:
-        """``code``'s cell bits as "0"/"1" characters (see ``cell_bits``): one format call, no numpy."""
-        return f"{_extended_word(code):0{8 * _EXTENDED_BYTES}b}"
-
     def spread(self, lines: np.ndarray, out: np.ndarray) -> None:
         """Copy each of ``lines`` (one per row of cells) over that row's lines of the strip in ``out``.
 
@@ -226,13 +218,23 @@ _EXTENDED_BYTES = (_WORD_BITS + 2 + 7) // 8
 _EXTENDED_PAD = 8 * _EXTENDED_BYTES - _WORD_BITS - 2
 
 
-def _extended_word(code: FrameCode) -> int:
-    return (((code.payload << CHECK_BITS) | code.check) << 2) | 0b01
-
-
 def _extended_bits(code: FrameCode) -> np.ndarray:
-    """The bits of the extended word, after ``_EXTENDED_PAD`` zeros."""
-    return np.unpackbits(np.frombuffer(_extended_word(code).to_bytes(_EXTENDED_BYTES, "big"), np.uint8))
+    """The bits of the extended word, after ``_EXTENDED_PAD`` zeros: one int, one unpack."""
+    extended = (((code.payload << CHECK_BITS) | code.check) << 2) | 0b01
+    return np.unpackbits(np.frombuffer(extended.to_bytes(_EXTENDED_BYTES, "big"), np.uint8))
+
+
+# In row-major order the cells are row 0's two references, the word's bits in
+# order, then the last row's two references (asserted here), so a code's cells
+# are one formatted string.
+assert _DATA_CELLS == _CELLS[2:-2]
+_FIRST_REFERENCES = "".join(str(_REFERENCES[cell]) for cell in _CELLS[:2])
+_LAST_REFERENCES = "".join(str(_REFERENCES[cell]) for cell in _CELLS[-2:])
+
+
+def cell_string(code: FrameCode) -> str:
+    """``code``'s cells as "0"/"1" characters, row-major: cell (row r, column c) is character ``r * COLUMNS + c``."""
+    return f"{_FIRST_REFERENCES}{(code.payload << CHECK_BITS) | code.check:0{_WORD_BITS}b}{_LAST_REFERENCES}"
 
 
 @lru_cache(maxsize=16)

@@ -7,44 +7,53 @@ CPU cost far below an encoder's.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..spec import PixelFormat, Size
 from . import pixfmt
-from .code import BLACK, WHITE, CodeStrip, FrameCode
+from .code import BLACK, COLUMNS, WHITE, CodeStrip, FrameCode, cell_string
+
+# Cells per prepared piece of a strip line (see _RawStrip): 16 variants each, 8 lookups a line.
+_PIECE = 4
+assert COLUMNS % _PIECE == 0
+
 
 class _RawStrip:
     """A ring frame's strip, stamped by joining prepared bytes: no numpy call per frame.
 
     Built after the frame's first full stamp has made the chroma under the
-    strip neutral: for each cell, the raw bytes of one of its lines drawn
-    black and drawn white are kept, so a code's line of a row of cells is a
-    join of 32 of them, repeated down the row and copied into the frame.
-    Per frame that is a few dozen Python steps and three copies, which
-    matters more than it seems: the producer wakes every frame with cold
-    caches, where each numpy call costs many times its warm price. Only
-    formats whose strip rows are contiguous in the buffer, with their luma
-    samples inside, get one (YUYV, UYVY, NV12, YU12).
+    strip neutral. For every run of ``_PIECE`` cells of a line, the raw bytes
+    of that run in each of its 2**_PIECE black/white combinations are kept,
+    so a code's line of a row of cells is a join of ``COLUMNS / _PIECE``
+    lookups by the row's "0"/"1" characters (code.cell_string), copied into
+    the frame and down the row. Per frame that is a few dozen Python steps
+    and a few copies, which matters more than it seems: the producer wakes
+    every frame with cold caches, where each numpy call costs many times its
+    warm price. Only formats whose strip rows are contiguous in the buffer,
+    with their luma samples inside, get one (YUYV, UYVY, NV12, YU12).
     """
 
     def __init__(self, frame: np.ndarray, luma: np.ndarray, strip: CodeStrip) -> None:
         row_bytes, step = luma.strides
         offset = luma.ctypes.data - frame.ctypes.data
-        pixel_bytes = row_bytes // strip.width
         self.frame = frame  # held, so the id it is cached under stays this frame's
         self._view = memoryview(frame)
-        self._bit_string = strip.bit_string
-        self._rows = []
-        edges = [edge * pixel_bytes for edge in strip.column_edges]
-        for bits, (first, end) in zip(strip.cell_bits, strip.row_spans, strict=True):
-            black = frame[first * row_bytes:(first + 1) * row_bytes].copy()
-            white = black.copy()
-            black[offset::step], white[offset::step] = BLACK, WHITE
-            cells = [(bit, black[a:b].tobytes(), white[a:b].tobytes())
-                     for bit, a, b in zip(bits, edges[:-1], edges[1:], strict=True)]
-            self._rows.append((first * row_bytes, end * row_bytes, row_bytes, cells))
+        # Per row of cells: where its characters start in cell_string(), and its bytes in the frame.
+        self._rows = [(r * COLUMNS, first * row_bytes, end * row_bytes)
+                      for r, (first, end) in enumerate(strip.row_spans)]
+        self._line_bytes = row_bytes
+        levels = []  # the first strip line drawn all black, and all white
+        for level in (BLACK, WHITE):
+            line = frame[:row_bytes].copy()
+            line[offset::step] = level
+            levels.append(line)
+        edges = [edge * (row_bytes // strip.width) for edge in strip.column_edges]
+        self._pieces = [(c, c + _PIECE, {"".join(map(str, bits)): b"".join(
+            levels[bit][edges[c + i]:edges[c + i + 1]].tobytes() for i, bit in enumerate(bits))
+            for bits in itertools.product((0, 1), repeat=_PIECE)}) for c in range(0, COLUMNS, _PIECE)]
 
     @staticmethod
     def fits(frame: np.ndarray, luma: np.ndarray, width: int) -> bool:
@@ -53,17 +62,17 @@ class _RawStrip:
                 and 0 <= luma.ctypes.data - frame.ctypes.data < step == row_bytes // width)
 
     def stamp(self, code: FrameCode) -> None:
-        bits, view = self._bit_string(code), self._view
-        for start, end, line_bytes, cells in self._rows:
-            view[start:start + line_bytes] = b"".join([white if bits[bit] == "1" else black
-                                                       for bit, black, white in cells])
+        cells, view, line_bytes = cell_string(code), self._view, self._line_bytes
+        for row, start, end in self._rows:
+            bits = cells[row:row + COLUMNS]
+            view[start:start + line_bytes] = b"".join([piece[bits[a:b]] for a, b, piece in self._pieces])
             # Down the row by doubling copies inside the frame: no strip-sized bytes allocated
             # (and paged in) per frame.
             done = line_bytes
             while done < end - start:
-                step = min(done, end - start - done)
-                view[start + done:start + done + step] = view[start:start + step]
-                done += step
+                size = min(done, end - start - done)
+                view[start + done:start + done + size] = view[start:start + size]
+                done += size
 
 
 # MJPEG frames are composed as BGR and compressed per frame, since the code
@@ -107,7 +116,8 @@ class Stamper:
         else:
             pixfmt.write_luma_strip(frame, self.raw_format, self.size, self.strip.render(code))
             luma = pixfmt.luma_view(frame, self.raw_format, self.size) if reused else None
-            if luma is not None and self.raw_format is not PixelFormat.GREY and _RawStrip.fits(frame, luma, self.size.width):
+            if (luma is not None and self.raw_format is not PixelFormat.GREY
+                    and _RawStrip.fits(frame, luma, self.size.width)):
                 self._strips[id(frame)] = _RawStrip(frame, luma, self.strip)
         if self.fmt is PixelFormat.MJPEG:
             # The working frame is already BGR, what the encoder takes: no conversion.
