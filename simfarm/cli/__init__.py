@@ -2,18 +2,21 @@
 
 Each command group lives in its own module exposing ``register(subparsers)``,
 which adds a parser whose ``run`` default takes the parsed namespace and
-returns an exit code. Errors derived from SimfarmError become one line on
-stderr and the error's exit code.
+returns an exit code; ``commands.COMMANDS`` says which module registers which
+command and gives each its one-line help. Errors derived from SimfarmError
+become one line on stderr and the error's exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import BadInput, SimfarmError
-from . import commands
+from .commands import COMMANDS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -23,17 +26,40 @@ class _Parser(argparse.ArgumentParser):
         raise BadInput(f"{self.prog}: {message}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Commands(argparse._SubParsersAction):
+    """The top-level subparsers: each command gets its one-line help from ``COMMANDS``."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return super().add_parser(name, help=COMMANDS[name][1], **kwargs)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the full parsers of ``command``'s module.
+
+    Every other command (all of them when ``command`` is None or unknown)
+    gets a stub parser that only names it, so `simfarm --help` lists every
+    command and `simfarm status` imports only farm_cmd.
+    """
     parser = _Parser(prog="simfarm", description="Fake camera farm for hardware-in-the-loop tests.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in commands.ALL:
-        module.register(sub)
+    parser.register("action", "commands", _Commands)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, action="commands")
+    wanted = {COMMANDS[command][0]} if command in COMMANDS else set()
+    for name, (module, _) in COMMANDS.items():
+        if module in wanted:
+            # A module registers all its commands at once, where its first one stands.
+            wanted.discard(module)
+            importlib.import_module(f".{module}", __name__).register(sub)
+        elif name not in sub.choices:
+            sub.add_parser(name, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    # The command is the first word: the top-level parser has no options but --help.
+    command = next((word for word in args_in if not word.startswith("-")), None)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(command).parse_args(args_in)
         return int(args.run(args) or 0)
     except SimfarmError as exc:
         print(f"simfarm: error: {exc}", file=sys.stderr)

@@ -1,7 +1,27 @@
-"""The list of command modules, in the order `simfarm --help` shows them."""
+"""The commands, in the order `simfarm --help` shows them, and the module that registers each.
+
+Only the module of the command being run is imported (see ``build_parser``):
+`simfarm status` must start about as fast as Python itself, so it must not
+import what `simfarm patterns render` needs (numpy, OpenCV). The one-line
+help of every command lives here for the same reason: `simfarm --help` lists
+them all without importing any command module.
+"""
 
 from __future__ import annotations
 
-from . import doctor_cmd, env_cmd, farm_cmd, fault_cmd, patterns_cmd, publish_cmd, udev_cmd, verify_cmd, vm_cmd
-
-ALL: list = [farm_cmd, env_cmd, fault_cmd, publish_cmd, patterns_cmd, verify_cmd, udev_cmd, vm_cmd, doctor_cmd]
+# command -> (module in simfarm.cli that registers it, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "provision": ("farm_cmd", "create cameras and start streaming into them"),
+    "status": ("farm_cmd", "show farms, cameras and counters"),
+    "teardown": ("farm_cmd", "stop a farm and remove everything it made"),
+    "env": ("env_cmd", "print a farm's devices and MediaMTX addresses as shell variables (eval \"$(simfarm env)\")"),
+    "fault": ("fault_cmd", "inject, clear or list faults on a running farm"),
+    "scenario": ("fault_cmd", "run a seeded scenario file of faults on a running farm"),
+    "snapshot": ("publish_cmd", "one decoded frame of a camera's RTSP path, and the frame code it carries"),
+    "recordings": ("publish_cmd", "list the recording segments of a farm provisioned with --record"),
+    "patterns": ("patterns_cmd", "list and render test patterns"),
+    "verify": ("verify_cmd", "decode every frame's code and report drops, duplicates, order, fps, latency"),
+    "udev": ("udev_cmd", "install simfarm's udev rules"),
+    "vm": ("vm_cmd", "run a command in a VM with v4l2loopback and udev (e.g. simfarm vm -- pytest -m hil)"),
+    "doctor": ("doctor_cmd", "check the host kernel, the VM tier, FFmpeg and MediaMTX"),
+}

@@ -10,7 +10,7 @@ from . import table
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("doctor", help="check the host kernel, the VM tier, FFmpeg and MediaMTX")
+    p = sub.add_parser("doctor")
     p.add_argument("--json", action="store_true", help="machine-readable report")
     p.set_defaults(run=_run)
 

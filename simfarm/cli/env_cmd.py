@@ -9,10 +9,10 @@ from ..farm.farm import Farm
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    e = sub.add_parser("env", help="print a farm's devices and MediaMTX addresses as shell variables",
-                       description="Print `export NAME=value` lines for a running farm: its camera nodes, labels, "
-                                   "by-id links and, when it has a MediaMTX, its API and RTSP URLs and ports. "
-                                   "Wire a service to the farm with: eval \"$(simfarm env --farm NAME)\"")
+    e = sub.add_parser("env", description="Print `export NAME=value` lines for a running farm: its camera nodes, "
+                                          "labels, by-id links and, when it has a MediaMTX, its API and RTSP URLs "
+                                          "and ports. Wire a service to the farm with: "
+                                          "eval \"$(simfarm env --farm NAME)\"")
     e.add_argument("--farm", default="default")
     e.set_defaults(run=_env)
 

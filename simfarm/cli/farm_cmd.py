@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..farm import backends, config
 from ..farm.farm import Farm, running_farms, teardown, teardown_all
 from ..spec import BACKENDS, CameraSpec, parse_node_numbers
-from . import fault_cmd, publish_cmd, table
+from . import publish_cmd, table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("provision", help="create cameras and start streaming into them",
+    p = sub.add_parser("provision",
                        description="--backend vivid: the kernel's vivid driver makes each camera (a capture node "
                                    "and a metadata node) and draws its frames (no codes): for disconnect while "
                                    "open and driver-level errors (simfarm fault --help); it takes a size, fps "
@@ -46,12 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of starting one; only the farm's paths are added and removed")
     p.set_defaults(run=_provision)
 
-    s = sub.add_parser("status", help="show farms, cameras and counters")
+    s = sub.add_parser("status")
     s.add_argument("--farm", help="only this farm")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=_status)
 
-    t = sub.add_parser("teardown", help="stop a farm and remove everything it made")
+    t = sub.add_parser("teardown")
     g = t.add_mutually_exclusive_group()
     g.add_argument("--farm", default="default")
     g.add_argument("--all", action="store_true", help="every farm on this machine")
@@ -60,6 +59,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _provision(args: argparse.Namespace) -> int:
+    # Imported here: the backends bring in linuxpy and numpy, which status and teardown do without.
+    from ..farm import backends, config
+
     overrides = {k: getattr(args, k) for k in ("size", "fps", "format", "pattern", "producer", "source")
                  if getattr(args, k) is not None}
     plan = config.load(args.config) if args.config else config.FarmPlan()
@@ -101,11 +103,16 @@ def _status(args: argparse.Namespace) -> int:
         print(table.render(
             ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s", "faults"],
             [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
-              c.get("dropped"), c.get("uptime_s"), fault_cmd.summary(c.get("faults", []))]
+              c.get("dropped"), c.get("uptime_s"), _faults_cell(c.get("faults", []))]
              for c in rep["cameras"]]))
         if "publish" in rep:
             print(publish_cmd.describe(rep))
     return 0
+
+
+def _faults_cell(faults: list[dict]) -> str:
+    """One short cell for a camera's faults in force."""
+    return ", ".join(f"{f['fault']} {f['kind']}" for f in faults) or "-"
 
 
 def _teardown(args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ import json
 
 from ..errors import BadInput
 from ..farm.farm import Farm
-from ..faults import FaultSpec, Scenario, describe
+from ..faults.catalogue import FaultSpec, describe
 from . import table
 
 _USAGE = """\
@@ -23,7 +23,7 @@ simfarm fault list [--farm NAME] [--json]"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    f = sub.add_parser("fault", help="inject, clear or list faults on a running farm", usage=_USAGE,
+    f = sub.add_parser("fault", usage=_USAGE,
                        epilog="fault kinds:\n\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("target", help="a camera index, or clear / list")
     f.add_argument("words", nargs="*", help="KIND [VALUE] (or, after clear, the camera)")
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--json", action="store_true", help="print the reply as JSON")
     f.set_defaults(run=_fault)
 
-    s = sub.add_parser("scenario", help="run a seeded scenario file of faults on a running farm")
+    s = sub.add_parser("scenario")
     ssub = s.add_subparsers(dest="action", required=True, parser_class=type(s))
     r = ssub.add_parser("run", help="schedule FILE on the farm and return")
     r.add_argument("file")
@@ -110,12 +110,9 @@ def _params(params: dict) -> str:
     return " ".join(f"{name}={value}" for name, value in params.items())
 
 
-def summary(faults: list[dict]) -> str:
-    """One short cell for a camera's faults in force (``simfarm status``)."""
-    return ", ".join(f"{f['fault']} {f['kind']}" for f in faults) or "-"
-
-
 def _scenario(args: argparse.Namespace) -> int:
+    from ..faults.scenario import Scenario  # here: numpy, which `simfarm fault` does without
+
     Scenario.load(args.file)  # a malformed file names its line here, before the farm is asked
     reply = Farm.attach(args.farm).run_scenario(args.file, args.seed, log=args.log)
     origins = ", ".join(f"camera {cam} at {seq}" for cam, seq in reply["origins"].items())

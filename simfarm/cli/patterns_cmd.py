@@ -19,7 +19,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("patterns", help="list and render test patterns")
+    p = sub.add_parser("patterns")
     p.add_argument("--patterns-dir", action="append", default=[], help="extra directory of pattern files")
     actions = p.add_subparsers(dest="action", required=True)
     ls = actions.add_parser("list", help="built-in and user patterns")

@@ -6,29 +6,26 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
-
 from ..errors import BadInput
 from ..farm.farm import Farm
-from ..frames.snapshot import SNAPSHOT_TIMEOUT_S, grab
 from . import table
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("snapshot", help="one decoded frame of a camera's RTSP path, and the frame code it carries",
+    s = sub.add_parser("snapshot",
                        description="Decode one frame from CAMERA's MediaMTX path (a publishing farm's camera "
                                    "index), or from an rtsp:// URL or video file, write it to FILE and print "
                                    "its frame code. Exit 1 when the frame carries no code.")
     s.add_argument("camera", help="a camera index of the farm, or an rtsp:// URL or video file")
     s.add_argument("-o", "--output", required=True, help="FILE.png or FILE.jpg")
     s.add_argument("--farm", default="default")
-    s.add_argument("--timeout", type=float, default=SNAPSHOT_TIMEOUT_S, help="seconds to wait for a picture")
+    s.add_argument("--timeout", type=float, help="seconds to wait for a picture (default 60)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(run=_snapshot)
 
-    r = sub.add_parser("recordings", help="list the recording segments of a farm provisioned with --record")
+    r = sub.add_parser("recordings")
     r.add_argument("camera", nargs="?", type=_index, help="only this camera")
     r.add_argument("--farm", default="default")
     r.add_argument("--json", action="store_true")
@@ -61,13 +58,18 @@ def _index(text: str) -> int:
 
 
 def _snapshot(args: argparse.Namespace) -> int:
+    # Imported here: `simfarm status` uses describe() and must not load OpenCV.
+    import cv2
+
+    from ..frames.snapshot import SNAPSHOT_TIMEOUT_S, grab
+
     out = Path(args.output)
     if out.suffix.lower() not in IMAGE_SUFFIXES:
         raise BadInput(f"-o {out}: write a {' or '.join(IMAGE_SUFFIXES)} file")
     if not out.parent.is_dir():
         raise BadInput(f"-o {out}: directory {out.parent} does not exist")
     source = Farm.attach(args.farm).camera(int(args.camera)).rtsp_url if args.camera.isdigit() else args.camera
-    image, code = grab(source, timeout=args.timeout)
+    image, code = grab(source, timeout=SNAPSHOT_TIMEOUT_S if args.timeout is None else args.timeout)
     if not cv2.imwrite(str(out), image):
         raise BadInput(f"cannot write image {out}")
     if args.json:

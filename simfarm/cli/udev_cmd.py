@@ -9,7 +9,7 @@ from ..devices import udev_rules
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("udev", help="install simfarm's udev rules")
+    p = sub.add_parser("udev")
     actions = p.add_subparsers(dest="action", required=True)
     i = actions.add_parser("install", help="stable /dev/v4l/by-id links and group video on the control device")
     i.add_argument("--runtime", action="store_true",

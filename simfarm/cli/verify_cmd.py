@@ -9,7 +9,7 @@ from ..verify import verify
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("verify", help="decode every frame's code and report drops, duplicates, order, fps, latency")
+    p = sub.add_parser("verify")
     p.add_argument("source", help="a video file, a /dev/video node or an rtsp:// URL")
     p.add_argument("--frames", type=int, help="frames to read (live sources default to 60; files: all)")
     p.add_argument("--json", action="store_true")

@@ -11,7 +11,7 @@ from ..vm import run_in_vm
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "vm", help="run a command in a VM with v4l2loopback and udev (e.g. simfarm vm -- pytest -m hil)",
+        "vm",
         description="Boot the distribution kernel in QEMU (virtme-ng) with this machine's filesystem, "
                     "load v4l2loopback, start udev, and run COMMAND in the current directory with this "
                     "environment. Exits with COMMAND's exit code.")

@@ -6,8 +6,6 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-from linuxpy.video import device as v4l2
-
 from ..errors import EnvironmentProblem, InUse
 from ..spec import PixelFormat, Size
 
@@ -63,6 +61,7 @@ class NodeBusy(InUse):
 
 def is_capture_device(path: str) -> bool:
     """Whether the node currently announces VIDEO_CAPTURE in its device caps."""
+    from linuxpy.video import device as v4l2  # here: node_path users (status, teardown) need no linuxpy
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         caps = v4l2.read_capabilities(fd)
@@ -73,6 +72,7 @@ def is_capture_device(path: str) -> bool:
 
 def open_output(number: int, fmt: PixelFormat, size: Size, fps: Fraction) -> int:
     """Open node N for writing frames of ``fmt``/``size`` at ``fps``; returns the fd."""
+    from linuxpy.video import device as v4l2
     path = node_path(number)
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:

@@ -16,24 +16,24 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Self
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Self
 
 from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
-from ..faults import FaultSpec
-from ..frames.code import FrameCode, decode
-from ..frames.snapshot import SNAPSHOT_TIMEOUT_S, grab
-from ..patterns import PatternLibrary
-from ..publishers.mediamtx.recordings import Segment, list_segments
 from ..spec import MAX_CAMERAS, CameraSpec
-from . import backends, control, publish_plan, readiness
-from .backends import camera_label
-from .publish_plan import PublishOptions, path_name, recordings_dir
+from . import control
 from .reclaim import reclaim, stale_farms
-from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
-from .supervisor import FAULT_LOG
+from .state import FAULT_LOG, FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
+
+# What only provisioning, snapshots, recordings and reading frames back need
+# (numpy, OpenCV, linuxpy, the MediaMTX client, the backends) is imported in
+# the functions that use it: status, fault and teardown load none of it.
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..frames.code import FrameCode
+    from ..publishers.mediamtx.recordings import Segment
+    from .publish_plan import PublishOptions
 
 LOG = "supervisor.log"
 # Supervisors this process started: reaped at teardown, so a long-lived
@@ -83,6 +83,8 @@ class Camera:
             with cam.inject("freeze", for_="1s"):
                 ...
         """
+        from ..faults.catalogue import FaultSpec  # here: status and teardown need no fault catalogue
+
         spec = FaultSpec.build(kind, params, for_)
         spec.info.require_backend(self.farm.backend, f"camera {self.index} of farm {self.farm.name}")
         info = self.farm.request({"op": "fault", "camera": self.index, "kind": spec.kind,
@@ -100,12 +102,18 @@ class Camera:
         """The same stream through the camera's TCP fault proxy (latency, bandwidth, reset, timeout)."""
         return self._published("proxy_url")
 
-    def snapshot(self, *, timeout: float = SNAPSHOT_TIMEOUT_S) -> tuple[np.ndarray, FrameCode | None]:
-        """One decoded frame from the camera's RTSP path: (BGR numpy image, the frame code it carries)."""
-        return grab(self.rtsp_url, timeout=timeout)
+    def snapshot(self, *, timeout: float | None = None) -> tuple[np.ndarray, FrameCode | None]:
+        """One decoded frame from the camera's RTSP path: (BGR numpy image, the frame code it carries).
+
+        ``timeout``: seconds to wait for a picture (default ``frames.snapshot.SNAPSHOT_TIMEOUT_S``).
+        """
+        from ..frames.snapshot import SNAPSHOT_TIMEOUT_S, grab
+        return grab(self.rtsp_url, timeout=SNAPSHOT_TIMEOUT_S if timeout is None else timeout)
 
     def recordings(self) -> list[Segment]:
         """This camera's recording segments, oldest first (see :meth:`Farm.recordings`)."""
+        from ..publishers.mediamtx.recordings import list_segments
+        from .publish_plan import path_name, recordings_dir
         return list_segments(recordings_dir(self.farm.state_dir), path_name(self.label))
 
     def _published(self, key: str) -> str:
@@ -178,6 +186,7 @@ class Farm:
         one delivers a frame; with ``publish``, once every camera's MediaMTX
         path is available too). All or nothing: on failure everything made so
         far is removed (vivid: unloaded) before the error is raised."""
+        from . import backends, publish_plan
         impl = backends.get(backend)
         specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec] * cameras
         _validate(name, specs, nodes, patterns_dirs)
@@ -283,6 +292,9 @@ class Farm:
         (False for the segment MediaMTX is still writing). They live in the
         farm's state directory, so teardown removes them: copy what you keep.
         """
+        from ..publishers.mediamtx.recordings import list_segments
+        from .publish_plan import recordings_dir
+
         if camera is not None:
             return self.camera(camera).recordings()
         return list_segments(recordings_dir(self.state_dir))
@@ -308,11 +320,15 @@ class Farm:
         Raises EnvironmentProblem naming the first camera that does not. On a
         publishing farm the publishers hold the nodes: check their streams instead.
         """
+        from . import readiness
+
         readiness.check_frames(self.cameras, coded=self.backend == "loopback", frames=frames)
 
 
 def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
               patterns_dirs: Sequence[str]) -> None:
+    from ..patterns.library import PatternLibrary
+
     check_farm_name(name)
     if not 1 <= len(specs) <= MAX_CAMERAS:
         raise BadInput(f"cameras must be 1..{MAX_CAMERAS}, not {len(specs)}")
@@ -427,4 +443,4 @@ def running_farms() -> list[str]:
     return farm_names()
 
 
-__all__ = ["Camera", "Farm", "Fault", "camera_label", "reclaim_stale", "running_farms", "teardown", "teardown_all"]
+__all__ = ["Camera", "Farm", "Fault", "reclaim_stale", "running_farms", "teardown", "teardown_all"]

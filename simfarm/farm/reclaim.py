@@ -6,7 +6,6 @@ import os
 import signal
 
 from ..errors import InUse
-from . import backends, publishing
 from .state import FarmRecord, farm_names
 
 
@@ -17,6 +16,10 @@ def reclaim(record: FarmRecord, *, timeout: float = 10.0) -> None:
     be ours (process start time, node label) first. Raises InUse (and keeps
     the record, so a later run can finish) while readers hold a node.
     """
+    # Imported here: the backends and the publisher bring in linuxpy and
+    # numpy, which commands that find nothing to reclaim never need.
+    from . import backends, publishing
+
     for proc in [record.supervisor, *record.processes]:
         if proc is not None and proc.alive():
             os.kill(proc.pid, signal.SIGKILL)

@@ -23,6 +23,8 @@ from ..procfs import stat_fields
 
 FARM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,15}$")
 RECORD = "farm.json"
+# The supervisor's log of faults starting and ending (JSON lines), beside the record.
+FAULT_LOG = "faults.jsonl"
 
 
 def state_root() -> Path:

@@ -60,9 +60,7 @@ from .live import LiveCamera
 from .publishing import Publisher
 from .reclaim import reclaim
 from .scenario_run import Router, run_scenario
-from .state import FarmRecord, ProcessId, global_lock
-
-FAULT_LOG = "faults.jsonl"
+from .state import FAULT_LOG, FarmRecord, ProcessId, global_lock
 
 
 class Supervisor:

@@ -157,9 +157,9 @@ def strip_height(width: int) -> int:
 class CodeStrip:
     """Renders codes for frames of one width; built once per camera.
 
-    ``render`` is two gathers over precomputed maps: one pixel row per row of
-    cells, then those rows repeated down the strip (row copies, which numpy
-    does with memcpy speed).
+    A code is drawn as one pixel line per row of cells (:meth:`cell_rows`, a
+    gather over a precomputed map), each then copied over the lines of its
+    row of cells (:meth:`spread`, three contiguous copies at memcpy speed).
     """
 
     def __init__(self, width: int, frame_height: int) -> None:
@@ -173,8 +173,12 @@ class CodeStrip:
         columns, rows = _edges(width, COLUMNS), _edges(width, ROWS)
         column_of_pixel = np.repeat(np.arange(COLUMNS), np.diff(columns))
         cell_of_pixel = np.arange(ROWS)[:, None] * COLUMNS + column_of_pixel[None, :]
-        self._row_sources = _CELL_SOURCE[cell_of_pixel]  # (ROWS, width): extended-word bit per pixel
-        self._row_of_line = np.repeat(np.arange(ROWS), np.diff(rows))  # (height,): cell row per line
+        # (ROWS, width): per pixel, its bit in _extended_bits (which starts with _EXTENDED_PAD zeros)
+        self._row_sources = _CELL_SOURCE[cell_of_pixel] + _EXTENDED_PAD
+        # The strip lines [first, end) of each row of cells, and the pixel edges of its columns.
+        self.row_spans = list(zip(rows[:-1].tolist(), rows[1:].tolist(), strict=True))
+        self.column_edges: list[int] = columns.tolist()
+        self._lines = np.empty((ROWS, width), np.uint8)  # stamp's scratch: no allocation per frame
 
     def render(self, code: FrameCode) -> np.ndarray:
         """The strip for ``code``: a new (height, width) uint8 luma array.
@@ -183,7 +187,7 @@ class CodeStrip:
         sized buffer is allocated (and paged in) each time.
         """
         out = np.empty((self.height, self.width), np.uint8)
-        self._render_into(out, code)
+        self.stamp(out, code)
         return out
 
     def stamp(self, luma: np.ndarray, code: FrameCode) -> None:
@@ -191,18 +195,46 @@ class CodeStrip:
         if luma.ndim != 2 or luma.shape[1] != self.width or luma.shape[0] < self.height:
             raise BadInput(f"cannot stamp a {self.width}-wide code strip into a luma plane "
                            f"of shape {luma.shape}")
-        self._render_into(luma[: self.height], code)
+        self.cell_rows(code, self._lines)
+        self.spread(self._lines, luma)
 
-    def _render_into(self, out: np.ndarray, code: FrameCode) -> None:
-        levels = _LEVELS[_extended_bits(code)]
-        lines = levels[self._row_sources]
-        np.take(lines, self._row_of_line, axis=0, out=out)
+    def cell_rows(self, code: FrameCode, out: np.ndarray) -> None:
+        """Write the luma of ``code``'s strip, one line per row of cells, into ``out`` (ROWS, width; may be strided)."""
+        out[...] = _LEVELS[_extended_bits(code)][self._row_sources]
+
+    def spread(self, lines: np.ndarray, out: np.ndarray) -> None:
+        """Copy each of ``lines`` (one per row of cells) over that row's lines of the strip in ``out``.
+
+        ``lines`` and ``out`` may hold any per-pixel layout (luma, or raw
+        rows of a packed format): only whole lines are copied.
+        """
+        for line, (first, end) in zip(lines, self.row_spans, strict=True):
+            out[first:end] = line
+
+
+# The extended word: the word's bits followed by the reference bits 0 and 1,
+# packed into whole bytes after this many leading zero bits.
+_EXTENDED_BYTES = (_WORD_BITS + 2 + 7) // 8
+_EXTENDED_PAD = 8 * _EXTENDED_BYTES - _WORD_BITS - 2
 
 
 def _extended_bits(code: FrameCode) -> np.ndarray:
-    word = (code.payload << CHECK_BITS) | code.check
-    bits = np.unpackbits(np.frombuffer(word.to_bytes(_WORD_BYTES, "big"), np.uint8))
-    return np.concatenate((bits[_PAD_BITS:], (0, 1)))
+    """The bits of the extended word, after ``_EXTENDED_PAD`` zeros: one int, one unpack."""
+    extended = (((code.payload << CHECK_BITS) | code.check) << 2) | 0b01
+    return np.unpackbits(np.frombuffer(extended.to_bytes(_EXTENDED_BYTES, "big"), np.uint8))
+
+
+# In row-major order the cells are row 0's two references, the word's bits in
+# order, then the last row's two references (asserted here), so a code's cells
+# are one formatted string.
+assert _DATA_CELLS == _CELLS[2:-2]
+_FIRST_REFERENCES = "".join(str(_REFERENCES[cell]) for cell in _CELLS[:2])
+_LAST_REFERENCES = "".join(str(_REFERENCES[cell]) for cell in _CELLS[-2:])
+
+
+def cell_string(code: FrameCode) -> str:
+    """``code``'s cells as "0"/"1" characters, row-major: cell (row r, column c) is character ``r * COLUMNS + c``."""
+    return f"{_FIRST_REFERENCES}{(code.payload << CHECK_BITS) | code.check:0{_WORD_BITS}b}{_LAST_REFERENCES}"
 
 
 @lru_cache(maxsize=16)

@@ -7,13 +7,73 @@ CPU cost far below an encoder's.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..spec import PixelFormat, Size
 from . import pixfmt
-from .code import CodeStrip, FrameCode
+from .code import BLACK, COLUMNS, WHITE, CodeStrip, FrameCode, cell_string
+
+# Cells per prepared piece of a strip line (see _RawStrip): 16 variants each, 8 lookups a line.
+_PIECE = 4
+assert COLUMNS % _PIECE == 0
+
+
+class _RawStrip:
+    """A ring frame's strip, stamped by joining prepared bytes: no numpy call per frame.
+
+    Built after the frame's first full stamp has made the chroma under the
+    strip neutral. For every run of ``_PIECE`` cells of a line, the raw bytes
+    of that run in each of its 2**_PIECE black/white combinations are kept,
+    so a code's line of a row of cells is a join of ``COLUMNS / _PIECE``
+    lookups by the row's "0"/"1" characters (code.cell_string), copied into
+    the frame and down the row. Per frame that is a few dozen Python steps
+    and a few copies, which matters more than it seems: the producer wakes
+    every frame with cold caches, where each numpy call costs many times its
+    warm price. Only formats whose strip rows are contiguous in the buffer,
+    with their luma samples inside, get one (YUYV, UYVY, NV12, YU12).
+    """
+
+    def __init__(self, frame: np.ndarray, luma: np.ndarray, strip: CodeStrip) -> None:
+        row_bytes, step = luma.strides
+        offset = luma.ctypes.data - frame.ctypes.data
+        self.frame = frame  # held, so the id it is cached under stays this frame's
+        self._view = memoryview(frame)
+        # Per row of cells: where its characters start in cell_string(), and its bytes in the frame.
+        self._rows = [(r * COLUMNS, first * row_bytes, end * row_bytes)
+                      for r, (first, end) in enumerate(strip.row_spans)]
+        self._line_bytes = row_bytes
+        levels = []  # the first strip line drawn all black, and all white
+        for level in (BLACK, WHITE):
+            line = frame[:row_bytes].copy()
+            line[offset::step] = level
+            levels.append(line)
+        edges = [edge * (row_bytes // strip.width) for edge in strip.column_edges]
+        self._pieces = [(c, c + _PIECE, {"".join(map(str, bits)): b"".join(
+            levels[bit][edges[c + i]:edges[c + i + 1]].tobytes() for i, bit in enumerate(bits))
+            for bits in itertools.product((0, 1), repeat=_PIECE)}) for c in range(0, COLUMNS, _PIECE)]
+
+    @staticmethod
+    def fits(frame: np.ndarray, luma: np.ndarray, width: int) -> bool:
+        row_bytes, step = luma.strides
+        return (frame.ndim == 1 and frame.flags.c_contiguous and row_bytes % width == 0
+                and 0 <= luma.ctypes.data - frame.ctypes.data < step == row_bytes // width)
+
+    def stamp(self, code: FrameCode) -> None:
+        cells, view, line_bytes = cell_string(code), self._view, self._line_bytes
+        for row, start, end in self._rows:
+            bits = cells[row:row + COLUMNS]
+            view[start:start + line_bytes] = b"".join([piece[bits[a:b]] for a, b, piece in self._pieces])
+            # Down the row by doubling copies inside the frame: no strip-sized bytes allocated
+            # (and paged in) per frame.
+            done = line_bytes
+            while done < end - start:
+                size = min(done, end - start - done)
+                view[start + done:start + done + size] = view[start:start + size]
+                done += size
+
 
 # MJPEG frames are composed as BGR and compressed per frame, since the code
 # changes every frame and JPEG data cannot be patched in place.
@@ -36,29 +96,29 @@ class Stamper:
         self.strip = CodeStrip(size.width, size.height)
         self._overlays = list(overlays)
         self._jpeg_quality = jpeg_quality
-        # Luma views of frames that keep their content between stamps (a
-        # ring), keyed by id; the entry holds the frame, so the id stays its own.
-        self._views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # The strips of frames that keep their content between stamps (a ring), keyed by id.
+        self._strips: dict[int, _RawStrip] = {}
 
     def stamp(self, frame: np.ndarray, code: FrameCode, *, frame_index: int,
               wall_time: float, reused: bool = False) -> np.ndarray:
         """Write code and overlays into ``frame`` (in place) and return what to send.
 
-        ``reused`` says ``frame`` is a ring buffer stamped before: its chroma
-        under the strip is already neutral, so only the luma cells are
-        rewritten, the cheapest possible per-frame work.
+        ``reused`` says ``frame`` is a ring buffer stamped before: its strip
+        is rewritten from prepared bytes (see _RawStrip), the cheapest
+        possible per-frame work.
         """
         for overlay in self._overlays:
             y, x, patch = overlay.patch(frame_index, wall_time)
             pixfmt.write_rgb_patch(frame, self.raw_format, self.size, y, x, patch)
-        cached = self._views.get(id(frame)) if reused else None
-        if cached is not None:
-            self.strip.stamp(cached[1], code)
+        raw = self._strips.get(id(frame)) if reused else None
+        if raw is not None:
+            raw.stamp(code)
         else:
             pixfmt.write_luma_strip(frame, self.raw_format, self.size, self.strip.render(code))
-            view = pixfmt.luma_view(frame, self.raw_format, self.size) if reused else None
-            if view is not None and self.raw_format is not PixelFormat.GREY:
-                self._views[id(frame)] = (frame, view)
+            luma = pixfmt.luma_view(frame, self.raw_format, self.size) if reused else None
+            if (luma is not None and self.raw_format is not PixelFormat.GREY
+                    and _RawStrip.fits(frame, luma, self.size.width)):
+                self._strips[id(frame)] = _RawStrip(frame, luma, self.strip)
         if self.fmt is PixelFormat.MJPEG:
             # The working frame is already BGR, what the encoder takes: no conversion.
             bgr = frame.reshape(self.size.height, self.size.width, 3)

@@ -10,10 +10,23 @@ See ``library`` for the file format and ``generators`` for the bases.
 
 from __future__ import annotations
 
-from .core import Generator
-from .generators import GENERATORS
-from .library import DEFAULT_MAX_SECONDS, PatternDef, PatternLibrary, RenderedPattern, load_pattern
-from .overlays import OVERLAYS, ClockOverlay, DynamicOverlay
+from typing import TYPE_CHECKING
+
+from .. import lazyimport
+
+if TYPE_CHECKING:
+    from .core import Generator
+    from .generators import GENERATORS
+    from .library import DEFAULT_MAX_SECONDS, PatternDef, PatternLibrary, RenderedPattern, load_pattern
+    from .overlays import OVERLAYS, ClockOverlay, DynamicOverlay
+
+# Imported on first use: fault parameters (params.py) are checked without numpy.
+__getattr__ = lazyimport.exports(__name__, {
+    ".core": ["Generator"],
+    ".generators": ["GENERATORS"],
+    ".library": ["DEFAULT_MAX_SECONDS", "PatternDef", "PatternLibrary", "RenderedPattern", "load_pattern"],
+    ".overlays": ["OVERLAYS", "ClockOverlay", "DynamicOverlay"],
+})
 
 __all__ = ["DEFAULT_MAX_SECONDS", "GENERATORS", "OVERLAYS", "ClockOverlay", "DynamicOverlay",
            "Generator", "PatternDef", "PatternLibrary", "RenderedPattern", "load_pattern"]

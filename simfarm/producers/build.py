@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 
 from ..faults import FaultSet
 from ..frames.stamp import Stamper, working_format
@@ -10,7 +12,12 @@ from ..patterns import PatternLibrary
 from ..spec import CameraSpec
 from .producer import Producer
 from .sinks import Sink
-from .sources import FfmpegSource, FrameSource, RingSource
+from .sources import Cycle, FfmpegSource, FrameSource, RingSource
+
+# The cycles cameras of this process show, by (pattern id, size, fps, raw format):
+# cameras alike share one, and it is freed with the last of them.
+_CYCLES: weakref.WeakValueDictionary[tuple, Cycle] = weakref.WeakValueDictionary()
+_CYCLES_LOCK = threading.Lock()
 
 
 def build_source(spec: CameraSpec, library: PatternLibrary) -> tuple[FrameSource, list]:
@@ -20,8 +27,21 @@ def build_source(spec: CameraSpec, library: PatternLibrary) -> tuple[FrameSource
         if os.path.exists(spec.source):
             return FfmpegSource.file(spec.source, raw, spec.size), []
         return FfmpegSource.lavfi(_lavfi_graph(spec), raw, spec.size), []
-    rendered = library.get(spec.pattern).render(spec.size, spec.fps)
-    return RingSource(rendered.frames, raw, spec.size), list(rendered.dynamic_overlays)
+    cycle = shared_cycle(spec, library)
+    return RingSource(cycle, raw, spec.size), list(cycle.overlays)
+
+
+def shared_cycle(spec: CameraSpec, library: PatternLibrary) -> Cycle:
+    """The cycle of ``spec``'s pattern, rendered now unless a camera of this process shows it already."""
+    pattern = library.get(spec.pattern)
+    raw = working_format(spec.format)
+    key = (id(pattern), spec.size, spec.fps, raw)
+    with _CYCLES_LOCK:  # held while rendering: cameras provisioned together render a pattern once
+        cycle = _CYCLES.get(key)
+        if cycle is None:
+            cycle = Cycle.render(pattern.render(spec.size, spec.fps), raw, spec.size, pattern)
+            _CYCLES[key] = cycle
+    return cycle
 
 
 def _lavfi_graph(spec: CameraSpec) -> str:

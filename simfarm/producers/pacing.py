@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
+from typing import NamedTuple
 
 # A frame this far past its deadline counts as late; smaller delays are
 # ordinary scheduler noise.
@@ -23,9 +23,8 @@ LATE_FRACTION = 0.25
 STOP_LATENCY = 0.05
 
 
-@dataclass(frozen=True)
-class Slot:
-    """One frame opportunity handed out by the pacer."""
+class Slot(NamedTuple):
+    """One frame opportunity handed out by the pacer (a tuple: the cheapest object to make per frame)."""
 
     index: int  # slot number since start (skipped slots included)
     deadline: float  # monotonic seconds
@@ -61,14 +60,13 @@ class Pacer:
         if self._start is None:
             self._start = self._clock()
         deadline = self._start + self._next * self.period
-        while (delay := deadline - self._clock()) > 0 and not self._stop.is_set():
+        # The clock is read once per pass: the reading that ends the wait is the slot's "now".
+        while (delay := deadline - (now := self._clock())) > 0 and not self._stop.is_set():
             self._sleep(min(delay, STOP_LATENCY))
         if self._stop.is_set():
             return None
-        now = self._clock()
         behind = int((now - deadline) / self.period)
         index = self._next + behind
         deadline = self._start + index * self.period
         self._next = index + 1
-        return Slot(index=index, deadline=deadline,
-                    late=now - deadline > LATE_FRACTION * self.period, skipped=behind)
+        return Slot(index, deadline, now - deadline > LATE_FRACTION * self.period, behind)

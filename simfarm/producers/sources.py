@@ -7,6 +7,7 @@ into it and writes it out before asking for the next one.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -14,6 +15,9 @@ import numpy as np
 from .. import binaries
 from ..errors import BadInput, EnvironmentProblem
 from ..frames import pixfmt
+from ..frames.code import BLACK, strip_height
+from ..patterns.library import PatternDef, RenderedPattern
+from ..patterns.overlays import DynamicOverlay
 from ..spec import PixelFormat, Size
 
 
@@ -28,26 +32,61 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True, eq=False)
+class Cycle:
+    """One pre-rendered cycle of a pattern in a raw format: read-only, so cameras can share it.
+
+    Converted once from the RGB render; the code strip's rows are drawn
+    black with neutral chroma, so a camera's copy of a frame needs only its
+    code's luma stamped into them (see frames.stamp).
+    """
+
+    frames: tuple[np.ndarray, ...]
+    overlays: tuple[DynamicOverlay, ...]
+    pattern: PatternDef  # what it was rendered from: held, so a cache keyed by its id stays right
+
+    @classmethod
+    def render(cls, rendered: RenderedPattern, raw_format: PixelFormat, size: Size, pattern: PatternDef) -> Cycle:
+        if not rendered.frames:
+            raise BadInput("a pattern rendered no frames")
+        blank = np.full((strip_height(size.width), size.width), BLACK, np.uint8)
+        frames = []
+        for rgb in rendered.frames:
+            raw = pixfmt.from_rgb(rgb, raw_format)
+            pixfmt.write_luma_strip(raw, raw_format, size, blank)
+            raw.flags.writeable = False
+            frames.append(raw)
+        return cls(tuple(frames), tuple(rendered.dynamic_overlays), pattern)
+
+
 class RingSource:
-    """One pre-rendered cycle of a pattern, converted once, replayed forever."""
+    """A cycle replayed forever, each frame handed out in this camera's own buffer.
+
+    The producer stamps its camera's code into the buffer it gets, so the
+    shared cycle is never written: a one-frame cycle is copied into the
+    buffer once, a longer one frame by frame.
+    """
 
     reuses_buffers = True
 
-    def __init__(self, rgb_frames: list[np.ndarray], raw_format: PixelFormat, size: Size) -> None:
-        if not rgb_frames:
-            raise BadInput("a pattern rendered no frames")
+    def __init__(self, cycle: Cycle, raw_format: PixelFormat, size: Size) -> None:
         self.size = size
         self.raw_format = raw_format
-        self._ring = [pixfmt.from_rgb(f, raw_format) for f in rgb_frames]
+        self.cycle = cycle
+        self._buffer = cycle.frames[0].copy()
+        self._shown = 0  # the cycle frame the buffer holds
 
     def __len__(self) -> int:
-        return len(self._ring)
+        return len(self.cycle.frames)
 
     def frame(self, index: int) -> np.ndarray:
-        return self._ring[index % len(self._ring)]
+        if (shown := index % len(self.cycle.frames)) != self._shown:
+            np.copyto(self._buffer, self.cycle.frames[shown])
+            self._shown = shown
+        return self._buffer
 
     def close(self) -> None:
-        self._ring.clear()
+        pass  # the cycle is shared; it goes when the last camera showing it does
 
 
 class FfmpegSource:
