@@ -21,7 +21,7 @@ from ..publishers.mediamtx.server import require_binary
 WORKDIR = "mediamtx"  # in the farm's state directory: config, logs, recordings
 # What starting MediaMTX and waiting for every path may add to a supervisor's start (seconds, under emulation):
 # the server's readiness, then FFmpeg opening each node and sending its first keyframe.
-START_S = 60.0
+START_S = 120.0
 
 
 @dataclass(frozen=True)

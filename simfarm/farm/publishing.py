@@ -55,7 +55,7 @@ from .state import FarmRecord, ProcessId
 
 WATCH_S = 1.0
 STALL_S = 15.0  # longer than MediaMTX's fixed 5 s restart pause plus FFmpeg's start
-READY_TIMEOUT_S = 30.0  # FFmpeg opening a node and sending its first keyframe, under emulation too
+READY_TIMEOUT_S = 90.0  # FFmpeg (libraries paged in over 9p in the VM) opening a node, sending a keyframe
 STEP_OFF_TIMEOUT_S = 15.0  # MediaMTX stops a hook with SIGINT; FFmpeg finishes its output first
 
 
