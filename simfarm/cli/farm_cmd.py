@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..farm import backends, config
+from .. import backends
+from ..farm import config
 from ..farm.farm import Farm, running_farms, teardown, teardown_all
 from ..spec import BACKENDS, CameraSpec, parse_node_numbers
 from . import fault_cmd, publish_cmd, table

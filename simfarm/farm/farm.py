@@ -20,6 +20,7 @@ from typing import Any, Self
 
 import numpy as np
 
+from .. import backends
 from ..devices import capture, nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
 from ..faults import FaultSpec
@@ -28,8 +29,7 @@ from ..frames.snapshot import grab
 from ..patterns import PatternLibrary
 from ..publishers.mediamtx.recordings import Segment, list_segments
 from ..spec import MAX_CAMERAS, CameraSpec
-from . import backends, control
-from .backends import camera_label
+from . import control
 from .publish_plan import PublishOptions, path_name, recordings_dir
 from .reclaim import reclaim, stale_farms
 from .state import FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
@@ -407,4 +407,4 @@ def running_farms() -> list[str]:
     return farm_names()
 
 
-__all__ = ["Camera", "Farm", "Fault", "camera_label", "reclaim_stale", "running_farms", "teardown", "teardown_all"]
+__all__ = ["Camera", "Farm", "Fault", "reclaim_stale", "running_farms", "teardown", "teardown_all"]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import signal
 
+from .. import backends
 from ..errors import InUse
-from . import backends, publishing
+from . import publishing
 from .state import FarmRecord, farm_names
 
 
