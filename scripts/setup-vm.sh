@@ -26,7 +26,7 @@ case "$ID" in
     *) die "unsupported distribution '$ID' (Debian or Ubuntu needed)" ;;
 esac
 packages=(qemu-system-x86 "linux-image-$flavour" "linux-headers-$flavour" dkms udev
-          v4l-utils ffmpeg kmod busybox-static python3-venv e2fsprogs python3)
+          v4l-utils ffmpeg kmod busybox-static python3-venv e2fsprogs python3 usbip)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 candidate() { apt-cache policy "$1" | awk '/Candidate:/ {print $2}'; }

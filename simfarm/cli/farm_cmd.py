@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _provision(args: argparse.Namespace) -> int:
     # Imported here: the backends bring in linuxpy and numpy, which status and teardown do without.
-    from ..farm import backends, config
+    from .. import backends
+    from ..farm import config
 
     overrides = {k: getattr(args, k) for k in ("size", "fps", "format", "pattern", "producer", "source")
                  if getattr(args, k) is not None}

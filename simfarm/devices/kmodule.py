@@ -1,5 +1,5 @@
 """Loading and unloading kernel modules, for backends whose devices exist only
-from module parameters (v4l2loopback 0.12.x).
+from module parameters (v4l2loopback 0.12.x, vivid) or need stock modules (uvc).
 
 A module is unloaded only by the farm that loaded it (see the farm record),
 and only once nothing holds it: ``modprobe -r`` of a module in use fails, and
@@ -39,6 +39,18 @@ def load(name: str, params: Mapping[str, str]) -> None:
         reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
         raise EnvironmentProblem(f"cannot load {name}: {reason}",
                                  "run as root on a kernel with module support (or inside `simfarm vm`)")
+
+
+def ensure(name: str, params: Mapping[str, str] | None = None) -> None:
+    """Load ``name`` unless it is loaded already (by anyone): for stock modules that keep no
+    state of ours, which a farm uses but never unloads."""
+    if loaded(name):
+        return
+    try:
+        load(name, params or {})
+    except EnvironmentProblem:
+        if not loaded(name):  # not someone loading it at the same moment: really missing
+            raise
 
 
 def unload(name: str, *, timeout: float, holders: Callable[[], list[int]]) -> None:

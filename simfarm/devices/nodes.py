@@ -34,6 +34,18 @@ def numbers_with_label(label: str) -> list[int]:
     return sorted(found)
 
 
+def usb_capture_node(busid: str) -> str | None:
+    """The capture node of the USB webcam at ``busid``: the one uvcvideo gives index 0 (its
+    metadata node, index 1, has no VIDEO_CAPTURE)."""
+    for entry in sorted(Path("/sys/bus/usb/devices").glob(f"{busid}:*/video4linux/video*")):
+        try:
+            if (entry / "index").read_text().strip() == "0":
+                return f"/dev/{entry.name}"
+        except OSError:  # unplugged meanwhile
+            continue
+    return None
+
+
 def holders(*paths: str) -> list[int]:
     """Pids of processes holding any of ``paths`` open (those we can see); one pass over /proc."""
     targets = {os.path.realpath(path) for path in paths}

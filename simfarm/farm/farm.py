@@ -186,7 +186,8 @@ class Farm:
         one delivers a frame; with ``publish``, once every camera's MediaMTX
         path is available too). All or nothing: on failure everything made so
         far is removed (vivid: unloaded) before the error is raised."""
-        from . import backends, publish_plan
+        from .. import backends
+        from . import publish_plan
         impl = backends.get(backend)
         specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec] * cameras
         _validate(name, specs, nodes, patterns_dirs)

@@ -18,7 +18,8 @@ def reclaim(record: FarmRecord, *, timeout: float = 10.0) -> None:
     """
     # Imported here: the backends and the publisher bring in linuxpy and
     # numpy, which commands that find nothing to reclaim never need.
-    from . import backends, publishing
+    from .. import backends
+    from . import publishing
 
     for proc in [record.supervisor, *record.processes]:
         if proc is not None and proc.alive():

@@ -1,7 +1,7 @@
 """The farm supervisor: the background process that owns a farm's cameras.
 
 Started by `provision` (CLI or API) with the farm's record already on disk.
-It has the farm's backend (backends.py) make the cameras and feeds them,
+It has the farm's backend (simfarm.backends) make the cameras and feeds them,
 answers on the control socket, and on stop (request, SIGTERM, SIGINT) or any
 failure while starting, removes everything it made. Readiness goes back to the provisioner through an
 inherited pipe; if the provisioner has gone, starting is abandoned.
@@ -52,9 +52,10 @@ import threading
 import time
 from typing import cast
 
+from .. import backends
 from ..errors import BadInput, SimfarmError
 from ..faults import FaultHandle, FaultLog, FaultSpec, Role
-from . import backends, readiness
+from . import readiness
 from .control import SOCKET, ControlServer
 from .live import LiveCamera
 from .publishing import Publisher

@@ -1,5 +1,5 @@
 """Runs INSIDE the VM, before the user's command: loads the media modules,
-makes sure udev processes real uevents, then execs the command.
+makes sure udev processes real uevents, mounts configfs, then execs the command.
 
     python -I guest.py LAUNCH_FILE
 
@@ -28,6 +28,7 @@ UDEVD_PATHS = ("/usr/lib/systemd/systemd-udevd", "/lib/systemd/systemd-udevd")
 # makes its own through the control device.
 MODULES = (("videodev",), ("v4l2loopback", "devices=0"))
 GUEST_BIN = "/tmp/simfarm-vm-bin"  # /tmp is the guest's own memory (tmpfs under an overlay)
+CONFIGFS = "/sys/kernel/config"
 
 
 class SetupError(Exception):
@@ -56,6 +57,14 @@ def load_modules() -> None:
     for module in MODULES:
         _run("modprobe", *module)
     _run("udevadm", "settle", "--timeout=60")
+
+
+def mount_configfs() -> None:
+    """Mount configfs where systemd would (sys-kernel-config.mount): USB gadgets are made there,
+    and virtme-ng's init does not mount it."""
+    _run("modprobe", "configfs")  # its mount point appears with it
+    if not os.path.ismount(CONFIGFS):
+        _run("mount", "-t", "configfs", "none", CONFIGFS)
 
 
 def mount_python_image(spec: dict[str, str]) -> None:
@@ -110,6 +119,7 @@ def main(argv: list[str]) -> int:
     try:
         ensure_udevd()
         load_modules()
+        mount_configfs()
         if "python_image" in launch:
             mount_python_image(launch["python_image"])
         if "mediamtx" in launch:

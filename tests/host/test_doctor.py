@@ -14,7 +14,7 @@ from simfarm.cli import main
 from simfarm.vm import accel, kernel
 
 NAMES = {"host.modules", "host.v4l2loopback", "host.control_device", "vm.qemu", "vm.vng", "vm.kernel",
-         "vm.accel", "ffmpeg", "mediamtx", "vivid"}
+         "vm.accel", "ffmpeg", "mediamtx", "vivid", "usb-webcams"}
 
 
 def fake_mediamtx(tmp_path: Path, output: str) -> Path:

@@ -9,7 +9,8 @@ import pytest
 
 from simfarm.cli import main
 from simfarm.errors import BadInput
-from simfarm.farm import backends, config
+from simfarm import backends
+from simfarm.farm import config
 from simfarm.farm.state import farm_names
 from simfarm.spec import PixelFormat, Size
 

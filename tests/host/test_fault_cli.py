@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from simfarm.cli import main
+from simfarm.devices import loopback
 from simfarm.errors import BadInput
-from simfarm.farm import backends, live, supervisor
+from simfarm.farm import live, supervisor
 from simfarm.farm.scenario_run import comparable
 from simfarm.farm.state import FarmRecord
 from simfarm.faults import read_log
@@ -63,8 +64,8 @@ class PipeNodes:
         self.frames: dict[int, list[np.ndarray]] = {}
         self._threads: list[threading.Thread] = []
         # The loopback module the backend and device faults both call.
-        monkeypatch.setattr(backends.loopback, "choose_mode", lambda: backends.loopback.Mode.CONTROL)
-        monkeypatch.setattr(backends.loopback, "create", lambda label, number=-1: 200 + int(label[-1]))
+        monkeypatch.setattr(loopback, "choose_mode", lambda: loopback.Mode.CONTROL)
+        monkeypatch.setattr(loopback, "create", lambda label, number=-1: 200 + int(label[-1]))
         monkeypatch.setattr(live.nodes, "open_output", self.open_output)
 
     def open_output(self, number: int, fmt: PixelFormat, size: Size, fps: object) -> int:

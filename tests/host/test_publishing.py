@@ -355,15 +355,16 @@ def round_trip(url: str) -> float:
 def test_a_toxic_on_one_camera_reaches_its_proxied_url_is_logged_and_cleared(proxied) -> None:
     publisher, cam, log_path = proxied
     url = publisher.proxy_url(cam)
-    assert url.endswith("/simfarm-lab-0") and round_trip(url) < 0.2
-    reply = publisher.inject(cam, FaultSpec.parse("latency 300"))
+    # Wide margins: the delay is a lower bound, but a loaded machine may stall a round trip a while.
+    assert url.endswith("/simfarm-lab-0") and round_trip(url) < 0.5
+    reply = publisher.inject(cam, FaultSpec.parse("latency 1000"))
     assert publisher.camera_status(cam)["toxics"] == ["latency"]
-    assert round_trip(url) >= 0.3
+    assert round_trip(url) >= 1.0
     assert [h.id for h in cam.active_faults()] == [reply["fault"]]
     with pytest.raises(BadInput, match="already has latency"):
         publisher.inject(cam, FaultSpec.parse("latency 50"))
     cam.stream_faults[reply["fault"]].clear()
-    assert round_trip(url) < 0.2 and cam.active_faults() == []
+    assert round_trip(url) < 0.5 and cam.active_faults() == []
     assert [(line["event"], line["kind"], line.get("reason")) for line in read_log(log_path)] == [
         ("start", "latency", None), ("end", "latency", "cleared")]
 

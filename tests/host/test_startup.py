@@ -21,7 +21,7 @@ from simfarm.cli.commands import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 # What only provisioning, frame reading, rendering or publishing need.
-HEAVY = ("numpy", "cv2", "linuxpy", "yaml", "simfarm.farm.supervisor", "simfarm.farm.backends",
+HEAVY = ("numpy", "cv2", "linuxpy", "yaml", "simfarm.farm.supervisor", "simfarm.backends",
          "simfarm.producers", "simfarm.patterns.library", "simfarm.publishers.mediamtx.api")
 
 

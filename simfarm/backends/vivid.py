@@ -1,4 +1,4 @@
-"""The vivid backend of a farm: cameras that are instances of the kernel's vivid test driver.
+"""The vivid backend: cameras that are instances of the kernel's vivid test driver.
 
 vivid draws its own frames (its test pattern generator), so a vivid camera
 has no producer and no frame codes; its spec is the format its capture node
@@ -18,17 +18,14 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 from ..devices import nodes, vivid
 from ..errors import BadInput, EnvironmentProblem
 from ..faults import FaultHandle, FaultListener, FaultSpec, Mark
+from ..farm.device_faults import DeviceFaults
+from ..farm.state import FarmRecord, NodeRecord, farm_names, global_lock
 from ..spec import CameraSpec, Size
-from .device_faults import DeviceFaults
-from .state import FarmRecord, NodeRecord, farm_names, global_lock
-
-if TYPE_CHECKING:
-    from .backends import SupervisedCamera
+from .base import SupervisedCamera
 
 # Settings that stay in force until the fault ends (then back to 0): kind -> control, value from params.
 _SETTINGS: dict[str, tuple[vivid.Control, Callable[[dict], int]]] = {

@@ -1,0 +1,62 @@
+"""The one interface every backend implements, and what the supervisor asks of a camera.
+
+Provisioning, the supervisor, teardown and crash recovery ask the backend
+named in the farm's record; nothing else in the farm knows which one runs.
+A backend checks a request before anything is made, makes the cameras,
+carries out its device-level faults, and removes exactly what the record
+names (everything is recorded before it is made).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..faults import FaultHandle, FaultListener, Mark
+from ..farm.device_faults import DeviceFaults
+from ..farm.state import FarmRecord, NodeRecord
+from ..spec import CameraSpec
+
+
+class SupervisedCamera(Protocol):
+    """A camera as the supervisor runs it, whichever backend made it."""
+
+    index: int
+    spec: CameraSpec
+    node: NodeRecord
+    device_faults: dict[str, FaultHandle]
+
+    @property
+    def device(self) -> str | None: ...
+
+    def mark(self) -> Mark: ...
+
+    def active_faults(self) -> list[FaultHandle]: ...
+
+    def stop_stream(self, *, final: bool = False) -> None: ...
+
+    def status(self) -> dict: ...
+
+
+class Backend(Protocol):
+    name: str
+    # What a camera is when the request does not say (vivid does not offer loopback's 640x480@30).
+    default_spec: CameraSpec
+
+    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
+        """Refuse, before anything is made, what this backend cannot provide here."""
+
+    def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
+        """The farm's cameras, not yet made."""
+
+    def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
+        """Make every camera's nodes and start them; the caller undoes it all on failure."""
+
+    def device_faults(self, record: FarmRecord, listener: FaultListener) -> DeviceFaults:
+        """Carries out this backend's device-level faults (saving ``record`` as nodes change)."""
+
+    def release(self, record: FarmRecord, timeout: float) -> None:
+        """Remove every node (and module) ``record`` names that is still ours, dropping each from it.
+
+        Raises InUse, the rest done, while readers hold something open.
+        """

@@ -1,0 +1,78 @@
+"""Webcam profiles: the shipped ones load, and each mistake in a user's file is one BadInput naming
+its file and line."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from simfarm.backends import uvc_profiles
+from simfarm.errors import BadInput
+from simfarm.spec import PixelFormat, Size
+
+GOOD = """\
+vendor_id: 0x1d6b
+product_id: 0x0102
+manufacturer: Acme
+product: Cam
+formats:
+  - format: MJPEG
+    sizes:
+      640x480: [30, 15]
+controls:
+  brightness: {min: -64, max: 64, step: 1, default: 0}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "mine.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_shipped_profiles_load_with_linux_foundation_ids_and_the_cameras_serial():
+    names = set(uvc_profiles.available())
+    assert {"generic-720p", "mjpeg-1080p", "lowres"} <= names
+    for name in names:
+        profile = uvc_profiles.load(name, "cam-7")
+        assert (profile.vendor_id, profile.product_id, profile.serial) == (0x1D6B, 0x0102, "cam-7")
+        assert {fmt.format for fmt in profile.formats} == {PixelFormat.YUYV, PixelFormat.MJPEG}
+    assert uvc_profiles.load("mjpeg-1080p", "s").formats[0].format is PixelFormat.MJPEG
+
+
+def test_a_users_directory_adds_profiles_and_a_file_path_works_too(tmp_path: Path):
+    path = write(tmp_path, GOOD)
+    profile = uvc_profiles.load("mine", "s", [tmp_path])
+    assert profile == uvc_profiles.load(str(path), "s")
+    assert profile.formats[0].sizes[0].size == Size(640, 480)
+    assert profile.formats[0].sizes[0].rates == (Fraction(30), Fraction(15))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (("product: Cam", "product: Cam\ncolour: red"), "mine.yaml:5: unknown profile key 'colour'"),
+    (("vendor_id: 0x1d6b", "vendor_id: acme"), "mine.yaml:1: vendor_id must be a hex number"),
+    (("vendor_id: 0x1d6b", "vendor_id: 0x10000"), "mine.yaml:1: vendor_id must fit 16 bits"),
+    (("format: MJPEG", "format: NV12"), "mine.yaml:6: format NV12 is not one a USB webcam gadget streams"),
+    (("640x480: [30, 15]", "640x480: []"), "mine.yaml:8: 640x480: give a non-empty list of frame rates"),
+    (("640x480", "640by480"), "mine.yaml:8:"),
+    (("brightness:", "hue:"), "mine.yaml:10: control 'hue' is not one the stock UVC gadget advertises"),
+    (("default: 0", "default: 99"), "mine.yaml:10: brightness: need min <= default <= max"),
+    (("manufacturer: Acme\n", ""), "mine.yaml:1: missing 'manufacturer'"),
+])
+def test_each_mistake_is_one_line_naming_file_and_line(tmp_path: Path, change: tuple[str, str], message: str):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(BadInput) as caught:
+        uvc_profiles.load(str(path), "s")
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_unknown_profile_name_lists_the_available_ones():
+    with pytest.raises(BadInput, match="no camera profile 'nope' .*generic-720p"):
+        uvc_profiles.load("nope", "s")
+
+
+def test_a_serial_must_fit_a_usb_string():
+    with pytest.raises(BadInput, match="serial must be text of 1 to 126"):
+        uvc_profiles.load("lowres", "x" * 127)
