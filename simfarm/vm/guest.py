@@ -7,7 +7,7 @@ The runner executes this file by path with the host's interpreter (the host
 root is the guest's root), so it uses the standard library only and imports
 nothing from simfarm: the guest must not depend on how simfarm is installed.
 LAUNCH_FILE is JSON written by the runner: {"argv": [...], "cwd": "...",
-"env": {...}, and optionally "python_image" and "mediamtx"}; the command gets
+"env": {...}, "images": [...], and optionally "mediamtx"}; the command gets
 exactly that environment (with $SIMFARM_MEDIAMTX at the guest's copy).
 """
 
@@ -67,15 +67,19 @@ def mount_configfs() -> None:
         _run("mount", "-t", "configfs", "none", CONFIGFS)
 
 
-def mount_python_image(spec: dict[str, str]) -> None:
-    """Mount the host's Python image (see simfarm/vm/pyimage.py) read-only
-    over the interpreter's prefix, so imports stop going through 9p."""
+def mount_images(specs: list[dict[str, str]]) -> None:
+    """Mount the host's images (see simfarm/vm/images.py: the Python prefix, the
+    shared libraries) read-only over their own paths, so loading them stops going
+    through 9p. Processes already running keep what they mapped from 9p."""
+    if not specs:
+        return
     _run("modprobe", "-a", "virtio_blk", "ext4")
     _run("udevadm", "settle", "--timeout=60")
-    device = f"/dev/disk/by-label/{spec['label']}"
-    if not os.path.exists(device):
-        raise SetupError(f"the Python image (label {spec['label']}) did not appear as a disk")
-    _run("mount", "-t", "ext4", "-o", "ro,noatime", device, spec["mountpoint"])
+    for spec in specs:
+        device = f"/dev/disk/by-label/{spec['label']}"
+        if not os.path.exists(device):
+            raise SetupError(f"the image labelled {spec['label']} did not appear as a disk")
+        _run("mount", "-t", "ext4", "-o", "ro,noatime", device, spec["mountpoint"])
 
 
 def copy_mediamtx(host_path: str, env: dict[str, str]) -> None:
@@ -120,8 +124,7 @@ def main(argv: list[str]) -> int:
         ensure_udevd()
         load_modules()
         mount_configfs()
-        if "python_image" in launch:
-            mount_python_image(launch["python_image"])
+        mount_images(launch.get("images", []))
         if "mediamtx" in launch:
             copy_mediamtx(launch["mediamtx"], launch["env"])
     except SetupError as exc:

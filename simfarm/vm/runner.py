@@ -29,7 +29,7 @@ from ..errors import BadInput, EnvironmentProblem
 from ..publishers.mediamtx.binary import find_binary
 from . import accel as accel_mod
 from . import kernel as kernel_mod
-from . import pyimage
+from . import images
 from .accel import Accel
 
 GUEST_SCRIPT = Path(__file__).with_name("guest.py")
@@ -181,15 +181,15 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
     # here before boot is readable there ($TMPDIR might be under /run: not).
     with tempfile.TemporaryDirectory(prefix="simfarm-vm-", dir="/tmp") as tmp:
         launch = Path(tmp, "launch.json")
-        prefix = pyimage.installation_prefix()
-        image = pyimage.image_for(prefix) if prefix else None
-        mount = {"python_image": {"label": pyimage.LABEL, "mountpoint": str(prefix)}} if image else {}
+        attached = images.guest_images()
+        disks = [images.image_file(image) for image in attached]
         mediamtx = _host_mediamtx()
         launch.write_text(json.dumps({"argv": list(command), "cwd": str(dirs[0]),
-                                      "env": guest_env(os.environ, accel), **mount,
+                                      "env": guest_env(os.environ, accel),
+                                      "images": [image.mount() for image in attached],
                                       **({"mediamtx": mediamtx} if mediamtx else {})}))
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
-                           rwdirs=dirs, home=Path.home(), disks=[image] if image else [],
+                           rwdirs=dirs, home=Path.home(), disks=disks,
                            guest_argv=[_guest_python(), "-I", str(GUEST_SCRIPT), str(launch)])
         # vng starts `virtme-run` from PATH; make sure it is the one beside vng.
         env = {**os.environ, "PATH": f"{os.path.dirname(vng)}:{os.environ.get('PATH', '')}"}
