@@ -1,73 +1,141 @@
 #!/usr/bin/env python3
-"""Benchmark: how long `simfarm provision --cameras 4` takes, beside the bare kernel cost.
+"""Benchmark: how long `simfarm provision --cameras 4` takes, beside the bare kernel cost, and where it goes.
 
 Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench_provision.py`
 on a machine whose kernel cannot load the module.
 
     provision   command start to "every camera verified" (CLI, supervisor start, pattern rendering,
-                node creation, first frames read back and decoded)
+                node creation, first frames read back and decoded); teardown likewise
     bare        the same four ADD ioctls, S_FMT on each output, one frame written and read back,
                 then REMOVE: the floor any tool pays for the same nodes
+
+Then each part of provisioning on its own, measured in the same run (medians):
+
+    interpreter       python3 -c pass
+    CLI imports       what `simfarm provision` imports beyond the interpreter
+    validation        loading the pattern files and checking the request
+    supervisor start  the supervisor's own interpreter and imports
+    nodes             ADD + S_FMT of every camera's node (from the bare run)
+    pattern render    one cycle of the pattern in the raw format (cameras alike share it)
+    verify frames     reading frames back from every camera and decoding their codes
+
+Target (issue 11): provision <= 3x (interpreter + bare); teardown <= 2x the interpreter.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
 
 from simfarm.devices import nodes
 from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
-from simfarm.spec import PixelFormat, Size
+from simfarm.spec import CameraSpec, PixelFormat, Size
 
 SIZE, FPS = Size(640, 480), Fraction(30)
+FARM = "bench"
+SIMFARM = [sys.executable, "-m", "simfarm"]
 
 
-def provision_seconds(cameras: int) -> float:
-    start = time.monotonic()
-    subprocess.run([sys.executable, "-m", "simfarm", "provision", "--cameras", str(cameras),
-                    "--farm", "bench", "--size", str(SIZE), "--fps", str(FPS)], check=True,
-                   stdout=subprocess.DEVNULL)
-    elapsed = time.monotonic() - start
-    subprocess.run([sys.executable, "-m", "simfarm", "teardown", "--farm", "bench"], check=True,
-                   stdout=subprocess.DEVNULL)
-    return elapsed
+def seconds(run: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
 
 
-def bare_seconds(cameras: int) -> float:
+def command(argv: list[str]) -> Callable[[], object]:
+    return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+
+def provision_and_parts(cameras: int) -> dict[str, float]:
+    """One provision and teardown through the CLI, with the in-process parts measured on the live farm."""
+    from simfarm import Farm
+
+    times = {"provision": seconds(command([*SIMFARM, "provision", "--cameras", str(cameras), "--farm", FARM,
+                                           "--size", str(SIZE), "--fps", str(FPS)]))}
+    farm = Farm.attach(FARM)
+    times["verify frames"] = seconds(farm.verify_frames)
+    times["teardown"] = seconds(command([*SIMFARM, "teardown", "--farm", FARM]))
+    return times
+
+
+def bare(cameras: int) -> dict[str, float]:
     frame = np.zeros(SIZE.width * SIZE.height * 2, np.uint8)
-    start = time.monotonic()
+    start = time.perf_counter()
     with LoopbackControl() as control:
         numbers = [control.add(LoopbackConfig(label=f"bench-bare-{i}")) for i in range(cameras)]
         outputs = [nodes.open_output(n, PixelFormat.YUYV, SIZE, FPS) for n in numbers]
+        made = time.perf_counter()
         for n, fd in zip(numbers, outputs):
             os.write(fd, frame)
             reader = os.open(nodes.node_path(n), os.O_RDONLY)
             assert len(os.read(reader, frame.nbytes)) == frame.nbytes
             os.close(reader)
-        elapsed = time.monotonic() - start
+        end = time.perf_counter()
         for n, fd in zip(numbers, outputs):
             os.close(fd)
             control.remove(n)
-    return elapsed
+    return {"bare": end - start, "nodes": made - start}
+
+
+def in_process_parts(cameras: int) -> dict[str, float]:
+    from simfarm.farm.farm import _validate
+    from simfarm.frames.stamp import working_format
+    from simfarm.patterns import PatternLibrary
+    from simfarm.producers.sources import Cycle
+
+    spec = CameraSpec.parse(size=str(SIZE), fps=str(FPS))
+    library = PatternLibrary()
+    pattern = library.get(spec.pattern)
+    return {
+        "validation": seconds(lambda: _validate(FARM, [spec] * cameras, None, [])),
+        "pattern render": seconds(lambda: Cycle.render(pattern.render(spec.size, spec.fps),
+                                                       working_format(spec.format), spec.size, pattern)),
+    }
+
+
+def interpreters() -> dict[str, float]:
+    python = seconds(command([sys.executable, "-c", "pass"]))
+    return {
+        "interpreter": python,
+        "CLI imports": seconds(command([sys.executable, "-c", "import simfarm.cli.farm_cmd, "
+                                        "simfarm.farm.backends, simfarm.farm.config"])) - python,
+        "supervisor start": seconds(command([sys.executable, "-c", "import simfarm.farm.supervisor"])),
+    }
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description="provision latency benchmark")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    prov = [provision_seconds(args.cameras) for _ in range(args.runs)]
-    bare = [bare_seconds(args.cameras) for _ in range(args.runs)]
-    print(f"{args.cameras} cameras {SIZE}@{FPS}, {args.runs} runs, accel {os.environ.get('SIMFARM_VM_ACCEL', 'host')}")
-    print(f"  provision (CLI, to all verified): median {np.median(prov):7.3f} s  min {min(prov):7.3f} s")
-    print(f"  bare ioctls + first frame:         median {np.median(bare):7.3f} s  min {min(bare):7.3f} s")
-    print(f"  ratio provision / bare: {np.median(prov) / np.median(bare):.1f}x")
+    runs: list[dict[str, float]] = []
+    for _ in range(args.runs):  # the parts take turns with the whole, so load hits them alike
+        runs.append({**provision_and_parts(args.cameras), **bare(args.cameras), **in_process_parts(args.cameras),
+                     **interpreters()})
+    med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    print(f"{args.cameras} cameras {SIZE}@{FPS}, {args.runs} runs, medians; "
+          f"where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}")
+    print(f"  provision (CLI, to all verified): {med['provision']:7.3f} s")
+    print(f"  bare ioctls + first frame:        {med['bare']:7.3f} s")
+    print(f"  teardown (CLI):                   {med['teardown']:7.3f} s")
+    print("  where provisioning goes (each part on its own):")
+    parts = ["interpreter", "CLI imports", "validation", "supervisor start", "nodes", "pattern render",
+             "verify frames"]
+    for part in parts:
+        print(f"    {part:<17} {med[part]:7.3f} s  {100 * med[part] / med['provision']:5.1f} %")
+    rest = med["provision"] - sum(med[part] for part in parts)
+    print(f"    {'the rest':<17} {rest:7.3f} s  {100 * rest / med['provision']:5.1f} %")
+    floor = med["interpreter"] + med["bare"]
+    print(f"  provision / (interpreter + bare): {med['provision'] / floor:.1f}x (target <= 3x)")
+    print(f"  teardown / interpreter:           {med['teardown'] / med['interpreter']:.1f}x (target <= 2x)")
     return 0
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 
 import numpy as np
@@ -50,14 +51,15 @@ class SlotPlan:
     fps: Fraction | None = None
     keep: bool = False
 
-    @property
+    # Cached: the producer asks several times per slot, and NORMAL serves most slots.
+    @cached_property
     def consumed(self) -> int:
         """Sequence numbers this slot uses."""
         if not self.emit or self.freeze or self.release:
             return 0
         return 2 if self.hold else 1
 
-    @property
+    @cached_property
     def writes(self) -> int:
         """Frames this slot writes."""
         if not self.emit or self.drop:

@@ -28,11 +28,11 @@ class _RawStrip:
     strip neutral. For every run of ``_PIECE`` cells of a line, the raw bytes
     of that run in each of its 2**_PIECE black/white combinations are kept,
     so a code's line of a row of cells is a join of ``COLUMNS / _PIECE``
-    lookups by the row's "0"/"1" characters (code.cell_string), copied into
-    the frame and down the row. Per frame that is a few dozen Python steps
-    and a few copies, which matters more than it seems: the producer wakes
-    every frame with cold caches, where each numpy call costs many times its
-    warm price. Only formats whose strip rows are contiguous in the buffer,
+    lookups by the row's "0"/"1" characters (code.cell_string), repeated
+    down the row and copied into the frame. Per frame that is a few dozen
+    Python steps and three copies, which matters more than it seems: the
+    producer wakes every frame with cold caches, where each numpy call costs
+    many times its warm price. Only formats whose strip rows are contiguous in the buffer,
     with their luma samples inside, get one (YUYV, UYVY, NV12, YU12).
     """
 
@@ -42,9 +42,8 @@ class _RawStrip:
         self.frame = frame  # held, so the id it is cached under stays this frame's
         self._view = memoryview(frame)
         # Per row of cells: where its characters start in cell_string(), and its bytes in the frame.
-        self._rows = [(r * COLUMNS, first * row_bytes, end * row_bytes)
+        self._rows = [(r * COLUMNS, first * row_bytes, end * row_bytes, end - first)
                       for r, (first, end) in enumerate(strip.row_spans)]
-        self._line_bytes = row_bytes
         levels = []  # the first strip line drawn all black, and all white
         for level in (BLACK, WHITE):
             line = frame[:row_bytes].copy()
@@ -62,17 +61,11 @@ class _RawStrip:
                 and 0 <= luma.ctypes.data - frame.ctypes.data < step == row_bytes // width)
 
     def stamp(self, code: FrameCode) -> None:
-        cells, view, line_bytes = cell_string(code), self._view, self._line_bytes
-        for row, start, end in self._rows:
+        cells, view = cell_string(code), self._view
+        for row, start, end, lines in self._rows:
             bits = cells[row:row + COLUMNS]
-            view[start:start + line_bytes] = b"".join([piece[bits[a:b]] for a, b, piece in self._pieces])
-            # Down the row by doubling copies inside the frame: no strip-sized bytes allocated
-            # (and paged in) per frame.
-            done = line_bytes
-            while done < end - start:
-                size = min(done, end - start - done)
-                view[start + done:start + done + size] = view[start:start + size]
-                done += size
+            # bytes repetition doubles in C: cheaper than copying lines down in Python.
+            view[start:end] = b"".join([piece[bits[a:b]] for a, b, piece in self._pieces]) * lines
 
 
 # MJPEG frames are composed as BGR and compressed per frame, since the code
