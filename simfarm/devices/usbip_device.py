@@ -209,6 +209,8 @@ class UsbipWebcamDevice:
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self._stop_stream()
+            with self._lock:
+                self._urbs.clear()  # the host's URBs died with the connection: a replug starts afresh
             self._socket.close()
 
     def _recv(self, count: int) -> bytes:

@@ -7,6 +7,7 @@ Runs inside `simfarm vm`. One webcam serves the module.
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 from collections.abc import Iterator
 from fractions import Fraction
@@ -17,7 +18,7 @@ import pyudev
 from linuxpy.video import device as v4l2
 
 from simfarm.backends.uvc_webcam import UsbWebcam
-from simfarm.devices import usbip
+from simfarm.devices import uevents, usbip
 from simfarm.devices.uvc_gadget import Control, Format, FrameSize, Profile
 from simfarm.frames.code import decode
 from simfarm.patterns import PatternLibrary
@@ -86,3 +87,29 @@ def test_ffmpeg_reads_frame_codes_in_the_format_and_size_it_chose(webcam: UsbWeb
     assert len(codes) == 4 and all(code is not None and code.camera == 0 for code in codes), codes
     sequences = [code.sequence for code in codes if code is not None]
     assert sequences == sorted(sequences) and len(set(sequences)) == 4
+
+
+def test_unplug_under_a_streaming_reader_fails_it_like_a_pulled_cable_and_replug_streams_again(
+        webcam: UsbWebcam) -> None:
+    old = webcam.device
+    assert old is not None
+    size = Size(320, 240)
+    reader = subprocess.Popen(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "v4l2", "-input_format", "yuyv422",
+                               "-video_size", str(size), "-i", old, "-fps_mode", "passthrough", "-f", "rawvideo",
+                               "-pix_fmt", "gray", "-"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert reader.stdout is not None
+        assert select.select([reader.stdout], [], [], 120)[0], "no frame within 120 s"
+        first = reader.stdout.read(size.width * size.height)  # streaming: a whole frame arrived
+        assert decode(np.frombuffer(first, np.uint8).reshape(size.height, size.width)) is not None
+        watch = uevents.Watch("video4linux")
+        webcam.unplug()
+        _, err = reader.communicate(timeout=120)
+        watch.until(lambda: True if not os.path.exists(old) else None, f"{old} going", 60)
+    finally:
+        reader.kill()
+    # FFmpeg reports the error and ends its input (exit 0): the reader saw ENODEV at DQBUF.
+    assert b"VIDIOC_DQBUF): No such device" in err, err
+    webcam.plug()
+    assert webcam.device is not None and usbip.find(PROFILE.serial) is not None
+    test_ffmpeg_reads_frame_codes_in_the_format_and_size_it_chose(webcam, PixelFormat.YUYV, size)
