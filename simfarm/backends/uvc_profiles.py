@@ -15,7 +15,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from .. import yamlfile
-from ..devices.uvc_gadget import SUPPORTED_CONTROLS, Control, Format, FrameSize, Profile
+from ..devices.uvc_gadget import Control, Format, FrameSize, Profile
+from ..devices.uvc_requests import PU_SELECTORS
 from ..errors import BadInput
 from ..spec import PixelFormat, Size, parse_fps
 from ..yamlfile import Located
@@ -112,9 +113,9 @@ def _frame_size(key: str, rates: object, sizes: Located) -> FrameSize:
 
 
 def _control(name: str, value: object, controls: Located) -> Control:
-    if name not in SUPPORTED_CONTROLS:
-        raise controls.fail(name, f"control {name!r} is not one the stock UVC gadget advertises "
-                                  f"({', '.join(SUPPORTED_CONTROLS)})")
+    if name not in PU_SELECTORS:
+        raise controls.fail(name, f"control {name!r} is not one a profile can describe "
+                                  f"({', '.join(PU_SELECTORS)})")
     if not isinstance(value, Located) or set(value) != _CONTROL_KEYS:
         raise controls.fail(name, f"{name} needs exactly {', '.join(sorted(_CONTROL_KEYS))}")
     numbers = {key: value[key] for key in _CONTROL_KEYS}

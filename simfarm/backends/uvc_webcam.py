@@ -1,14 +1,15 @@
-"""One USB webcam made of the kernel's gadget stack, fed by simfarm's producers.
+"""USB webcams driven by uvcvideo, fed by simfarm's producers, two ways (see the README):
 
-A gadget describing the profile is bound to a free usbip-vudc UDC; a
-:class:`~simfarm.devices.uvc_responder.Responder` answers the host's
-requests on its g_uvc node and, whenever a reader commits a stream, starts a
-producer in the format, size and rate the reader chose (the reader
-chooses, as with a real webcam); the usbipd given exports it and ``usbip
-attach`` plugs it in, where uvcvideo makes its capture node.
+- :class:`UsbWebcam`: a userspace USB device on vhci-hcd (simfarm.devices.usbip_device),
+  streaming on a bulk endpoint. Frames flow on stock kernels.
+- :class:`Webcam`: the kernel's UVC gadget bound to a usbip-vudc UDC, answered by a
+  :class:`~simfarm.devices.uvc_responder.Responder` on its g_uvc node, exported by the
+  usbipd given and attached with ``usbip attach``. It enumerates but cannot stream:
+  usbip-vudc has no isochronous transfers.
 
-The camera's sequence numbers carry on across streams, so a reader that
-stops and starts again sees one numbering.
+Either way, whenever a reader commits a stream, a producer starts in the format, size and
+rate the reader chose (as with a real webcam), and the camera's sequence numbers carry on
+across streams, so a reader that stops and starts again sees one numbering.
 """
 
 from __future__ import annotations
@@ -17,11 +18,63 @@ from fractions import Fraction
 
 from ..devices import nodes, uevents, usbip, uvc_gadget
 from ..devices.uvc_gadget import Profile
-from ..devices.uvc_responder import GadgetSink, Responder
+from ..devices.usbip_device import UsbipWebcamDevice
+from ..devices.uvc_responder import Responder
 from ..patterns import PatternLibrary
 from ..producers.build import build_producer
 from ..producers.producer import Producer
+from ..producers.sinks import Sink
 from ..spec import CameraSpec, PixelFormat, Size
+
+
+class FrameFeed:
+    """Camera ``index``'s frames: a producer per stream a reader commits, in its format, size
+    and rate, numbering on from the last stream."""
+
+    def __init__(self, index: int, library: PatternLibrary, pattern: str = CameraSpec.pattern) -> None:
+        self.index = index
+        self.library = library
+        self.pattern = pattern
+        self.producer: Producer | None = None
+        self._sequence = 0
+        self.error: str | None = None
+
+    def start(self, fmt: PixelFormat, size: Size, fps: Fraction, sink: Sink) -> None:
+        spec = CameraSpec(size=size, fps=fps, format=fmt, pattern=self.pattern)
+        self.producer = build_producer(self.index, spec, sink, self.library, sequence=self._sequence)
+        self.producer.start()
+
+    def stop(self) -> None:
+        if self.producer is not None:
+            self.producer.stop()
+            self._sequence = self.producer.sequence
+            self.error = self.producer.stats().error or self.error  # kept for status: this runs in the responder
+            self.producer = None
+
+
+class UsbWebcam:
+    """Camera ``index`` as a userspace USB device on vhci-hcd (see simfarm.devices.usbip_device):
+    the webcam that streams on stock kernels."""
+
+    def __init__(self, index: int, profile: Profile, library: PatternLibrary,
+                 pattern: str = CameraSpec.pattern) -> None:
+        self.profile = profile
+        self.feed = FrameFeed(index, library, pattern)
+        self.usb = UsbipWebcamDevice(profile, on_stream=self.feed.start, on_stop=self.feed.stop)
+
+    def plug(self, timeout: float = 60.0) -> None:
+        """Attach; returns once uvcvideo has made the capture node."""
+        watch = uevents.Watch("usb", "video4linux")
+        self.usb.plug()
+        watch.until(lambda: self.device, f"a capture node for {self.profile.serial}", timeout)
+
+    def unplug(self) -> None:
+        self.usb.unplug()
+
+    @property
+    def device(self) -> str | None:
+        found = usbip.find(self.profile.serial)
+        return nodes.usb_capture_node(found.busid) if found else None
 
 
 class Webcam:
@@ -29,17 +82,12 @@ class Webcam:
 
     def __init__(self, index: int, gadget: str, profile: Profile, library: PatternLibrary,
                  pattern: str = CameraSpec.pattern) -> None:
-        self.index = index
         self.gadget = gadget
         self.profile = profile
-        self.library = library
-        self.pattern = pattern
+        self.feed = FrameFeed(index, library, pattern)
         self.udc: str | None = None
         self.responder: Responder | None = None
-        self.producer: Producer | None = None
         self.attachment: usbip.Attachment | None = None
-        self._sequence = 0
-        self.error: str | None = None
 
     def make(self, udc: str) -> None:
         """Make the gadget on ``udc`` and start answering it (not yet plugged in)."""
@@ -48,7 +96,7 @@ class Webcam:
         uvc_gadget.bind(self.gadget, udc)
         self.responder = Responder(uvc_gadget.output_node(udc), self.profile,
                                    uvc_gadget.interface_numbers(self.gadget),
-                                   on_stream=self._stream, on_stop=self._stop_producer)
+                                   on_stream=self.feed.start, on_stop=self.feed.stop)
         self.responder.start()
 
     def plug(self, usbipd_port: int, timeout: float = 60.0) -> None:
@@ -77,15 +125,3 @@ class Webcam:
             self.responder.close()
             self.responder = None
         uvc_gadget.remove(self.gadget, self.profile.serial)
-
-    def _stream(self, fmt: PixelFormat, size: Size, fps: Fraction, sink: GadgetSink) -> None:
-        spec = CameraSpec(size=size, fps=fps, format=fmt, pattern=self.pattern)
-        self.producer = build_producer(self.index, spec, sink, self.library, sequence=self._sequence)
-        self.producer.start()
-
-    def _stop_producer(self) -> None:
-        if self.producer is not None:
-            self.producer.stop()
-            self._sequence = self.producer.sequence
-            self.error = self.producer.stats().error or self.error  # kept for status: this runs in the responder
-            self.producer = None

@@ -18,7 +18,6 @@ import mmap
 import os
 import select
 import struct
-from dataclasses import dataclass
 
 from linuxpy.ioctl import ioctl
 from linuxpy.video import device as v4l2
@@ -40,33 +39,6 @@ class Event(enum.IntEnum):
     STREAMOFF = _PRIVATE_START + 3
     SETUP = _PRIVATE_START + 4
     DATA = _PRIVATE_START + 5
-
-
-@dataclass(frozen=True)
-class Setup:
-    """A class request from the host (struct usb_ctrlrequest)."""
-
-    request_type: int
-    request: int
-    value: int
-    index: int
-    length: int
-
-    @property
-    def is_in(self) -> bool:
-        return bool(self.request_type & 0x80)
-
-    @property
-    def interface(self) -> int:
-        return self.index & 0xFF
-
-    @property
-    def entity(self) -> int:
-        return self.index >> 8
-
-    @property
-    def selector(self) -> int:
-        return self.value >> 8
 
 
 class GadgetNode:
@@ -100,10 +72,6 @@ class GadgetNode:
                 return None
             raise
         return Event(event.type), bytes(event.u)
-
-    @staticmethod
-    def setup_of(payload: bytes) -> Setup:
-        return Setup(*struct.unpack_from("<BBHHH", payload))
 
     @staticmethod
     def data_of(payload: bytes) -> bytes:

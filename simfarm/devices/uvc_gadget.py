@@ -27,8 +27,6 @@ from . import kmodule, sysfs
 CONFIGFS = Path("/sys/kernel/config/usb_gadget")
 UDC_CLASS = Path("/sys/class/udc")
 GADGET_MODULES = ("libcomposite", "usb_f_uvc")
-# Stock 6.1's processing unit advertises brightness only (bmControls is read-only in configfs).
-SUPPORTED_CONTROLS = ("brightness",)
 _FUNCTION = "functions/uvc.0"
 _LANG = "strings/0x409"
 # Bytes per isochronous microframe (3 x 1024, the high-speed maximum): the bandwidth a reader can get.

@@ -57,7 +57,7 @@ def test_a_users_directory_adds_profiles_and_a_file_path_works_too(tmp_path: Pat
     (("format: MJPEG", "format: NV12"), "mine.yaml:6: format NV12 is not one a USB webcam gadget streams"),
     (("640x480: [30, 15]", "640x480: []"), "mine.yaml:8: 640x480: give a non-empty list of frame rates"),
     (("640x480", "640by480"), "mine.yaml:8:"),
-    (("brightness:", "hue:"), "mine.yaml:10: control 'hue' is not one the stock UVC gadget advertises"),
+    (("brightness:", "hue:"), "mine.yaml:10: control 'hue' is not one a profile can describe"),
     (("default: 0", "default: 99"), "mine.yaml:10: brightness: need min <= default <= max"),
     (("manufacturer: Acme\n", ""), "mine.yaml:1: missing 'manufacturer'"),
 ])

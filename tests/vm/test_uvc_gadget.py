@@ -6,7 +6,7 @@ What it cannot do on stock kernels: stream. usbip-vudc completes every isochrono
 with -EXDEV (drivers/usb/usbip/vudc_transfer.c: "TODO: support"), and the stock UVC function
 streams only isochronously; uvcvideo logs "Non-zero status (-18) in video completion handler".
 The frame test is a strict xfail so that a kernel that carries them turns it into a failure
-to look at.
+to look at. (Frames do flow from the userspace USB device: test_uvc_usb.py.)
 
 Runs inside `simfarm vm`. One webcam serves the module (making it takes a while under emulation).
 """
@@ -117,7 +117,7 @@ def test_a_control_a_reader_sets_reaches_the_webcam_and_reads_back(webcam: Webca
         assert (query.minimum, query.maximum, query.step, query.default_value) == (-64, 64, 1, 0)
         v4l2.set_control(fd, BRIGHTNESS, 20)
         # S_CTRL returns once the host's SET_CUR is done; the responder takes its data a moment later.
-        wait_until(lambda: webcam.responder.control("brightness") == 20, "the webcam taking brightness 20", 10)
+        wait_until(lambda: webcam.responder.requests.control("brightness") == 20, "the webcam taking brightness 20", 10)
         assert v4l2.get_control(fd, BRIGHTNESS) == 20
     finally:
         os.close(fd)

@@ -1,0 +1,318 @@
+"""A USB webcam made in userspace and plugged into vhci-hcd directly: the USB/IP device side.
+
+vhci-hcd (the USB/IP host controller) takes a connected socket through
+``/sys/devices/platform/vhci_hcd.0/attach`` and forwards every URB for the
+device over it (CMD_SUBMIT); whoever holds the other end is the device. This
+module is that device: it answers enumeration from descriptors built from a
+profile, the UVC class requests through :class:`UvcRequests`, and streams on
+a **bulk** endpoint (uvcvideo supports bulk webcams; the kernel's own UVC
+gadget streams isochronously, which usbip-vudc cannot carry).
+
+Protocol (Documentation/usb/usbip_protocol.rst): 48-byte big-endian
+headers; a RET_SUBMIT echoes the command's seqnum and carries IN data; a
+CMD_UNLINK cancels a pending URB. No module beyond vhci-hcd and uvcvideo, no
+daemon, no TCP port anyone else can reach: the socket pair is local.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import struct
+import threading
+from collections import deque
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EnvironmentProblem
+from ..spec import PixelFormat, Size
+from . import kmodule, sysfs
+from .uvc_gadget import Format, Profile, frame_buffer_size
+from .uvc_requests import COMMIT, OUTPUT_TERMINAL, PROCESSING_UNIT, PU_BITS, SET_CUR, Setup, UvcRequests
+
+VHCI = Path("/sys/devices/platform/vhci_hcd.0")
+_BASIC = struct.Struct(">IIIII")  # command, seqnum, devid, direction, ep
+_SUBMIT = struct.Struct(">iiiii8s")  # transfer_flags, length, start_frame, number_of_packets, interval, setup
+_HEADER = 48
+CMD_SUBMIT, CMD_UNLINK, RET_SUBMIT, RET_UNLINK = 1, 2, 3, 4
+_OUT = 0
+_HIGH_SPEED = 3
+_STREAM_EP = 0x81
+_BULK_PACKET = 512
+# One payload per URB: uvcvideo sizes bulk URBs at dwMaxPayloadTransferSize, at most 32 packets.
+MAX_PAYLOAD = 32 * _BULK_PACKET
+_PAYLOAD_HEADER = 2  # bHeaderLength, bmHeaderInfo (EOH | EOF | FID)
+_GUID = {PixelFormat.YUYV: bytes.fromhex("5955593200001000800000aa00389b71")}
+# Standard requests (bRequest) and descriptor types this device answers.
+_GET_STATUS, _CLEAR_FEATURE, _GET_DESCRIPTOR, _GET_CONFIGURATION, _GET_INTERFACE = 0x00, 0x01, 0x06, 0x08, 0x0A
+_DEVICE, _CONFIGURATION, _STRING = 1, 2, 3
+
+
+def descriptors(profile: Profile) -> tuple[bytes, bytes]:
+    """(device, configuration) descriptors of a UVC 1.1 webcam with a bulk streaming endpoint."""
+    device = struct.pack("<BBHBBBBHHHBBBB", 18, 1, 0x0200, 0xEF, 0x02, 0x01, 64, profile.vendor_id,
+                         profile.product_id, 0x0100, 1, 2, 3, 1)
+    bits = sum(1 << PU_BITS[c.name] for c in profile.controls)
+    class_vc = b"".join((
+        struct.pack("<BBBBHBBHHHB", 18, 0x24, 0x02, 1, 0x0201, 0, 0, 0, 0, 0, 3) + bytes(3),  # camera, no controls
+        struct.pack("<BBBBBHB", 12, 0x24, 0x05, PROCESSING_UNIT, 1, 0, 2) + bits.to_bytes(2, "little")
+        + bytes([0, 0]),
+        struct.pack("<BBBBHBBB", 9, 0x24, 0x03, OUTPUT_TERMINAL, 0x0101, 0, PROCESSING_UNIT, 0)))
+    vc_header = struct.pack("<BBBHHIBB", 13, 0x24, 0x01, 0x0110, 13 + len(class_vc), 48_000_000, 1, 1)
+    formats = b"".join(_format(index, fmt) for index, fmt in enumerate(profile.formats, 1))
+    color = bytes([6, 0x24, 0x0D, 1, 1, 4])
+    count = len(profile.formats)
+    vs_length = 13 + count + len(formats) + len(color)
+    vs_header = struct.pack("<BBBBHBBBBBBB", 13 + count, 0x24, 0x01, count, vs_length, _STREAM_EP, 0,
+                            OUTPUT_TERMINAL, 0, 0, 0, 1) + bytes(count)
+    body = b"".join((
+        bytes([8, 0x0B, 0, 2, 0x0E, 0x03, 0, 2]),  # interface association: video, interfaces 0-1
+        bytes([9, 0x04, 0, 0, 0, 0x0E, 0x01, 0, 2]), vc_header, class_vc,  # video control, no interrupt ep
+        bytes([9, 0x04, 1, 0, 1, 0x0E, 0x02, 0, 0]), vs_header, formats, color,  # video streaming
+        struct.pack("<BBBBHB", 7, 0x05, _STREAM_EP, 0x02, _BULK_PACKET, 0)))  # bulk IN
+    config = struct.pack("<BBHBBBBB", 9, 0x02, 9 + len(body), 2, 1, 0, 0x80, 250) + body
+    return device, config
+
+
+def _format(index: int, fmt: Format) -> bytes:
+    if fmt.format is PixelFormat.MJPEG:
+        head = bytes([11, 0x24, 0x06, index, len(fmt.sizes), 0, 1, 0, 0, 0, 0])
+        subtype = 0x07
+    else:
+        head = bytes([27, 0x24, 0x04, index, len(fmt.sizes)]) + _GUID[fmt.format] + bytes([16, 1, 0, 0, 0, 0])
+        subtype = 0x05
+    frames = b""
+    for number, frame in enumerate(fmt.sizes, 1):
+        intervals = frame.intervals
+        largest = frame_buffer_size(fmt.format, frame.size)
+        rate = largest * 8 * max(frame.rates)
+        frames += struct.pack("<BBBBBHHIIIIB", 26 + 4 * len(intervals), 0x24, subtype, number, 0, frame.size.width,
+                              frame.size.height, int(rate / 4), int(rate), largest, intervals[0], len(intervals))
+        frames += b"".join(struct.pack("<I", interval) for interval in intervals)
+    return head + frames
+
+
+def _string(text: str) -> bytes:
+    encoded = text.encode("utf-16-le")
+    return bytes([2 + len(encoded), _STRING]) + encoded
+
+
+class BulkSink:
+    """A producer's sink: each frame cut into payloads that pending bulk URBs carry to the host.
+
+    A frame that arrives while the last is still going out is dropped (the
+    reader is not reading: it stalls, as behind a real webcam).
+    """
+
+    def __init__(self, device: UsbipWebcamDevice) -> None:
+        self._device = device
+        self._fid = 0
+        self.dropped = 0
+
+    def write_frame(self, frame: np.ndarray) -> None:
+        data = memoryview(frame).cast("B")
+        chunk = MAX_PAYLOAD - _PAYLOAD_HEADER
+        pieces = [data[start:start + chunk] for start in range(0, len(data), chunk)] or [data]
+        payloads = [bytes([_PAYLOAD_HEADER, 0x80 | self._fid | (0x02 if i == len(pieces) - 1 else 0)]) + bytes(p)
+                    for i, p in enumerate(pieces)]
+        if self._device.send_payloads(payloads):
+            self._fid ^= 1
+        else:
+            self.dropped += 1
+
+    def close(self) -> None:
+        """Nothing to close: the device outlives each stream."""
+
+
+class UsbipWebcamDevice:
+    """``profile`` as a USB device on a vhci-hcd port; ``on_stream``/``on_stop`` start and stop frames."""
+
+    def __init__(self, profile: Profile, *, on_stream: Callable[[PixelFormat, Size, Fraction, BulkSink], None],
+                 on_stop: Callable[[], None], on_control: Callable[[str, int], None] = lambda n, v: None) -> None:
+        self.profile = profile
+        self.requests = UvcRequests(profile, (0, 1), MAX_PAYLOAD, ae_mode=False, on_control=on_control)
+        self._device, self._config = descriptors(profile)
+        self._strings = [profile.manufacturer, profile.product, profile.serial]
+        self._on_stream, self._on_stop = on_stream, on_stop
+        self._lock = threading.Lock()
+        self._urbs: deque[tuple[int, int]] = deque()  # pending bulk IN URBs: (seqnum, length)
+        self._payloads: deque[bytes] = deque()
+        self._streaming = False
+        self._socket: socket.socket | None = None
+        self._thread: threading.Thread | None = None
+        self._starting: threading.Thread | None = None
+        self.port: int | None = None
+        self.error: str | None = None
+
+    def plug(self) -> int:
+        """Attach to a free high-speed vhci-hcd port; returns the port (enumeration follows)."""
+        kmodule.ensure("vhci_hcd")
+        port = _free_port()
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            host_end = socket.create_connection(listener.getsockname())
+            self._socket, _ = listener.accept()
+        try:
+            (VHCI / "attach").write_text(f"{port} {host_end.fileno()} {(0x100 + port) << 16 | 2} {_HIGH_SPEED}")
+        except OSError as exc:
+            self._socket.close()
+            raise EnvironmentProblem(f"vhci-hcd refused port {port}: {exc.strerror}") from None
+        finally:
+            host_end.close()  # the kernel holds its own reference now
+        self.port = port
+        self._thread = threading.Thread(target=self._serve, name=f"usbip-{self.profile.serial}", daemon=True)
+        self._thread.start()
+        return port
+
+    def unplug(self) -> None:
+        """Detach from vhci-hcd (the host sees the cable pulled) and wait for the device to stop."""
+        if self.port is None:
+            return
+        try:
+            (VHCI / "detach").write_text(str(self.port))
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: the port is free already
+                raise EnvironmentProblem(f"vhci-hcd would not detach port {self.port}: {exc.strerror}") from None
+        if self._thread is not None:
+            self._thread.join()
+        self.port = None
+
+    def send_payloads(self, payloads: list[bytes]) -> bool:
+        """Queue a frame's payloads for the host; False (nothing queued) while the last is still going."""
+        with self._lock:
+            if self._payloads or not self._streaming:
+                return False
+            self._payloads.extend(payloads)
+            self._flush()
+            return True
+
+    def _flush(self) -> None:
+        """Answer pending URBs with queued payloads (lock held)."""
+        while self._urbs and self._payloads:
+            seqnum, length = self._urbs.popleft()
+            self._reply(seqnum, self._payloads.popleft()[:length])
+
+    def _serve(self) -> None:
+        assert self._socket is not None
+        try:
+            while header := self._recv(_HEADER):
+                command, seqnum, _devid, direction, ep = _BASIC.unpack_from(header)
+                if command == CMD_SUBMIT:
+                    _flags, length, _start, _packets, _interval, setup = _SUBMIT.unpack_from(header, 20)
+                    data = self._recv(length) if direction == _OUT and length > 0 else b""
+                    self._submit(seqnum, ep, length, setup, data)
+                elif command == CMD_UNLINK:
+                    self._unlink(seqnum, struct.unpack_from(">I", header, 20)[0])
+        except Exception as exc:  # surfaced through status; the supervisor decides
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._stop_stream()
+            with self._lock:
+                self._urbs.clear()  # the host's URBs died with the connection: a replug starts afresh
+            self._socket.close()
+
+    def _recv(self, count: int) -> bytes:
+        assert self._socket is not None
+        data = b""
+        while len(data) < count:
+            chunk = self._socket.recv(count - len(data))
+            if not chunk:
+                return b""  # detached: vhci-hcd closed its end
+            data += chunk
+        return data
+
+    def _submit(self, seqnum: int, ep: int, length: int, setup_bytes: bytes, data: bytes) -> None:
+        if ep != 0:
+            with self._lock:
+                self._urbs.append((seqnum, length))
+                self._flush()
+            return
+        setup = Setup.unpack(setup_bytes)
+        if setup.request_type & 0x60 == 0x20:  # class request: UVC
+            if setup.is_in:
+                answer = self.requests.answer(setup)
+            elif self.requests.accepts(setup):
+                self.requests.apply(setup, data)
+                answer = b""
+            else:
+                answer = None
+        else:
+            answer = self._standard(setup)
+        with self._lock:
+            # An OUT request's actual_length is what the device took: uvcvideo checks it.
+            self._reply(seqnum, answer, None if setup.is_in else len(data))
+        if answer is not None and not setup.is_in and setup.request == SET_CUR and setup.selector == COMMIT \
+                and setup.interface == 1:
+            self._start_stream()
+
+    def _standard(self, setup: Setup) -> bytes | None:
+        kind, index = setup.value >> 8, setup.value & 0xFF
+        if setup.request == _GET_DESCRIPTOR:
+            if kind == _DEVICE:
+                return self._device[:setup.length]
+            if kind == _CONFIGURATION:
+                return self._config[:setup.length]
+            if kind == _STRING:
+                text = b"\x04\x03\x09\x04" if index == 0 else (
+                    _string(self._strings[index - 1]) if index <= len(self._strings) else None)
+                return text[:setup.length] if text is not None else None
+            return None  # no device qualifier, no BOS: a high-speed-only USB 2.0 device
+        if setup.request == _GET_STATUS:
+            return b"\x00\x00"[:setup.length]
+        if setup.request == _GET_CONFIGURATION:
+            return b"\x01"
+        if setup.request == _GET_INTERFACE:
+            return b"\x00"
+        if setup.request == _CLEAR_FEATURE and setup.request_type == 0x02 and setup.index == _STREAM_EP:
+            self._stop_stream()  # uvcvideo clears the bulk endpoint's halt when it stops streaming
+        return b""  # SET_ADDRESS, SET_CONFIGURATION, SET_INTERFACE, features: nothing to keep
+
+    def _reply(self, seqnum: int, data: bytes | None, taken: int | None = None) -> None:
+        """RET_SUBMIT for ``seqnum``: IN ``data``, or ``taken`` bytes of OUT data; None stalls (lock held)."""
+        assert self._socket is not None
+        status, payload = (-errno.EPIPE, b"") if data is None else (0, data)
+        actual = len(payload) if taken is None or data is None else taken
+        self._socket.sendall(_BASIC.pack(RET_SUBMIT, seqnum, 0, 0, 0)
+                             + struct.pack(">iiiii8x", status, actual, 0, 0, 0) + payload)
+
+    def _unlink(self, seqnum: int, target: int) -> None:
+        with self._lock:
+            pending = next((urb for urb in self._urbs if urb[0] == target), None)
+            if pending is not None:
+                self._urbs.remove(pending)
+            assert self._socket is not None
+            status = -errno.ECONNRESET if pending is not None else 0  # 0: answered already
+            self._socket.sendall(_BASIC.pack(RET_UNLINK, seqnum, 0, 0, 0) + struct.pack(">i24x", status))
+
+    def _start_stream(self) -> None:
+        """Start frames in a thread of their own: a producer takes seconds to render its pattern under
+        emulation, and meanwhile the host's requests (URBs, unlinks) must still be answered."""
+        self._stop_stream()
+        stream = self.requests.committed()
+        with self._lock:
+            self._streaming = True
+        self._starting = threading.Thread(target=self._on_stream, daemon=True, name=f"start-{self.profile.serial}",
+                                          args=(stream.format.format, stream.frame.size, stream.fps, BulkSink(self)))
+        self._starting.start()
+
+    def _stop_stream(self) -> None:
+        with self._lock:
+            was, self._streaming = self._streaming, False
+            self._payloads.clear()
+        if self._starting is not None:
+            self._starting.join()  # the producer exists (or failed) before it is stopped
+            self._starting = None
+        if was:
+            self._on_stop()
+
+
+def _free_port() -> int:
+    """A free high-speed port of vhci-hcd, as its status files number them."""
+    for status in sorted(VHCI.parent.glob("vhci_hcd.*/status*")):
+        for line in (sysfs.read(status) or "").splitlines()[1:]:
+            hub, port, state = line.split()[:3]
+            if hub == "hs" and int(state) == 4:  # VDEV_ST_NULL
+                return int(port)
+    raise EnvironmentProblem("no free high-speed vhci-hcd port")
