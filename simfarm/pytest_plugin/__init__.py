@@ -11,7 +11,7 @@ that do:
   ``cam<index>`` (``record=True`` in the marker records them too).
 - ``simfarm_mediamtx``: a MediaMTX of the test's own on free ports, with no
   paths: for a service under test that adds its own through the API
-  (``.api_url``, ``.rtsp_url(path)``, ``.ports``); skipped without a binary.
+  (``.api_url``, ``.rtsp_base_url``, ``.ports``); skipped without a binary.
 - ``simfarm_new_farm``: make (and remove) farms of the test's own, e.g. to
   watch cameras appear and disappear.
 - ``simfarm_request``: the FarmRequest this test asked for.

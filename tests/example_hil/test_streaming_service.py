@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.hil, pytest.mark.mediamtx]
 
 @pytest.fixture
 def service(simfarm_camera: Camera, simfarm_mediamtx: MediaMTX) -> StreamingService:
-    return StreamingService(simfarm_mediamtx.api_url, simfarm_mediamtx.rtsp_url(""))
+    return StreamingService(simfarm_mediamtx.api_url, simfarm_mediamtx.rtsp_base_url)
 
 
 def stream_codes(cam: Camera, source: str, count: int) -> list[FrameCode | None]:

@@ -173,3 +173,8 @@ def test_a_port_taken_between_reservation_and_start_is_skipped(
             assert server.api.info().version
     finally:
         stolen[0].close()
+
+
+def test_a_paths_url_is_the_base_url_and_its_name(server: MediaMTX) -> None:
+    assert server.rtsp_url("cam0") == f"{server.rtsp_base_url}/cam0"
+    assert server.rtsp_base_url == f"rtsp://127.0.0.1:{server.ports.rtsp}"

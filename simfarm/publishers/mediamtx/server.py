@@ -106,6 +106,11 @@ class MediaMTX:
         """Base URL of the control API, e.g. ``http://127.0.0.1:21311`` (``/v3/...`` below it)."""
         return self.api.base_url
 
+    @property
+    def rtsp_base_url(self) -> str:
+        """Where the RTSP listener is, e.g. ``rtsp://127.0.0.1:21310``: a path's URL is this + ``/name``."""
+        return f"rtsp://{HOST}:{self.ports.rtsp}"
+
     def rtsp_url(self, path: str) -> str:
         return f"rtsp://{HOST}:{self.ports.rtsp}/{check_path_name(path)}"
 
