@@ -65,7 +65,10 @@ class StreamingService:
         """Add path ``name`` that streams ``device`` on demand; returns its RTSP URL."""
         command = shlex.join(["ffmpeg", "-nostdin", "-loglevel", "warning", "-f", "v4l2", "-i", device,
                               "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-                              "-pix_fmt", "yuv420p", "-g", "15", "-f", "rtsp", "-rtsp_transport", "tcp"])
+                              "-pix_fmt", "yuv420p", "-g", "15",
+                              # Each captured frame once: FFmpeg otherwise repeats frames when capture
+                              # timestamps have gaps (a loaded machine).
+                              "-fps_mode", "passthrough", "-f", "rtsp", "-rtsp_transport", "tcp"])
         self._api("POST", f"/v3/config/paths/add/{name}", {
             "runOnDemand": f"{command} rtsp://127.0.0.1:$RTSP_PORT/$MTX_PATH",
             "runOnDemandRestart": True,

@@ -19,6 +19,7 @@ import pytest
 from simfarm import Camera, EnvironmentProblem, FrameCode, analyze, decode
 from simfarm.publishers.mediamtx import MediaMTX
 from simfarm.pytest_plugin import read_codes
+from simfarm.pytest_plugin.frames import RING
 
 from .codes import gray_frames, size_of
 from .streaming_service import StreamingService, discover
@@ -32,14 +33,14 @@ def service(simfarm_camera: Camera, simfarm_mediamtx: MediaMTX) -> StreamingServ
 
 
 def stream_codes(cam: Camera, source: str, count: int) -> list[FrameCode | None]:
-    """The codes of ``count`` frames of an RTSP URL or a video file showing ``cam``, from its second frame on.
+    """The codes of ``count`` frames of an RTSP URL or a video file showing ``cam``, after its first few.
 
-    A stream the service's FFmpeg starts on demand begins with that FFmpeg's
-    first capture, which may be a newer frame than the next ones: FFmpeg
-    holds its first buffer while it probes the node, and v4l2loopback writes
-    on into buffers a reader holds. So the first frame is left out.
+    A stream the service's FFmpeg starts on demand begins with the frames that
+    FFmpeg captured while it probed the node, and v4l2loopback writes on into
+    buffers a reader holds: up to a ring of them (RING) can hold newer frames
+    than those that follow. So the first RING frames are left out.
     """
-    return [decode(frame) for frame in gray_frames(source, count + 1, size_of(cam))[1:]]
+    return [decode(frame) for frame in gray_frames(source, count + RING, size_of(cam))[RING:]]
 
 
 def test_the_service_discovers_the_farms_cameras_with_v4l2_ctl(simfarm_camera: Camera) -> None:
