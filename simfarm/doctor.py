@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import binaries
-from .devices import kmodule, usbip, uvc_gadget
+from .devices import kmodule, usbip
 from .devices.loopback_control import CONTROL_DEVICE, module_version
 from .errors import BadInput, EnvironmentProblem
 from .publishers.mediamtx import binary as mediamtx
@@ -27,7 +27,6 @@ from .vm import accel, kernel
 Group = Literal["host", "vm", "tools"]
 RUN_IN_VM = "simfarm vm -- COMMAND"
 # What USB webcams (the gadget stack plugged back in over USB/IP) need of a kernel.
-UVC_MODULES = (*uvc_gadget.GADGET_MODULES, *usbip.MODULES, "uvcvideo")
 VERSION_TIMEOUT = 10.0
 
 
@@ -148,17 +147,13 @@ def _guest_kernel() -> list[Check]:
 
 
 def _usb_webcams(version: str) -> Check:
-    """USB webcams need the gadget and USB/IP modules in the guest kernel and the usbip programs."""
-    missing = [name for name in UVC_MODULES if not kernel.has_module(version, name)]
+    """--backend uvc plugs userspace USB devices into vhci-hcd, where uvcvideo drives them: the
+    guest kernel needs those two modules, and nothing else (no gadget modules, no usbip programs)."""
+    missing = [name for name in usbip.WEBCAM_MODULES if not kernel.has_module(version, name)]
     if missing:
-        return Check("usb-webcams", "tools", False, f"{version} lacks module(s) {', '.join(missing)}",
-                     "a distribution kernel (linux-image-amd64) has them")
-    try:
-        for program in ("usbip", "usbipd"):
-            binaries.require(program)
-    except EnvironmentProblem as exc:
-        return Check("usb-webcams", "tools", False, _message(exc), exc.remedy)
-    return Check("usb-webcams", "tools", True, f"{version} has {', '.join(UVC_MODULES)}; usbip installed")
+        return Check("usb-webcams", "tools", False, f"{version} lacks module(s) {', '.join(missing)} "
+                     "(--backend uvc)", "a distribution kernel (linux-image-amd64) has them")
+    return Check("usb-webcams", "tools", True, f"{version} has {', '.join(usbip.WEBCAM_MODULES)} (--backend uvc)")
 
 
 def _accel() -> Check:

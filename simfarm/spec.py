@@ -90,9 +90,10 @@ class PixelFormat(enum.Enum):
 
 PRODUCERS = ("numpy", "ffmpeg")
 MAX_CAMERAS = 64
-# How a camera's node comes to exist: v4l2loopback (simfarm writes every frame) or the
-# kernel's vivid test driver (it draws its own frames; true disconnect, driver-level errors).
-BACKENDS = ("loopback", "vivid")
+# How a camera's node comes to exist: v4l2loopback (simfarm writes every frame), the
+# kernel's vivid test driver (it draws its own frames; true disconnect, driver-level errors),
+# or a USB webcam on the virtual USB bus, driven by uvcvideo (simfarm answers as the device).
+BACKENDS = ("loopback", "vivid", "uvc")
 
 
 def parse_backend(value: object) -> str:
@@ -107,7 +108,9 @@ class CameraSpec:
 
     ``producer="numpy"`` replays a pre-rendered pattern; ``"ffmpeg"`` takes
     frames from FFmpeg's ``source`` (a lavfi graph such as ``testsrc2`` or a
-    file path). Both stamp the frame code.
+    file path). Both stamp the frame code. ``profile`` (uvc backend only) names
+    the USB webcam's camera profile, or a profile file; size, fps and format
+    are then the stream simfarm's own checks ask of it, one the profile offers.
     """
 
     size: Size = Size(640, 480)
@@ -116,11 +119,12 @@ class CameraSpec:
     pattern: str = "smpte75"
     producer: str = "numpy"
     source: str = "testsrc2"
+    profile: str | None = None
 
     @classmethod
     def parse(cls, **fields: object) -> CameraSpec:
         """Build from loose values (CLI strings, YAML), validating each."""
-        known = {"size", "fps", "format", "pattern", "producer", "source"}
+        known = {"size", "fps", "format", "pattern", "producer", "source", "profile"}
         unknown = set(fields) - known
         if unknown:
             raise BadInput(f"unknown camera setting {sorted(unknown)[0]!r} (known: {', '.join(sorted(known))})")
@@ -132,14 +136,16 @@ class CameraSpec:
             "pattern": str(fields.get("pattern", spec.pattern)),
             "producer": str(fields.get("producer", spec.producer)),
             "source": str(fields.get("source", spec.source)),
+            "profile": None if fields.get("profile") is None else str(fields["profile"]),
         }
         if values["producer"] not in PRODUCERS:
             raise BadInput(f"producer {values['producer']!r} is not one of {', '.join(PRODUCERS)}")
         return cls(**values)  # type: ignore[arg-type]
 
     def to_json(self) -> dict:
-        return {"size": str(self.size), "fps": str(self.fps), "format": self.format.name,
-                "pattern": self.pattern, "producer": self.producer, "source": self.source}
+        fields = {"size": str(self.size), "fps": str(self.fps), "format": self.format.name,
+                  "pattern": self.pattern, "producer": self.producer, "source": self.source}
+        return fields if self.profile is None else {**fields, "profile": self.profile}
 
 
 def parse_node_numbers(value: object) -> list[int]:
@@ -150,6 +156,8 @@ def parse_node_numbers(value: object) -> list[int]:
     try:
         if "-" in text:
             first, last = (int(p) for p in text.split("-", 1))
+            if last < first:
+                raise BadInput(f"node numbers {value!r}: the range ends before it starts")
             return list(range(first, last + 1))
         return [int(p) for p in text.split(",")]
     except ValueError:

@@ -9,10 +9,10 @@ names (everything is recorded before it is made).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from ..faults import FaultHandle, FaultListener, Mark
+from ..faults import FaultHandle, FaultListener, FaultSet, Mark
 from ..farm.device_faults import DeviceFaults
 from ..farm.state import FarmRecord, NodeRecord
 from ..spec import CameraSpec
@@ -38,10 +38,18 @@ class SupervisedCamera(Protocol):
     def status(self) -> dict: ...
 
 
+class ProducedCamera(SupervisedCamera, Protocol):
+    """A camera whose frames simfarm's producers write (loopback, uvc): frame-level faults apply."""
+
+    faults: FaultSet
+
+
 class Backend(Protocol):
     name: str
-    # What a camera is when the request does not say (vivid does not offer loopback's 640x480@30).
-    default_spec: CameraSpec
+
+    def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
+        """What a camera is where ``settings`` (those given for it) leave it open: vivid does not
+        offer loopback's 640x480@30, and a USB webcam's profile decides what it streams."""
 
     def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
         """Refuse, before anything is made, what this backend cannot provide here."""
@@ -60,3 +68,9 @@ class Backend(Protocol):
 
         Raises InUse, the rest done, while readers hold something open.
         """
+
+
+def camera_label(farm: str, index: int) -> str:
+    """Camera ``index`` of ``farm``'s label: what its node (or USB serial) carries, so simfarm
+    knows it for its own."""
+    return f"simfarm-{farm}-{index}"

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..devices import loopback, loopback_params, nodes
 from ..devices.nodes import NodeBusy
@@ -38,14 +38,16 @@ from ..farm.live import LiveCamera
 from ..farm.state import FarmRecord, NodeRecord, global_lock
 from ..patterns import PatternLibrary
 from ..spec import CameraSpec
-from .base import SupervisedCamera
+from .base import SupervisedCamera, camera_label
 
 _RENEGOTIATIONS = ("resize", "reformat")
 
 
 class LoopbackBackend:
     name = "loopback"
-    default_spec = CameraSpec()
+
+    def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
+        return CameraSpec()
 
     def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
         if loopback.choose_mode() is loopback.Mode.PARAMETERS:
@@ -105,10 +107,6 @@ class LoopbackBackend:
             record.nodes.remove(node)
         if busy:
             raise busy
-
-
-def camera_label(farm: str, index: int) -> str:
-    return f"simfarm-{farm}-{index}"
 
 
 

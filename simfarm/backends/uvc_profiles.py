@@ -37,13 +37,18 @@ def available(extra_dirs: Iterable[str | Path] = ()) -> dict[str, Path]:
     return found
 
 
-def load(name: str, serial: str, extra_dirs: Iterable[str | Path] = ()) -> Profile:
-    """Profile ``name`` (or a path to a profile file) for a camera with ``serial``."""
+def find(name: str, extra_dirs: Iterable[str | Path] = ()) -> Profile:
+    """Profile ``name`` (or a path to a profile file), its serial left empty."""
     known = available(extra_dirs)
     path = Path(name) if name.endswith(".yaml") else known.get(name)
     if path is None:
         raise BadInput(f"no camera profile {name!r} (available: {', '.join(sorted(known))})")
-    return dataclasses.replace(parse(yamlfile.load(path), path.stem), serial=_string(serial, "serial"))
+    return parse(yamlfile.load(path), path.stem)
+
+
+def load(name: str, serial: str, extra_dirs: Iterable[str | Path] = ()) -> Profile:
+    """Profile ``name`` (or a path to a profile file) for a camera with ``serial``."""
+    return dataclasses.replace(find(name, extra_dirs), serial=_string(serial, "serial"))
 
 
 def parse(doc: object, name: str) -> Profile:

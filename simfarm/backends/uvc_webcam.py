@@ -20,6 +20,8 @@ from ..devices import nodes, uevents, usbip, uvc_gadget
 from ..devices.uvc_gadget import Profile
 from ..devices.usbip_device import UsbipWebcamDevice
 from ..devices.uvc_responder import Responder
+from ..faults import FaultSet
+from ..frames.picture import ControlRange, Picture
 from ..patterns import PatternLibrary
 from ..producers.build import build_producer
 from ..producers.producer import Producer
@@ -29,38 +31,56 @@ from ..spec import CameraSpec, PixelFormat, Size
 
 class FrameFeed:
     """Camera ``index``'s frames: a producer per stream a reader commits, in its format, size
-    and rate, numbering on from the last stream."""
+    and rate, numbering on from the last stream; ``faults`` and ``picture`` (the webcam's
+    controls) outlive each producer."""
 
-    def __init__(self, index: int, library: PatternLibrary, pattern: str = CameraSpec.pattern) -> None:
+    def __init__(self, index: int, library: PatternLibrary, pattern: str = CameraSpec.pattern, *,
+                 faults: FaultSet | None = None, picture: Picture | None = None) -> None:
         self.index = index
         self.library = library
         self.pattern = pattern
+        self.faults = faults
+        self.picture = picture
         self.producer: Producer | None = None
-        self._sequence = 0
+        self.stream: CameraSpec | None = None  # what a reader streams now
+        self._sequence, self._clock = 0, 0.0
         self.error: str | None = None
 
     def start(self, fmt: PixelFormat, size: Size, fps: Fraction, sink: Sink) -> None:
         spec = CameraSpec(size=size, fps=fps, format=fmt, pattern=self.pattern)
-        self.producer = build_producer(self.index, spec, sink, self.library, sequence=self._sequence)
+        if self.faults is not None:
+            self.faults.set_format(fmt, size)
+            self.faults.fps = Fraction(fps)  # jitter is capped by the period of the stream in force
+        self.producer = build_producer(self.index, spec, sink, self.library, faults=self.faults,
+                                       sequence=self._sequence, clock=self._clock, picture=self.picture)
+        self.stream = spec
         self.producer.start()
 
     def stop(self) -> None:
         if self.producer is not None:
-            self.producer.stop()
-            self._sequence = self.producer.sequence
+            self.producer.stop(final=False)  # the camera's faults carry on into the next stream
+            self._sequence, self._clock = self.producer.sequence, self.producer.clock
             self.error = self.producer.stats().error or self.error  # kept for status: this runs in the responder
             self.producer = None
+            self.stream = None
+
+    @property
+    def sequence(self) -> int:
+        """The next frame's sequence number, streaming or not."""
+        return self.producer.sequence if self.producer is not None else self._sequence
 
 
 class UsbWebcam:
     """Camera ``index`` as a userspace USB device on vhci-hcd (see simfarm.devices.usbip_device):
-    the webcam that streams on stock kernels."""
+    the webcam that streams on stock kernels. Controls a reader sets change the picture."""
 
     def __init__(self, index: int, profile: Profile, library: PatternLibrary,
-                 pattern: str = CameraSpec.pattern) -> None:
+                 pattern: str = CameraSpec.pattern, *, faults: FaultSet | None = None) -> None:
         self.profile = profile
-        self.feed = FrameFeed(index, library, pattern)
-        self.usb = UsbipWebcamDevice(profile, on_stream=self.feed.start, on_stop=self.feed.stop)
+        self.picture = Picture({c.name: ControlRange(c.minimum, c.maximum, c.default) for c in profile.controls})
+        self.feed = FrameFeed(index, library, pattern, faults=faults, picture=self.picture)
+        self.usb = UsbipWebcamDevice(profile, on_stream=self.feed.start, on_stop=self.feed.stop,
+                                     on_control=self.picture.set)
 
     def plug(self, timeout: float = 60.0) -> None:
         """Attach; returns once uvcvideo has made the capture node."""
@@ -72,8 +92,12 @@ class UsbWebcam:
         self.usb.unplug()
 
     @property
+    def attachment(self) -> usbip.Attachment | None:
+        return usbip.find(self.profile.serial)
+
+    @property
     def device(self) -> str | None:
-        found = usbip.find(self.profile.serial)
+        found = self.attachment
         return nodes.usb_capture_node(found.busid) if found else None
 
 

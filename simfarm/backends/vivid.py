@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..devices import nodes, vivid
 from ..errors import BadInput, EnvironmentProblem
@@ -140,8 +140,9 @@ class VividDeviceFaults(DeviceFaults[VividCamera]):
 
 class VividBackend:
     name = "vivid"
-    # vivid's own default size; it offers 640x480 only up to 25 fps.
-    default_spec = CameraSpec(size=Size(640, 360))
+
+    def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
+        return CameraSpec(size=Size(640, 360))  # vivid's own default size; it offers 640x480 only up to 25 fps
 
     def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
         if numbers:

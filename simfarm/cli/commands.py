@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "snapshot": ("publish_cmd", "one decoded frame of a camera's RTSP path, and the frame code it carries"),
     "recordings": ("publish_cmd", "list the recording segments of a farm provisioned with --record"),
     "patterns": ("patterns_cmd", "list and render test patterns"),
+    "profiles": ("profiles_cmd", "list and show the USB webcam profiles of the uvc backend"),
     "verify": ("verify_cmd", "decode every frame's code and report drops, duplicates, order, fps, latency"),
     "udev": ("udev_cmd", "install simfarm's udev rules"),
     "vm": ("vm_cmd", "run a command in a VM with v4l2loopback and udev (e.g. simfarm vm -- pytest -m hil)"),

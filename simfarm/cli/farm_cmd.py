@@ -8,6 +8,7 @@ import json
 from ..farm.farm import Farm, running_farms, teardown, teardown_all
 from ..spec import BACKENDS, CameraSpec, parse_node_numbers
 from . import publish_cmd, table
+from .args import seconds
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,11 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="--backend vivid: the kernel's vivid driver makes each camera (a capture node "
                                    "and a metadata node) and draws its frames (no codes): for disconnect while "
                                    "open and driver-level errors (simfarm fault --help); it takes a size, fps "
-                                   "and format that vivid offers, no pattern, producer, source or nodes.")
+                                   "and format that vivid offers, no pattern, producer, source or nodes. "
+                                   "--backend uvc: each camera is a USB webcam on the virtual USB bus (vhci-hcd), "
+                                   "driven by uvcvideo, as --profile describes it; its readers choose the format, "
+                                   "size and rate among the profile's, and --size/--fps/--format are the stream "
+                                   "simfarm checks it with.")
     p.add_argument("--backend", choices=BACKENDS, help="loopback (default): v4l2loopback nodes fed by simfarm; "
-                                                       "vivid: the kernel's vivid test driver")
+                                                       "vivid: the kernel's vivid test driver; uvc: USB webcams")
+    p.add_argument("--profile", help="uvc: camera profile, a name (simfarm profiles) or a .yaml file "
+                                     "(default generic-720p)")
     p.add_argument("--cameras", "-n", type=int, help="number of cameras (default 1, or the config's)")
-    p.add_argument("--size", help="WxH, default 640x480 (vivid: 640x360)")
+    p.add_argument("--size", help="WxH, default 640x480 (vivid: 640x360; uvc: the profile's first)")
     p.add_argument("--fps", help="frames per second, default 30")
     p.add_argument("--format", help="pixel format: YUYV (default), UYVY, NV12, YU12, GREY, RGB24, BGR24, MJPEG")
     p.add_argument("--pattern", help="pattern name (simfarm patterns list), default smpte75")
@@ -29,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="farm file (YAML) with per-camera specs")
     p.add_argument("--nodes", type=parse_node_numbers, help="node numbers to use, e.g. 40-43 (default: kernel picks)")
     p.add_argument("--patterns-dir", action="append", default=[], help="extra directory of pattern files")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for verified frames")
+    p.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for verified frames")
     m = p.add_argument_group("publishing through MediaMTX (needs the mediamtx binary; see README)")
     m.add_argument("--publish", action="store_true", default=None,
                    help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")
@@ -54,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = t.add_mutually_exclusive_group()
     g.add_argument("--farm", default="default")
     g.add_argument("--all", action="store_true", help="every farm on this machine")
-    t.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for readers to close nodes")
+    t.add_argument("--timeout", type=seconds, default=10.0, help="seconds to wait for readers to close nodes")
     t.set_defaults(run=_teardown)
 
 
@@ -63,7 +70,7 @@ def _provision(args: argparse.Namespace) -> int:
     from .. import backends
     from ..farm import config
 
-    overrides = {k: getattr(args, k) for k in ("size", "fps", "format", "pattern", "producer", "source")
+    overrides = {k: getattr(args, k) for k in ("size", "fps", "format", "pattern", "producer", "source", "profile")
                  if getattr(args, k) is not None}
     plan = config.load(args.config) if args.config else config.FarmPlan()
     backend = backends.get(args.backend or plan.backend or "loopback")
@@ -78,7 +85,8 @@ def _provision(args: argparse.Namespace) -> int:
           c.metadata_device] for c in farm.cameras]))
     if publish:
         print(publish_cmd.describe(farm.status()))
-    ready = "streaming verified frames" if farm.backend == "loopback" else "ready (a frame read from each)"
+    ready = {"loopback": "streaming verified frames", "vivid": "ready (a frame read from each)",
+             "uvc": "plugged in (verified frames streamed from each)"}[farm.backend]
     print(f"farm {farm.name} ({farm.backend}): {len(farm.cameras)} cameras {ready} "
           f"(supervisor pid {farm.supervisor_pid}); stop with: simfarm teardown --farm {farm.name}")
     return 0
@@ -87,6 +95,8 @@ def _provision(args: argparse.Namespace) -> int:
 def _source(spec: CameraSpec, farm: Farm) -> str:
     if farm.backend == "vivid":
         return "vivid"
+    if farm.backend == "uvc":
+        return f"{spec.pattern} ({spec.profile})"
     return spec.pattern if spec.producer == "numpy" else f"ffmpeg:{spec.source}"
 
 

@@ -15,6 +15,7 @@ from ..errors import BadInput
 from ..farm.farm import Farm
 from ..faults.catalogue import FaultSpec, describe
 from . import table
+from .args import seconds
 
 _USAGE = """\
 simfarm fault CAMERA KIND [VALUE] [--for DURATION] [--rate P] [--frames N] [--param K=V ...] [--farm NAME]
@@ -31,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("--rate", help="probability per frame (drop, duplicate, reorder; bitflip: per bit)")
     f.add_argument("--frames", help="end after exactly this many frames")
     f.add_argument("--param", action="append", default=[], metavar="K=V", help="a parameter of the kind")
-    f.add_argument("--timeout", type=float, default=10.0, help="seconds an unplug waits for readers")
+    f.add_argument("--timeout", type=seconds, default=10.0, help="seconds an unplug waits for readers")
     f.add_argument("--id", help="clear: only this fault")
     f.add_argument("--all", action="store_true", help="clear: every fault on the farm")
     f.add_argument("--farm", default="default")

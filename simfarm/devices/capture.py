@@ -1,9 +1,11 @@
-"""Reading frames back from a capture node with plain read(2).
+"""Reading frames back from a capture node: read(2) on v4l2loopback, streaming on a webcam.
 
 read(2) needs no buffer negotiation, but it still makes this process the
 node's one streaming reader: v4l2loopback (>= 0.14) gives the capture
 stream to one opener at a time, and a second one gets EBUSY, whether it
-reads or maps buffers, as a real webcam in use does.
+reads or maps buffers, as a real webcam in use does. uvcvideo offers no
+read(2): a webcam is streamed with mmap buffers in a format the reader sets
+(:func:`stream_luma`), as every webcam reader does.
 """
 
 from __future__ import annotations
@@ -16,17 +18,25 @@ from collections.abc import Iterator
 import numpy as np
 from linuxpy.video import device as v4l2
 
-from ..errors import EnvironmentProblem
+from ..errors import BadInput, EnvironmentProblem
 from ..frames import pixfmt
 from ..frames.video import LumaFrame
-from ..spec import PixelFormat, Size
+from ..spec import CameraSpec, PixelFormat, Size
 from . import nodes
 
 
 def read_luma(path: str, *, count: int, timeout: float = 5.0) -> Iterator[LumaFrame]:
-    """Yield the luma of ``count`` frames from ``path``; a frame not seen within ``timeout`` s raises."""
+    """Yield the luma of ``count`` frames from ``path``; a frame not seen within ``timeout`` s raises.
+
+    A node without read(2) (a webcam: uvcvideo) is streamed in the format it is set to.
+    """
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
+        if not _readable(fd, path):
+            os.close(fd)
+            fd = -1
+            yield from stream_luma(path, None, count=count, timeout=timeout)
+            return
         fmt = v4l2.get_format(fd, v4l2.BufferType.VIDEO_CAPTURE)
         size = Size(fmt.width, fmt.height)
         pixel_format = PixelFormat.from_fourcc(int(fmt.pixel_format))
@@ -35,7 +45,51 @@ def read_luma(path: str, *, count: int, timeout: float = 5.0) -> Iterator[LumaFr
             yield LumaFrame(pixfmt.luma(np.frombuffer(data, np.uint8), pixel_format, size),
                             time.time() * 1000)
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+
+
+def _readable(fd: int, path: str) -> bool:
+    """Whether capture node ``path`` offers read(2); BadInput when it is no capture node at all."""
+    try:
+        caps = v4l2.read_capabilities(fd)
+    except OSError:
+        raise BadInput(f"{path} is not a V4L2 device") from None
+    offered = caps.device_capabilities
+    if v4l2.Capability.VIDEO_CAPTURE not in offered:
+        raise BadInput(f"{path} is not a video capture node ({caps.driver.decode()}: {caps.card.decode()}; "
+                       "a webcam's metadata node, or an output node, carries no frames)")
+    return v4l2.Capability.READWRITE in offered
+
+
+# A USB webcam's first frame comes once uvcvideo has negotiated the stream and the device has
+# rendered its pattern for the format the reader chose: seconds under emulation.
+WEBCAM_FIRST_FRAME_S = 60.0
+
+
+def luma_frames(path: str, webcam: CameraSpec | None, *, count: int) -> Iterator[LumaFrame]:
+    """:func:`read_luma`, or for a ``webcam`` node :func:`stream_luma` in that spec."""
+    if webcam is None:
+        return read_luma(path, count=count)
+    return stream_luma(path, webcam, count=count, timeout=WEBCAM_FIRST_FRAME_S)
+
+
+def stream_luma(path: str, spec: CameraSpec | None, *, count: int, timeout: float = 5.0) -> Iterator[LumaFrame]:
+    """Yield the luma of ``count`` frames streamed from ``path`` with mmap buffers, after asking for
+    ``spec``'s format, size and rate (None: as the node is set); a frame not seen within ``timeout`` s raises."""
+    with v4l2.Device(path, blocking=False) as device:
+        if spec is not None:
+            device.set_format(v4l2.BufferType.VIDEO_CAPTURE, spec.size.width, spec.size.height, spec.format.value)
+            device.set_fps(v4l2.BufferType.VIDEO_CAPTURE, spec.fps)
+        fmt = device.get_format(v4l2.BufferType.VIDEO_CAPTURE)
+        size, pixel_format = Size(fmt.width, fmt.height), PixelFormat.from_fourcc(int(fmt.pixel_format))
+        with v4l2.VideoCapture(device, size=4) as stream:
+            for _ in range(count):
+                frame = stream.buffer.frame_reader.read(timeout)
+                if frame is None:
+                    raise EnvironmentProblem(f"no frame from {path} within {timeout:g} s")
+                data = np.frombuffer(bytes(frame.data), np.uint8)
+                yield LumaFrame(pixfmt.luma(data, pixel_format, size), time.time() * 1000)
 
 
 # v4l2loopback's poll() does not report readability to read(2) readers

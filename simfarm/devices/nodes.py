@@ -34,16 +34,22 @@ def numbers_with_label(label: str) -> list[int]:
     return sorted(found)
 
 
-def usb_capture_node(busid: str) -> str | None:
-    """The capture node of the USB webcam at ``busid``: the one uvcvideo gives index 0 (its
-    metadata node, index 1, has no VIDEO_CAPTURE)."""
+def usb_capture_node(busid: str, index: int = 0) -> str | None:
+    """The capture node of the USB webcam at ``busid``: the one uvcvideo gives index 0 (``index``
+    1 is its metadata node, which has no VIDEO_CAPTURE)."""
     for entry in sorted(Path("/sys/bus/usb/devices").glob(f"{busid}:*/video4linux/video*")):
         try:
-            if (entry / "index").read_text().strip() == "0":
+            if (entry / "index").read_text().strip() == str(index):
                 return f"/dev/{entry.name}"
         except OSError:  # unplugged meanwhile
             continue
     return None
+
+
+def link_to(path: str, directory: str) -> str | None:
+    """The link in ``directory`` (udev's /dev/v4l/by-id, by-path) that leads to node ``path``."""
+    links = sorted(Path(directory).glob("*")) if Path(directory).is_dir() else []
+    return next((str(link) for link in links if os.path.realpath(link) == path), None)
 
 
 def holders(*paths: str) -> list[int]:

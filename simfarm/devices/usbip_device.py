@@ -170,11 +170,7 @@ class UsbipWebcamDevice:
         """Detach from vhci-hcd (the host sees the cable pulled) and wait for the device to stop."""
         if self.port is None:
             return
-        try:
-            (VHCI / "detach").write_text(str(self.port))
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:  # EINVAL: the port is free already
-                raise EnvironmentProblem(f"vhci-hcd would not detach port {self.port}: {exc.strerror}") from None
+        detach(self.port)
         if self._thread is not None:
             self._thread.join()
         self.port = None
@@ -308,11 +304,32 @@ class UsbipWebcamDevice:
             self._on_stop()
 
 
+def detach(port: int) -> None:
+    """Unplug whatever is on vhci-hcd ``port`` (the caller checked it is ours)."""
+    try:
+        (VHCI / "detach").write_text(str(port))
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:  # EINVAL: the port is free already
+            raise EnvironmentProblem(f"vhci-hcd would not detach port {port}: {exc.strerror}") from None
+
+
+def free_ports() -> int:
+    """How many high-speed ports of vhci-hcd are free."""
+    return len(_free_ports())
+
+
 def _free_port() -> int:
-    """A free high-speed port of vhci-hcd, as its status files number them."""
+    if free := _free_ports():
+        return free[0]
+    raise EnvironmentProblem("no free high-speed vhci-hcd port")
+
+
+def _free_ports() -> list[int]:
+    """The free high-speed ports of vhci-hcd, as its status files number them."""
+    free = []
     for status in sorted(VHCI.parent.glob("vhci_hcd.*/status*")):
         for line in (sysfs.read(status) or "").splitlines()[1:]:
             hub, port, state = line.split()[:3]
             if hub == "hs" and int(state) == 4:  # VDEV_ST_NULL
-                return int(port)
-    raise EnvironmentProblem("no free high-speed vhci-hcd port")
+                free.append(int(port))
+    return free

@@ -1,10 +1,11 @@
 """Farm files: a YAML description of a farm, one spec per camera.
 
     name: lab                 # farm name (default: default)
-    backend: vivid            # loopback (default) or vivid
+    backend: vivid            # loopback (default), vivid or uvc
     nodes: 40-43              # node numbers, or a list; default: the kernel picks
     patterns_dirs: [mine]     # relative to this file
     defaults: {size: 640x480, fps: 30, format: YUYV, pattern: smpte75}
+                              # uvc: also profile (a camera profile's name or file)
     cameras:                  # a count, or one mapping per camera
       - {pattern: ball}
       - {size: 1280x720, producer: ffmpeg, source: testsrc2}
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,16 +45,18 @@ class FarmPlan:
     camera_specs: list[dict] | None = None
     publishing: dict = field(default_factory=dict)  # the file's PUBLISH_KEYS
 
-    def cameras(self, count: int | None, overrides: dict, base: CameraSpec | None = None) -> list[CameraSpec]:
-        """One spec per camera: ``base`` (the backend's default) < file defaults < per-camera entries < flags."""
+    def cameras(self, count: int | None, overrides: dict,
+                base: Callable[[Mapping[str, object]], CameraSpec] | None = None) -> list[CameraSpec]:
+        """One spec per camera: ``base`` (the backend's default for what is given) < file defaults <
+        per-camera entries < flags."""
         entries = self.camera_specs or [{}] * (count if count is not None else 1)
         if count is not None and self.camera_specs and count != len(self.camera_specs):
             raise BadInput(f"--cameras {count} contradicts the farm file's {len(self.camera_specs)} cameras")
         specs = []
         for entry in entries:
             try:
-                specs.append(CameraSpec.parse(**{**(base or CameraSpec()).to_json(), **self.defaults, **entry,
-                                                **overrides}))
+                given = {**self.defaults, **entry, **overrides}
+                specs.append(CameraSpec.parse(**{**(base(given) if base else CameraSpec()).to_json(), **given}))
             except SimfarmError as exc:
                 if isinstance(entry, yamlfile.Located):
                     raise BadInput(f"{entry.where()}: {exc}") from None

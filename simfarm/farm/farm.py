@@ -64,7 +64,10 @@ class Camera:
 
     @property
     def by_id(self) -> str | None:
-        """The stable link the simfarm udev rule makes (when installed); None for vivid, which has none."""
+        """The stable link: the simfarm udev rule's (when installed) for loopback, the system's own
+        ``usb-<manufacturer>_<product>_<serial>`` for a uvc webcam; None for vivid, which has none."""
+        if self.farm.backend == "uvc":
+            return nodes.link_to(self.device, "/dev/v4l/by-id")
         return f"/dev/v4l/by-id/{self.label}-video-index0" if self.farm.backend == "loopback" else None
 
     def stats(self) -> dict:
@@ -189,9 +192,9 @@ class Farm:
         from .. import backends
         from . import publish_plan
         impl = backends.get(backend)
-        specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec] * cameras
-        _validate(name, specs, nodes, patterns_dirs)
-        if publish and impl.name != "loopback":
+        specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec({})] * cameras
+        _validate(name, specs, nodes, patterns_dirs, impl.name)
+        if publish and impl.name != "loopback":  # a webcam's reader picks its format: one reader per node
             raise BadInput(f"publishing needs the loopback backend, not {impl.name}")
         plan = publish.resolve() if publish else None  # no MediaMTX: fail before any device exists
         reclaim_stale()
@@ -317,20 +320,24 @@ class Farm:
     def verify_frames(self, frames: int = 3) -> None:
         """Read ``frames`` frames back from every camera and check they carry its codes, in order.
 
-        vivid draws frames without codes: there a frame read is all that is checked.
-        Raises EnvironmentProblem naming the first camera that does not. On a
-        publishing farm the publishers hold the nodes: check their streams instead.
+        vivid draws frames without codes: there a frame read is all that is checked;
+        a uvc webcam is streamed in the camera's spec. Raises EnvironmentProblem
+        naming the first camera that does not. On a publishing farm the
+        publishers hold the nodes: check their streams instead.
         """
         from . import readiness
 
-        readiness.check_frames(self.cameras, coded=self.backend == "loopback", frames=frames)
+        readiness.check_frames(self.cameras, coded=self.backend != "vivid", frames=frames,
+                               stream=self.backend == "uvc")
 
 
 def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
-              patterns_dirs: Sequence[str]) -> None:
+              patterns_dirs: Sequence[str], backend: str) -> None:
     from ..patterns.library import PatternLibrary
 
     check_farm_name(name)
+    if backend != "uvc" and any(cam.profile for cam in specs):
+        raise BadInput(f"a camera profile describes a USB webcam (--backend uvc), not a {backend} camera")
     if not 1 <= len(specs) <= MAX_CAMERAS:
         raise BadInput(f"cameras must be 1..{MAX_CAMERAS}, not {len(specs)}")
     library = PatternLibrary(patterns_dirs)

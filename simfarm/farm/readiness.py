@@ -13,10 +13,11 @@ from typing import Protocol
 from ..devices import capture
 from ..errors import EnvironmentProblem
 from ..frames.code import decode
+from ..spec import CameraSpec
 
 
 class Readable(Protocol):
-    """A camera as both sides know it: its index (in its frame codes) and its node."""
+    """A camera as both sides know it: its index (in its frame codes), its node and spec."""
 
     @property
     def index(self) -> int: ...
@@ -24,11 +25,15 @@ class Readable(Protocol):
     @property
     def device(self) -> str | None: ...
 
+    @property
+    def spec(self) -> CameraSpec: ...
 
-def check_frames(cameras: Iterable[Readable], *, coded: bool, frames: int = 3) -> None:
+
+def check_frames(cameras: Iterable[Readable], *, coded: bool, frames: int = 3, stream: bool = False) -> None:
     """Read ``frames`` frames from every camera; with ``coded``, they must carry its codes, in order.
 
     vivid draws frames without codes: there (``coded=False``) one frame read is all that is checked.
+    ``stream``: the node is a webcam's, streamed in the camera's spec (uvcvideo has no read(2)).
     Raises EnvironmentProblem naming the first camera that does not deliver.
     """
     for cam in cameras:
@@ -37,7 +42,7 @@ def check_frames(cameras: Iterable[Readable], *, coded: bool, frames: int = 3) -
         if not coded:
             list(capture.read_luma(cam.device, count=1))
             continue
-        seen = [decode(f.luma) for f in capture.read_luma(cam.device, count=frames)]
+        seen = [decode(f.luma) for f in capture.luma_frames(cam.device, cam.spec if stream else None, count=frames)]
         ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]
         if not ours or ours != sorted(ours):
             raise EnvironmentProblem(f"{cam.device} did not deliver camera {cam.index}'s frames (decoded: {seen})")

@@ -152,8 +152,11 @@ def _start_on_slots(scenario: Scenario, seed: int, framed: list[ScheduledFault],
             if len(origins) == len(cameras):
                 all_started.set()
 
-    for camera in cameras:
-        producer = by_camera[camera].producer
+    producers = {camera: by_camera[camera].producer for camera in cameras}
+    if idle := [camera for camera, producer in producers.items() if producer is None]:
+        raise BadInput(f"camera {idle[0]} is not streaming, and a scenario starts on a camera's next frame "
+                       "(a uvc webcam streams only while a reader streams it)")
+    for camera, producer in producers.items():
         assert producer is not None
         producer.at_next_slot(partial(start, camera))
     if cameras and not all_started.wait(_ORIGIN_TIMEOUT_S):

@@ -109,7 +109,7 @@ class Supervisor:
         if op == "faults":
             return {"faults": [h.to_json() for cam in self.cameras for h in cam.active_faults()]}
         if op == "scenario":
-            # Only loopback cameras run frame-level faults; check_backend refuses them elsewhere first.
+            # Only cameras fed by producers run frame-level faults; check_backend refuses them elsewhere first.
             cameras = cast(list[LiveCamera], self.cameras)
             return run_scenario(str(request.get("path")), request.get("seed"), request.get("log"), cameras,
                                 self.router, lambda cam, event: self.inject(cam, event.spec, fault_id=event.fault_id),
@@ -138,8 +138,8 @@ class Supervisor:
             return self.publisher.inject(cast(LiveCamera, cam), spec, fault_id=fault_id)  # loopback: checked above
         if fault_id is not None and fault_id in cam.device_faults:
             raise BadInput(f"camera {cam.index} already has a fault {fault_id!r}")
-        assert isinstance(cam, LiveCamera)  # frame-level faults are the loopback backend's (checked above)
-        return cam.faults.add(spec, fault_id=fault_id).to_json()
+        # Frame-level faults are for backends whose producers write every frame (checked above).
+        return cast(backends.ProducedCamera, cam).faults.add(spec, fault_id=fault_id).to_json()
 
     def clear(self, request: dict) -> list[FaultHandle]:
         if request.get("all"):

@@ -12,9 +12,10 @@ with probability P, from a seeded generator), or until it is cleared; when
 several are given the fault ends at whichever comes first.
 
 Each kind names the backends that can carry it out: frame-level faults and
-unplug/replug/resize/reformat need simfarm's own producer on a v4l2loopback
-node; disconnect-while-open and the driver-level errors need vivid. A camera
-of the other backend refuses them with a message naming the one that can.
+unplug/replug need simfarm's own producer (a v4l2loopback node or a uvc USB
+webcam); resize/reformat and the stream faults a v4l2loopback node (a USB
+webcam's reader chooses its format); disconnect-while-open and the
+driver-level errors need vivid; re-enumeration a USB webcam. A camera of another backend refuses them, naming one that can.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from ..errors import BadInput
 from ..patterns.params import REQUIRED, Param, ParamError, choice, number, resolve
 from ..spec import PixelFormat, Size, parse_fps
 
-LOOPBACK, VIVID = frozenset({"loopback"}), frozenset({"vivid"})
+LOOPBACK, VIVID, UVC = frozenset({"loopback"}), frozenset({"vivid"}), frozenset({"uvc"})
+PRODUCED = LOOPBACK | UVC  # simfarm's producers write every frame
 from .durations import format_duration, parse_duration
 
 
@@ -61,7 +63,7 @@ class Kind:
     params: Mapping[str, Param] = field(default_factory=dict)
     primary: str | None = None
     timed: bool = True
-    backends: frozenset[str] = LOOPBACK
+    backends: frozenset[str] = PRODUCED
 
     @property
     def device_level(self) -> bool:
@@ -130,7 +132,9 @@ _RATE = _optional(number(1, 0, 1, "probability that each frame is affected, draw
 
 
 def _kind(name: str, role: Role, effect: str, params: Mapping[str, Param] | None = None, *,
-          primary: str | None = None, timed: bool = True, backends: frozenset[str] = LOOPBACK) -> Kind:
+          primary: str | None = None, timed: bool = True, backends: frozenset[str] | None = None) -> Kind:
+    if backends is None:  # stream faults act on a publisher, and only loopback farms publish
+        backends = LOOPBACK if role is Role.STREAM else PRODUCED
     table = dict(params or {})
     if role is Role.SEQUENCE:
         table["rate"] = _RATE
@@ -154,7 +158,8 @@ def _clock_bits(value: Any, _base: Path) -> int:
 _CATALOGUE = [
     _kind("unplug", Role.DEVICE,
           "The node disappears (udev remove); with a duration it is added again afterwards, "
-          "possibly under another number, as a real USB camera would be."),
+          "possibly under another number, as a real USB camera would be. A uvc camera is detached "
+          "from the USB bus: a reader streaming it gets ENODEV, as with a pulled cable."),
     _kind("replug", Role.DEVICE,
           "The node is added again with the same label and serial (udev add); its number may differ.",
           timed=False),
@@ -214,11 +219,15 @@ _CATALOGUE = [
     _kind("resize", Role.DEVICE,
           "The stream is renegotiated to another size: readers see a format change.",
           {"size": Param(REQUIRED, _adapted(Size.parse), "the new size, WxH")},
-          primary="size"),
+          primary="size", backends=LOOPBACK),
     _kind("reformat", Role.DEVICE,
           "The stream is renegotiated to another pixel format: readers see a format change.",
           {"format": Param(REQUIRED, _adapted(PixelFormat.parse), "the new pixel format (e.g. MJPG)")},
-          primary="format"),
+          primary="format", backends=LOOPBACK),
+    _kind("reenumerate", Role.DEVICE,
+          "The USB webcam drops off the bus and enumerates again at once (udev remove, then add): "
+          "a streaming reader gets ENODEV, and the node that comes back may have another number.",
+          timed=False, backends=UVC),
     _vivid("disconnect",
            "Every node of the camera stops answering, as a USB camera pulled out while open: a reader's "
            "next ioctl fails with ENODEV, poll reports POLLERR|POLLHUP, new opens fail with ENODEV (the "

@@ -7,12 +7,13 @@ import threading
 import weakref
 
 from ..faults import FaultSet
+from ..frames.picture import Picture
 from ..frames.stamp import Stamper, working_format
 from ..patterns import PatternLibrary
 from ..spec import CameraSpec
 from .producer import Producer
 from .sinks import Sink
-from .sources import Cycle, FfmpegSource, FrameSource, RingSource
+from .sources import Cycle, FfmpegSource, FrameSource, PictureSource, RingSource
 
 # The cycles cameras of this process show, by (pattern id, size, fps, raw format):
 # cameras alike share one, and it is freed with the last of them.
@@ -53,9 +54,12 @@ def _lavfi_graph(spec: CameraSpec) -> str:
 
 
 def build_producer(camera: int, spec: CameraSpec, sink: Sink, library: PatternLibrary, *,
-                   faults: FaultSet | None = None, sequence: int = 0, clock: float = 0.0) -> Producer:
+                   faults: FaultSet | None = None, sequence: int = 0, clock: float = 0.0,
+                   picture: Picture | None = None) -> Producer:
     """``faults``, ``sequence`` and ``clock`` carry a camera's faults, numbering and stream
-    clock over to a replacement producer."""
+    clock over to a replacement producer; ``picture`` is a webcam's controls, applied per frame."""
     source, overlays = build_source(spec, library)
+    if picture is not None:
+        source = PictureSource(source, picture)
     return Producer(camera, source, sink, spec.fps, Stamper(spec.format, spec.size, overlays),
                     faults=faults, sequence=sequence, clock=clock)

@@ -16,6 +16,7 @@ from .. import binaries
 from ..errors import BadInput, EnvironmentProblem
 from ..frames import pixfmt
 from ..frames.code import BLACK, strip_height
+from ..frames.picture import Picture
 from ..patterns.library import PatternDef, RenderedPattern
 from ..patterns.overlays import DynamicOverlay
 from ..spec import PixelFormat, Size
@@ -87,6 +88,30 @@ class RingSource:
 
     def close(self) -> None:
         pass  # the cycle is shared; it goes when the last camera showing it does
+
+
+class PictureSource:
+    """``source`` as a webcam's picture controls make it (see frames.picture).
+
+    At the defaults the source's own buffers pass through; otherwise each
+    frame is a new array, and ``reuses_buffers`` says which the last one was.
+    """
+
+    def __init__(self, source: FrameSource, picture: Picture) -> None:
+        self.size = source.size
+        self.raw_format = source.raw_format
+        self.reuses_buffers = source.reuses_buffers
+        self._source = source
+        self._picture = picture
+
+    def frame(self, index: int) -> np.ndarray:
+        original = self._source.frame(index)
+        frame = self._picture.apply(original, self.raw_format)
+        self.reuses_buffers = frame is original and self._source.reuses_buffers
+        return frame
+
+    def close(self) -> None:
+        self._source.close()
 
 
 class FfmpegSource:

@@ -26,7 +26,8 @@ def streaming_problem(camera: Camera, n: int = 3 * RING) -> str | None:
     seen: list[FrameCode | None] = []
     run, last = 0, -1  # advancing codes in a row; the last sequence number of them
     try:
-        for frame in capture.read_luma(camera.device, count=n):
+        webcam = camera.spec if camera.farm.backend == "uvc" else None  # streamed in its spec: no read(2)
+        for frame in capture.luma_frames(camera.device, webcam, count=n):
             code = decode(frame.luma)
             seen.append(code)
             if code is None or code.camera != camera.index:

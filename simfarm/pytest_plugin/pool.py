@@ -34,7 +34,7 @@ class _Held:
 
 
 class WorkerFarms:
-    """Farms keyed by camera spec; a request for more cameras than a farm has replaces it."""
+    """Farms keyed by backend and camera spec; a request for more cameras than a farm has replaces it."""
 
     def __init__(self, run: str, worker: str, state_root: Path, default: FarmRequest) -> None:
         self.run = run
@@ -44,7 +44,7 @@ class WorkerFarms:
         # reclaimed by the next run) where they were made.
         self.state_root = state_root
         self.default = default
-        self._farms: dict[CameraSpec, _Held] = {}
+        self._farms: dict[tuple[str, CameraSpec], _Held] = {}
         self._own: dict[str, _Held] = {}  # farms of single tests, by name
         self._serial = 0
 
@@ -68,14 +68,15 @@ class WorkerFarms:
 
     def farm_for(self, request: FarmRequest) -> Farm:
         """A running farm with at least ``request.cameras`` cameras of ``request.spec``."""
-        held = self._farms.pop(request.spec, None)
+        key = (request.backend, request.spec)
+        held = self._farms.pop(key, None)
         if held is not None and len(held.farm.cameras) < request.cameras:
             self._remove(held)
             held = None
         if held is None:
-            wanted = max(request.cameras, self.default.cameras if request.spec == self.default.spec else 1)
-            held = self._provision(wanted, request.spec)
-        self._farms[request.spec] = held  # most recently used last
+            wanted = max(request.cameras, self.default.cameras if key == self._default_key else 1)
+            held = self._provision(wanted, request.spec, request.backend)
+        self._farms[key] = held  # most recently used last
         self._evict()
         return held.farm
 
@@ -98,8 +99,9 @@ class WorkerFarms:
         Returns what was wrong, or None. A farm with a camera that does not
         recover is replaced, so one broken test does not fail the ones after it.
         """
-        spec = cameras[0].spec  # every camera of a farm has the farm's spec, which keys it here
-        held = self._farms[spec]
+        # Every camera of a farm has the farm's backend and spec, which key it here.
+        key = (cameras[0].farm.backend, cameras[0].spec)
+        held = self._farms[key]
         try:
             for camera in cameras:
                 camera.clear_faults()  # plugs an unplugged camera in again, undoes a resize
@@ -115,7 +117,7 @@ class WorkerFarms:
             problems += [problem for camera in back if (problem := streaming_problem(camera)) is not None]
         if not problems:
             return None
-        self._remove(self._farms.pop(spec))
+        self._remove(self._farms.pop(key))
         return "; ".join(problems) + f" (farm {held.farm.name} replaced)"
 
     def close(self) -> None:
@@ -132,13 +134,17 @@ class WorkerFarms:
         if failures:
             raise failures[0]
 
-    def _provision(self, cameras: int, spec: CameraSpec) -> _Held:
+    @property
+    def _default_key(self) -> tuple[str, CameraSpec]:
+        return self.default.backend, self.default.spec
+
+    def _provision(self, cameras: int, spec: CameraSpec, backend: str = "loopback") -> _Held:
         name = naming.farm_name(self.run, self.worker, self._serial)
         self._serial += 1
         lease = leases.take(self.state_root, name)
         try:
             with self.pinned_state():
-                farm = Farm.provision(cameras, name=name, spec=spec)
+                farm = Farm.provision(cameras, name=name, spec=spec, backend=backend)
         except BaseException:
             lease.release()
             raise
@@ -152,9 +158,9 @@ class WorkerFarms:
         held.lease.release()
 
     def _evict(self) -> None:
-        others = [spec for spec in self._farms if spec != self.default.spec]
-        for spec in others[:-KEPT_FARMS] if len(others) > KEPT_FARMS else []:
-            self._remove(self._farms.pop(spec))
+        others = [key for key in self._farms if key != self._default_key]
+        for key in others[:-KEPT_FARMS] if len(others) > KEPT_FARMS else []:
+            self._remove(self._farms.pop(key))
 
 
 class NewFarms:

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from ..errors import BadInput
-from ..spec import MAX_CAMERAS, CameraSpec
+from ..spec import MAX_CAMERAS, CameraSpec, parse_backend
 
 MARKER = "simfarm"
 MARKER_HELP = (f"{MARKER}(cameras=1, size='WxH', fps=N, format='YUYV', pattern='name', publish=False, "
-               "record=False): the farm this test needs (see simfarm.pytest_plugin)")
+               "record=False, backend='loopback', profile=None): the farm this test needs (see simfarm.pytest_plugin)")
 # Spec fields a marker or option may set; the rest (producer, source) keep CameraSpec's defaults.
 SPEC_FIELDS = ("size", "fps", "format", "pattern")
 # Small and slow enough for TCG-emulated VMs, where HIL suites usually run.
@@ -28,12 +28,14 @@ HELP = {"cameras": "cameras a test gets", "size": "frame size (WxH)", "fps": "fr
 
 @dataclass(frozen=True)
 class FarmRequest:
-    """``cameras`` cameras of one ``spec``; ``publish``/``record`` ask for a MediaMTX server."""
+    """``cameras`` cameras of one ``spec`` made by ``backend``; ``publish``/``record`` ask for a
+    MediaMTX server."""
 
     cameras: int
     spec: CameraSpec
     publish: bool = False
     record: bool = False
+    backend: str = "loopback"
 
     def __post_init__(self) -> None:
         if not 1 <= self.cameras <= MAX_CAMERAS:
@@ -65,11 +67,18 @@ def for_marker(default: FarmRequest, marker: pytest.Mark | None) -> FarmRequest:
     if marker.args:
         raise BadInput(f"@pytest.mark.{MARKER} takes keyword arguments only, not {marker.args!r}")
     values: dict[str, Any] = {"cameras": default.cameras, "publish": default.publish, "record": default.record,
+                              "backend": default.backend, "profile": None,
                               **{key: getattr(default.spec, key) for key in SPEC_FIELDS}}
     unknown = set(marker.kwargs) - set(values)
     if unknown:
         raise BadInput(f"@pytest.mark.{MARKER} has no setting {min(unknown)!r} "
                        f"(known: {', '.join(sorted(values))})")
+    backend = parse_backend(marker.kwargs.get("backend", default.backend))
+    if backend != "loopback":
+        # The other backends' cameras offer other streams: what the marker leaves open is the backend's.
+        from .. import backends
+        base = backends.get(backend).default_spec(marker.kwargs).to_json()
+        values.update({key: base[key] for key in SPEC_FIELDS}, profile=base.get("profile"))
     return _build({**values, **marker.kwargs})
 
 
@@ -78,6 +87,7 @@ def _build(values: dict[str, Any]) -> FarmRequest:
         cameras = int(values["cameras"])
     except (TypeError, ValueError):
         raise BadInput(f"cameras {values['cameras']!r} is not a number") from None
-    spec = CameraSpec.parse(**{key: values[key] for key in SPEC_FIELDS})
-    return FarmRequest(cameras, spec, bool(values.get("publish", False)), bool(values.get("record", False)))
+    spec = CameraSpec.parse(**{key: values[key] for key in SPEC_FIELDS}, profile=values.get("profile"))
+    return FarmRequest(cameras, spec, bool(values.get("publish", False)), bool(values.get("record", False)),
+                       parse_backend(values.get("backend", "loopback")))
 

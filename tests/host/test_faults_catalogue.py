@@ -109,7 +109,7 @@ VIVID_KINDS = {"disconnect", "buffer-error", "drop-buffers", "reqbufs-error", "q
 
 def test_device_level_kinds_are_marked_for_the_supervisor():
     device = {name for name, kind in KINDS.items() if kind.device_level}
-    assert device == {"unplug", "replug", "resize", "reformat"} | VIVID_KINDS
+    assert device == {"unplug", "replug", "resize", "reformat", "reenumerate"} | VIVID_KINDS
     assert FaultSpec.parse("resize 320x240").device_level
     assert FaultSpec.parse("drop").role is Role.SEQUENCE and not FaultSpec.parse("drop").device_level
 
@@ -119,19 +119,30 @@ def test_a_spec_reads_as_the_command_that_makes_it():
     assert str(FaultSpec.parse("drop frames=3", duration=0.25)) == "drop frames=3 for 250ms"
 
 
+STREAM_KINDS = {"kick", "publisher-loss", "bitstream-noise", "latency", "bandwidth", "reset", "timeout"}
+
+
 def test_each_kind_names_the_backends_that_can_do_it():
     assert {name for name, kind in KINDS.items() if kind.backends == {"vivid"}} == VIVID_KINDS
-    assert all(kind.backends == {"loopback"} for name, kind in KINDS.items() if name not in VIVID_KINDS)
+    assert {name for name, kind in KINDS.items() if kind.backends == {"uvc"}} == {"reenumerate"}
+    # A webcam's reader picks the format, and only loopback farms publish.
+    assert {name for name, kind in KINDS.items() if kind.backends == {"loopback"}} == \
+        {"resize", "reformat"} | STREAM_KINDS
+    produced = set(KINDS) - VIVID_KINDS - STREAM_KINDS - {"resize", "reformat", "reenumerate"}
+    assert produced >= {"unplug", "replug", "stall", "drop", "noise"}
+    assert all(KINDS[name].backends == {"loopback", "uvc"} for name in produced)
     assert describe("disconnect").startswith("disconnect [--for DURATION]    [vivid backend]")
-    assert "[loopback backend]" in describe("noise").splitlines()[0]
+    assert "[loopback/uvc backend]" in describe("noise").splitlines()[0]
 
 
 @pytest.mark.parametrize(("kind", "backend", "message"), [
     ("disconnect", "loopback", "disconnect needs the vivid backend (provision --backend vivid); "
                                "camera 0 of farm x is loopback"),
-    ("noise", "vivid", "noise needs the loopback backend (provision --backend loopback); "
+    ("noise", "vivid", "noise needs the loopback or uvc backend (provision --backend loopback); "
                        "camera 0 of farm x is vivid"),
-    ("unplug", "vivid", "unplug needs the loopback backend"),
+    ("unplug", "vivid", "unplug needs the loopback or uvc backend"),
+    ("resize", "uvc", "resize needs the loopback backend"),
+    ("reenumerate", "loopback", "reenumerate needs the uvc backend"),
 ])
 def test_a_kind_is_refused_on_a_backend_that_cannot_do_it(kind, backend, message):
     with pytest.raises(BadInput) as caught:

@@ -29,6 +29,8 @@ pytest_plugins = ["pytester"]
 class FakeFarm:
     """Stands in for a provisioned Farm: cameras with the requested spec, a teardown that is counted."""
 
+    backend = "loopback"
+
     def __init__(self, name: str, cameras: int, spec: CameraSpec, log: list) -> None:
         self.name = name
         self.cameras = [Camera(self, i, spec, f"simfarm-{name}-{i}", 100 + i) for i in range(cameras)]  # type: ignore[arg-type]
@@ -48,7 +50,8 @@ def provisioned(monkeypatch: pytest.MonkeyPatch) -> list:
     log: list = []
     farms: dict[str, FakeFarm] = {}
 
-    def provision(cameras: int, *, name: str, spec: CameraSpec) -> FakeFarm:
+    def provision(cameras: int, *, name: str, spec: CameraSpec, backend: str) -> FakeFarm:
+        assert backend == "loopback"
         log.append(("provision", name, cameras, spec))
         farms[name] = FakeFarm(name, cameras, spec, log)
         return farms[name]
@@ -207,5 +210,5 @@ def test_a_camera_is_clean_once_more_codes_advance_than_its_ring_holds(
     monkeypatch.setattr(frames.capture, "read_luma",
                         lambda device, count: (SimpleNamespace(luma=code) for code in codes[:count]))
     monkeypatch.setattr(frames, "decode", lambda luma: luma)
-    camera = Camera(None, 0, CameraSpec(), "simfarm-x-0", 3)  # type: ignore[arg-type]
+    camera = Camera(SimpleNamespace(backend="loopback"), 0, CameraSpec(), "simfarm-x-0", 3)  # type: ignore[arg-type]
     assert (frames.streaming_problem(camera, n=10) is None) == clean

@@ -1,0 +1,214 @@
+"""The uvc backend: each camera a USB webcam on the virtual USB bus, driven by uvcvideo.
+
+Each camera is a userspace USB device (simfarm.devices.usbip_device) that
+the supervisor plugs into a vhci-hcd port: the kernel enumerates it, udev
+names it by its USB identity, and uvcvideo makes a capture node and a
+metadata node, as for any webcam. What the webcam is comes from a camera
+profile (simfarm.backends.uvc_profiles); its serial is the camera's label
+(``simfarm-<farm>-<index>``), which is how everything simfarm plugged in is
+told from devices it did not make. The reader chooses format, size and rate
+among the profile's; a producer starts in them at each STREAMON, and the
+camera's sequence numbers, faults and controls carry over from stream to
+stream. The camera's spec is the stream simfarm's own checks ask for.
+
+Nothing outlives the supervisor by itself: the device is the supervisor's
+end of a socket pair whose other end vhci-hcd holds, so when the supervisor
+dies, vhci-hcd sees the connection close and unplugs the device. Teardown
+and reclaim still detach every port whose device carries one of the farm's
+serials, in case the kernel has not yet.
+
+Device-level faults: unplug (the device is detached: a streaming reader gets
+ENODEV, udev removes the nodes), replug and re-enumeration (the same serial
+comes back, possibly on other node numbers).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+
+from ..devices import kmodule, nodes, usbip, usbip_device
+from ..devices.uvc_gadget import Profile
+from ..errors import BadInput, EnvironmentProblem
+from ..faults import FaultHandle, FaultListener, FaultSet, FaultSpec, Mark
+from ..farm.device_faults import DeviceFaults
+from ..farm.state import FarmRecord, NodeRecord, global_lock
+from ..patterns import PatternLibrary
+from ..producers.producer import Producer
+from ..spec import CameraSpec
+from . import uvc_profiles
+from .base import SupervisedCamera, camera_label
+from .uvc_webcam import UsbWebcam
+
+DEFAULT_PROFILE = "generic-720p"
+
+
+class UvcCamera:
+    """One webcam: its USB device, its frame feed and faults, and the nodes uvcvideo made."""
+
+    def __init__(self, index: int, spec: CameraSpec, node: NodeRecord, library: PatternLibrary,
+                 listener: FaultListener) -> None:
+        self.index = index
+        self.spec = spec
+        self.node = node
+        self.faults = FaultSet(index, spec.format, spec.size, spec.fps, listener=listener)
+        self.device_faults: dict[str, FaultHandle] = {}
+        profile = uvc_profiles.load(spec.profile or DEFAULT_PROFILE, node.label)
+        self.webcam = UsbWebcam(index, profile, library, spec.pattern, faults=self.faults)
+
+    @property
+    def plugged(self) -> bool:
+        return self.node.number is not None
+
+    @property
+    def producer(self) -> Producer | None:
+        """The producer of the stream a reader has committed to; None while nobody streams."""
+        return self.webcam.feed.producer
+
+    @property
+    def device(self) -> str | None:
+        return nodes.node_path(self.node.number) if self.node.number is not None else None
+
+    @property
+    def metadata_device(self) -> str | None:
+        return nodes.node_path(self.node.metadata) if self.node.metadata is not None else None
+
+    def plug(self) -> None:
+        """Attach the webcam and record the nodes uvcvideo gave it."""
+        self.webcam.plug()
+        found = self.webcam.attachment
+        if found is None:
+            raise EnvironmentProblem(f"camera {self.index} ({self.node.label}) left the USB bus while enumerating")
+        self.node.number = _number(nodes.usb_capture_node(found.busid))
+        self.node.metadata = _number(nodes.usb_capture_node(found.busid, index=1))
+
+    def unplug(self) -> None:
+        self.webcam.unplug()
+        self.node.number = self.node.metadata = None
+
+    def mark(self) -> Mark:
+        return Mark(time.time(), self.webcam.feed.sequence)
+
+    def active_faults(self) -> list[FaultHandle]:
+        return [*self.device_faults.values(), *self.faults.active()]
+
+    def stop_stream(self, *, final: bool = False) -> None:
+        """``final``: the farm is stopping: unplug (which ends any stream) and end the faults."""
+        if final:
+            self.unplug()
+            self.faults.close()
+
+    def status(self) -> dict:
+        feed = self.webcam.feed
+        producer = feed.producer
+        stats = producer.stats() if producer else None
+        error = (stats.error if stats else None) or feed.error or self.webcam.usb.error
+        state = "unplugged" if not self.plugged else "error" if error else "streaming" if stats else "idle"
+        profile = self.webcam.profile
+        found = self.webcam.attachment if self.plugged else None
+        return {"camera": self.index, "label": self.node.label, "device": self.device,
+                "metadata_device": self.metadata_device, "state": state,
+                "spec": (feed.stream or self.spec).to_json(), **(stats.to_json() if stats else {}), "error": error,
+                "controls": self.webcam.picture.values(),
+                "usb": {"vendor_id": f"{profile.vendor_id:04x}", "product_id": f"{profile.product_id:04x}",
+                        "serial": profile.serial, "profile": profile.name,
+                        "busid": found.busid if found else None, "port": found.port if found else None},
+                "faults": [handle.to_json() for handle in self.active_faults()]}
+
+
+def _number(path: str | None) -> int | None:
+    return int(path.removeprefix("/dev/video")) if path else None
+
+
+class UvcDeviceFaults(DeviceFaults[UvcCamera]):
+    """unplug, replug and reenumerate: the USB device leaves the bus and comes back."""
+
+    def _start(self, cam: UvcCamera, spec: FaultSpec, timeout: float) -> dict:
+        if spec.kind == "replug":
+            unplugged = next((h for h in cam.device_faults.values() if h.kind == "unplug"), None)
+            if unplugged is None:
+                raise BadInput(f"camera {cam.index} is plugged in: unplug it first")
+            self.end(cam, unplugged, "replugged")
+            return {"device": cam.device}
+        if not cam.plugged:
+            raise BadInput(f"camera {cam.index} is already unplugged")
+        removed = cam.device
+        self._unplug(cam)
+        if spec.kind == "unplug":
+            return {"removed": removed}
+        self._plug(cam)  # reenumerate
+        return {"removed": removed, "device": cam.device}
+
+    def _undo(self, cam: UvcCamera, handle: FaultHandle) -> None:
+        self._plug(cam)  # only unplug is timed
+
+    def _unplug(self, cam: UvcCamera) -> None:
+        cam.unplug()
+        self._save()
+
+    def _plug(self, cam: UvcCamera) -> None:
+        with global_lock():  # vhci-hcd ports are chosen free, then taken: one process at a time
+            cam.plug()
+            self._save()
+
+
+class UvcBackend:
+    name = "uvc"
+
+    def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
+        """The profile's first stream: its first format, size and rate, as a webcam defaults to."""
+        name = str(settings.get("profile") or DEFAULT_PROFILE)
+        first = uvc_profiles.find(name).formats[0]
+        return CameraSpec(size=first.sizes[0].size, fps=first.sizes[0].rates[0], format=first.format, profile=name)
+
+    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
+        if numbers:
+            raise BadInput("the uvc backend cannot choose node numbers (uvcvideo numbers its own nodes)")
+        for index, spec in enumerate(specs):
+            if spec.producer != "numpy":
+                raise BadInput(f"camera {index}: the uvc backend feeds patterns (producer numpy), not {spec.producer}")
+            _check_offered(index, spec, uvc_profiles.find(spec.profile or DEFAULT_PROFILE))
+        for module in usbip.WEBCAM_MODULES:
+            kmodule.ensure(module)
+        if (free := usbip_device.free_ports()) < len(specs):
+            raise EnvironmentProblem(f"vhci-hcd has {free} free high-speed ports and {len(specs)} uvc cameras "
+                                     "need one each", "tear down other uvc farms, or provision fewer cameras")
+
+    def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
+        library = PatternLibrary(record.spec.get("patterns_dirs", ()))
+        return [UvcCamera(i, CameraSpec.parse(**cam), NodeRecord(i, camera_label(record.name, i)), library, listener)
+                for i, cam in enumerate(record.spec["cameras"])]
+
+    def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
+        for cam in cameras:
+            assert isinstance(cam, UvcCamera)
+            if (found := usbip.find(cam.node.label)) is not None:
+                raise EnvironmentProblem(f"a USB device with serial {cam.node.label} is on vhci-hcd port "
+                                         f"{found.port} already, and it is not this farm's")
+            record.nodes.append(cam.node)
+            record.save()  # before plugging in, so a crash mid-enumeration is recoverable
+            with global_lock():
+                cam.plug()
+                record.save()
+
+    def device_faults(self, record: FarmRecord, listener: FaultListener) -> UvcDeviceFaults:
+        return UvcDeviceFaults(record.save, listener)
+
+    def release(self, record: FarmRecord, timeout: float) -> None:
+        """Detach every port whose device carries one of the farm's serials (a pulled cable waits for
+        no reader: readers get ENODEV)."""
+        for node in list(record.nodes):
+            if (found := usbip.find(node.label)) is not None:
+                usbip_device.detach(found.port)
+            record.nodes.remove(node)
+
+
+def _check_offered(index: int, spec: CameraSpec, profile: Profile) -> None:
+    for fmt in profile.formats:
+        for frame in fmt.sizes:
+            if (fmt.format, frame.size) == (spec.format, spec.size) and spec.fps in frame.rates:
+                return
+    offers = "; ".join(f"{fmt.format.name} {frame.size}@{'/'.join(map(str, frame.rates))}"
+                       for fmt in profile.formats for frame in fmt.sizes)
+    raise BadInput(f"camera {index}: profile {profile.name} offers no {spec.format.name} {spec.size}@{spec.fps} "
+                   f"(it offers {offers})")
