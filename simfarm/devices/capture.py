@@ -55,7 +55,7 @@ def _readable(fd: int, path: str) -> bool:
         caps = v4l2.read_capabilities(fd)
     except OSError:
         raise BadInput(f"{path} is not a V4L2 device") from None
-    offered = caps.device_capabilities
+    offered = v4l2.Capability(caps.device_caps)
     if v4l2.Capability.VIDEO_CAPTURE not in offered:
         raise BadInput(f"{path} is not a video capture node ({caps.driver.decode()}: {caps.card.decode()}; "
                        "a webcam's metadata node, or an output node, carries no frames)")

@@ -24,6 +24,14 @@ def card_label(number: int) -> str | None:
         return None
 
 
+def usb_serial(number: int) -> str | None:
+    """The USB serial of the device behind node ``number`` (a webcam's), None for other nodes."""
+    try:
+        return (SYSFS / f"video{number}" / "device" / ".." / "serial").read_text().strip()
+    except OSError:
+        return None
+
+
 def numbers_with_label(label: str) -> list[int]:
     """Node numbers whose card name is exactly ``label``."""
     found = []

@@ -40,8 +40,13 @@ def _record_claims(request: pytest.FixtureRequest) -> None:
     with open(directory / f"{worker}.jsonl", "a") as claims:
         for cam in cameras:
             claims.write(json.dumps({"worker": worker, "farm": cam.farm.name, "label": cam.label,
-                                     "number": cam.number, "card": nodes.card_label(cam.number),
+                                     "number": cam.number, "card": _identity(cam.number),
                                      "time": time.time()}) + "\n")
+
+
+def _identity(number: int) -> str | None:
+    """What marks node ``number`` as a farm camera: a loopback node's card, a USB webcam's serial."""
+    return nodes.usb_serial(number) or nodes.card_label(number)
 
 
 def _claims(directory: Path) -> list[dict]:
@@ -79,7 +84,7 @@ def leftovers(run: str) -> list[str]:
     directory = leases.lease_dir(state_root())
     found += [f"lease {p.name}" for p in directory.glob(f"{prefix}*")] if directory.is_dir() else []
     for entry in nodes.SYSFS.glob("video*"):
-        label = nodes.card_label(int(entry.name[5:])) or ""
+        label = _identity(int(entry.name[5:])) or ""
         if label.startswith(f"simfarm-{prefix}"):
             found.append(f"node {entry.name} ({label})")
     for proc in Path("/proc").iterdir():

@@ -44,6 +44,16 @@ def test_service_lists_every_camera_with_its_card_label(simfarm_cameras: list[Ca
         assert found[cam.device].driver == "v4l2 loopback"
 
 
+@pytest.mark.simfarm(cameras=2, backend="uvc", profile="lowres")
+def test_service_lists_usb_webcams_by_their_product_and_not_their_metadata_nodes(
+        simfarm_cameras: list[Camera]) -> None:
+    found = {device.path: device for device in camera_service.discover()}
+    for cam in simfarm_cameras:
+        assert cam.device in found, f"{cam.device} not discovered"
+        assert (found[cam.device].card, found[cam.device].driver) == ("Low-res Webcam", "uvcvideo")
+        assert cam.metadata_device is not None and cam.metadata_device not in found
+
+
 def test_an_unplugged_camera_disappears_and_comes_back(uevents: Uevents, simfarm_camera: Camera) -> None:
     with simfarm_camera.inject("unplug"):
         uevents.wait_for("remove", simfarm_camera.device)
