@@ -23,9 +23,10 @@ from ..devices.uvc_responder import Responder
 from ..faults import FaultSet
 from ..frames.picture import ControlRange, Picture
 from ..patterns import PatternLibrary
-from ..producers.build import build_producer
+from ..producers.build import build_producer, shared_cycle
 from ..producers.producer import Producer
 from ..producers.sinks import Sink
+from ..producers.sources import Cycle
 from ..spec import CameraSpec, PixelFormat, Size
 
 
@@ -44,10 +45,14 @@ class FrameFeed:
         self.producer: Producer | None = None
         self.stream: CameraSpec | None = None  # what a reader streams now
         self._sequence, self._clock = 0, 0.0
+        # Each stream's pre-rendered cycle, kept between streams: readers (v4l2-compliance, FFmpeg
+        # probing) start and stop streams often, and rendering takes seconds under emulation.
+        self._cycles: dict[tuple[PixelFormat, Size, Fraction], Cycle] = {}
         self.error: str | None = None
 
     def start(self, fmt: PixelFormat, size: Size, fps: Fraction, sink: Sink) -> None:
         spec = CameraSpec(size=size, fps=fps, format=fmt, pattern=self.pattern)
+        self._cycles[(fmt, size, fps)] = shared_cycle(spec, self.library)
         if self.faults is not None:
             self.faults.set_format(fmt, size)
             self.faults.fps = Fraction(fps)  # jitter is capped by the period of the stream in force

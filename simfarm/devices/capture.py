@@ -67,16 +67,28 @@ def _readable(fd: int, path: str) -> bool:
 WEBCAM_FIRST_FRAME_S = 60.0
 
 
-def luma_frames(path: str, webcam: CameraSpec | None, *, count: int) -> Iterator[LumaFrame]:
-    """:func:`read_luma`, or for a ``webcam`` node :func:`stream_luma` in that spec."""
+def luma_frames(path: str, webcam: CameraSpec | None, *, count: int,
+                timeout: float | None = None) -> Iterator[LumaFrame]:
+    """:func:`read_luma`, or for a ``webcam`` node :func:`stream_luma` in that spec; ``timeout``
+    defaults to 5 s, for a webcam to :data:`WEBCAM_FIRST_FRAME_S`."""
     if webcam is None:
-        return read_luma(path, count=count)
-    return stream_luma(path, webcam, count=count, timeout=WEBCAM_FIRST_FRAME_S)
+        return read_luma(path, count=count, timeout=5.0 if timeout is None else timeout)
+    return stream_luma(path, webcam, count=count, timeout=WEBCAM_FIRST_FRAME_S if timeout is None else timeout)
 
 
 def stream_luma(path: str, spec: CameraSpec | None, *, count: int, timeout: float = 5.0) -> Iterator[LumaFrame]:
     """Yield the luma of ``count`` frames streamed from ``path`` with mmap buffers, after asking for
-    ``spec``'s format, size and rate (None: as the node is set); a frame not seen within ``timeout`` s raises."""
+    ``spec``'s format, size and rate (None: as the node is set); a frame not seen within ``timeout`` s
+    raises, as does the device going away meanwhile (ENODEV: a webcam unplugged)."""
+    try:
+        yield from _stream_luma(path, spec, count, timeout)
+    except OSError as exc:
+        if exc.errno != errno.ENODEV:
+            raise
+        raise EnvironmentProblem(f"{path} went away while being streamed (ENODEV: unplugged)") from None
+
+
+def _stream_luma(path: str, spec: CameraSpec | None, count: int, timeout: float) -> Iterator[LumaFrame]:
     with v4l2.Device(path, blocking=False) as device:
         if spec is not None:
             device.set_format(v4l2.BufferType.VIDEO_CAPTURE, spec.size.width, spec.size.height, spec.format.value)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -201,8 +202,9 @@ class UsbipWebcamDevice:
                     self._submit(seqnum, ep, length, setup, data)
                 elif command == CMD_UNLINK:
                     self._unlink(seqnum, struct.unpack_from(">I", header, 20)[0])
-        except Exception as exc:  # surfaced through status; the supervisor decides
+        except Exception as exc:  # surfaced through status (and the supervisor's log): the device is gone
             self.error = f"{type(exc).__name__}: {exc}"
+            print(f"usb device {self.profile.serial}: {self.error}", file=sys.stderr, flush=True)
         finally:
             self._stop_stream()
             with self._lock:

@@ -7,11 +7,19 @@ from ..devices.loopback_control import LoopbackConfig
 from ..errors import EnvironmentProblem
 from ..farm.farm import Camera
 from ..frames.code import FrameCode, decode
+from ..spec import CameraSpec
 
 
-def read_codes(camera: Camera, n: int = 5, *, timeout: float = 5.0) -> list[FrameCode | None]:
-    """The codes of the next ``n`` frames of ``camera`` (None for a frame that does not decode)."""
-    return [decode(frame.luma) for frame in capture.read_luma(camera.device, count=n, timeout=timeout)]
+def read_codes(camera: Camera, n: int = 5, *, timeout: float | None = None) -> list[FrameCode | None]:
+    """The codes of the next ``n`` frames of ``camera`` (None for a frame that does not decode);
+    ``timeout`` for each frame, by default 5 s (a webcam's first: a minute, see capture.luma_frames)."""
+    frames = capture.luma_frames(camera.device, _webcam(camera), count=n, timeout=timeout)
+    return [decode(frame.luma) for frame in frames]
+
+
+def _webcam(camera: Camera) -> CameraSpec | None:
+    """A uvc camera's spec: its node is streamed in it (uvcvideo has no read(2))."""
+    return camera.spec if camera.farm.backend == "uvc" else None
 
 
 # Frames a loopback node keeps (see devices.loopback_control): a reader may
@@ -26,8 +34,7 @@ def streaming_problem(camera: Camera, n: int = 3 * RING) -> str | None:
     seen: list[FrameCode | None] = []
     run, last = 0, -1  # advancing codes in a row; the last sequence number of them
     try:
-        webcam = camera.spec if camera.farm.backend == "uvc" else None  # streamed in its spec: no read(2)
-        for frame in capture.luma_frames(camera.device, webcam, count=n):
+        for frame in capture.luma_frames(camera.device, _webcam(camera), count=n):
             code = decode(frame.luma)
             seen.append(code)
             if code is None or code.camera != camera.index:

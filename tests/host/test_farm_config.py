@@ -83,3 +83,51 @@ def test_what_vivid_cannot_do_is_refused_before_anything_is_made(capsys, args: l
     err = capsys.readouterr().err
     assert words in err and len(err.strip().splitlines()) == 1
     assert farm_names() == []
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--nodes", "3-4"], "the uvc backend cannot choose node numbers"),
+    (["--producer", "ffmpeg"], "the uvc backend feeds patterns"),
+    (["--profile", "lowres", "--size", "640x480"], "profile lowres offers no YUYV 640x480@30 (it offers YUYV "
+                                                   "320x240@30/15; YUYV 160x120@30; MJPEG 320x240@30)"),
+    (["--profile", "lowres", "--format", "MJPEG", "--fps", "15"], "offers no MJPEG 320x240@15"),
+    (["--profile", "nope"], "no camera profile 'nope' (available: generic-720p, lowres, mjpeg-1080p"),
+])
+def test_what_a_uvc_webcam_cannot_do_is_refused_before_anything_is_made(capsys, args: list[str], words: str) -> None:
+    assert main(["provision", "--backend", "uvc", "--cameras", "2", *args]) == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert farm_names() == []
+
+
+def test_a_uvc_camera_defaults_to_its_profiles_first_stream_and_a_farm_file_can_name_the_profile(
+        tmp_path: Path) -> None:
+    plan = config.load(write(tmp_path, "backend: uvc\ncameras:\n  - {profile: lowres}\n  - {format: MJPEG}\n"))
+    lowres, generic = plan.cameras(None, {}, backends.get("uvc").default_spec)
+    assert (lowres.size, lowres.fps, lowres.format, lowres.profile) == (Size(320, 240), 30, PixelFormat.YUYV, "lowres")
+    assert (generic.size, generic.format, generic.profile) == (Size(640, 480), PixelFormat.MJPEG, "generic-720p")
+
+
+def test_a_bad_profile_file_is_one_line_naming_its_line_with_nothing_made(capsys, tmp_path: Path) -> None:
+    profile = tmp_path / "cam.yaml"
+    profile.write_text("vendor_id: 0x1d6b\nproduct_id: 0x0102\nmanufacturer: a\nproduct: b\nformats: []\nzoom: 3\n")
+    assert main(["provision", "--backend", "uvc", "--profile", str(profile)]) == 2
+    err = capsys.readouterr().err
+    assert f"{profile}:6" in err and "zoom" in err and len(err.strip().splitlines()) == 1
+    assert farm_names() == []
+
+
+@pytest.mark.parametrize("args, words", [
+    (["provision", "--nodes", "5-2"], "node numbers '5-2': the range ends before it starts"),
+    (["provision", "--profile", "lowres"], "a camera profile describes a USB webcam (--backend uvc)"),
+    (["teardown", "--timeout", "-1"], "-1 must be a number of seconds >= 0"),
+    (["verify", "/dev/null"], "/dev/null is not a V4L2 device"),
+])
+def test_bad_input_is_one_line_before_any_module_or_device_is_touched(capsys, args: list[str], words: str) -> None:
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert words in err and len(err.strip().splitlines()) == 1

@@ -208,7 +208,7 @@ def test_a_camera_is_clean_once_more_codes_advance_than_its_ring_holds(
     from simfarm.pytest_plugin import frames
     codes = [None if s is None else FrameCode(0, s, 0) for s in sequences]
     monkeypatch.setattr(frames.capture, "read_luma",
-                        lambda device, count: (SimpleNamespace(luma=code) for code in codes[:count]))
+                        lambda device, count, timeout: (SimpleNamespace(luma=code) for code in codes[:count]))
     monkeypatch.setattr(frames, "decode", lambda luma: luma)
     camera = Camera(SimpleNamespace(backend="loopback"), 0, CameraSpec(), "simfarm-x-0", 3)  # type: ignore[arg-type]
     assert (frames.streaming_problem(camera, n=10) is None) == clean

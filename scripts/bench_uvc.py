@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Benchmark (issue 12): USB webcams (--backend uvc) beside v4l2loopback cameras, in one run.
+
+    provision  `simfarm provision --cameras 4` at 640x480@30 until every camera is verified:
+               loopback, then uvc (four webcams plugged into vhci-hcd and enumerated)
+    streams    the four uvc webcams read at once, each by a linuxpy mmap reader, for --seconds,
+               at 320x240 and 640x480 in YUYV and MJPEG, 30 fps: frames per second each reader
+               got, sequence numbers missing between the first and last code it decoded, and
+               the supervisor's CPU seconds per camera per second
+
+Needs vhci-hcd, uvcvideo and v4l2loopback: `simfarm vm -- scripts/bench_uvc.py`. Aim (issue
+12): 640x480@30 MJPEG and 320x240@30 YUYV with no missing frames on 4 cameras.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+from simfarm import Farm
+from simfarm.devices import capture
+from simfarm.frames.code import decode
+from simfarm.spec import CameraSpec, PixelFormat, Size
+
+CAMERAS = 4
+FPS = Fraction(30)
+STREAMS = [(Size(320, 240), PixelFormat.YUYV), (Size(640, 480), PixelFormat.YUYV),
+           (Size(320, 240), PixelFormat.MJPEG), (Size(640, 480), PixelFormat.MJPEG)]
+PROFILE = """\
+vendor_id: 0x1d6b
+product_id: 0x0102
+manufacturer: simfarm
+product: Bench Webcam
+formats:
+  - format: YUYV
+    sizes: {320x240: [30], 640x480: [30]}
+  - format: MJPEG
+    sizes: {320x240: [30], 640x480: [30]}
+controls:
+  brightness: {min: -64, max: 64, step: 1, default: 0}
+"""
+
+
+def provision_seconds(*args: str) -> float:
+    """Wall time of `simfarm provision` with ``args`` (the farm is torn down afterwards)."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "simfarm", "provision", "--cameras", str(CAMERAS), "--farm", "bench",
+                    "--size", "640x480", "--fps", "30", *args], check=True, stdout=subprocess.DEVNULL)
+    took = time.perf_counter() - start
+    subprocess.run([sys.executable, "-m", "simfarm", "teardown", "--farm", "bench"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return took
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_for(device: str, spec: CameraSpec, seconds: float, results: dict[str, tuple[int, int]]) -> None:
+    """Stream ``device`` for ``seconds`` after its first frame: (frames got, sequence numbers missing)."""
+    frames, sequences, end = 0, [], None
+    for frame in capture.stream_luma(device, spec, count=10**9, timeout=120):
+        end = end or time.monotonic() + seconds
+        frames += 1
+        if (code := decode(frame.luma)) is not None:
+            sequences.append(code.sequence)
+        if time.monotonic() >= end:
+            break
+    missing = sequences[-1] - sequences[0] + 1 - len(set(sequences)) if sequences else 0
+    results[device] = (frames, missing)
+
+
+def stream_all(farm: Farm, size: Size, fmt: PixelFormat, seconds: float) -> tuple[float, int, float]:
+    """(fps per camera, frames missing in all, supervisor CPU s per camera per s) of one stream setting."""
+    spec = CameraSpec(size=size, fps=FPS, format=fmt)
+    results: dict[str, tuple[int, int]] = {}
+    readers = [threading.Thread(target=read_for, args=(cam.device, spec, seconds, results)) for cam in farm.cameras]
+    assert farm.supervisor_pid is not None
+    before, start = cpu_seconds(farm.supervisor_pid), time.monotonic()
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    elapsed, used = time.monotonic() - start, cpu_seconds(farm.supervisor_pid) - before
+    fps = sum(frames for frames, _ in results.values()) / len(results) / seconds
+    return fps, sum(missing for _, missing in results.values()), used / elapsed / len(results)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="how long each stream setting is read")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        profile = Path(tmp, "bench-webcam.yaml")
+        profile.write_text(PROFILE)
+        loopback = provision_seconds()
+        uvc = provision_seconds("--backend", "uvc", "--profile", str(profile))
+        print(f"provision --cameras {CAMERAS} 640x480@30: loopback {loopback:.1f} s, uvc {uvc:.1f} s "
+              f"({uvc / loopback:.1f}x)")
+        spec = CameraSpec(size=Size(320, 240), fps=FPS, profile=str(profile))
+        with Farm.provision(CAMERAS, name="bench", spec=spec, backend="uvc") as farm:
+            print(f"{'stream':18} {'fps/camera':>10} {'missing':>8} {'CPU s/s per camera':>19}")
+            for size, fmt in STREAMS:
+                fps, missing, cpu = stream_all(farm, size, fmt, args.seconds)
+                print(f"{fmt.name + ' ' + str(size) + '@30':18} {fps:10.1f} {missing:8d} {cpu:19.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
