@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from ..devices import nodes
 from ..faults import FaultHandle, FaultListener, FaultSet, Mark
 from ..farm.device_faults import DeviceFaults
 from ..farm.state import FarmRecord, NodeRecord
@@ -36,6 +37,20 @@ class SupervisedCamera(Protocol):
     def stop_stream(self, *, final: bool = False) -> None: ...
 
     def status(self) -> dict: ...
+
+
+class NodePaths:
+    """A camera's node paths as its record has them: capture and metadata (None while unplugged)."""
+
+    node: NodeRecord
+
+    @property
+    def device(self) -> str | None:
+        return nodes.node_path(self.node.number) if self.node.number is not None else None
+
+    @property
+    def metadata_device(self) -> str | None:
+        return nodes.node_path(self.node.metadata) if self.node.metadata is not None else None
 
 
 class ProducedCamera(SupervisedCamera, Protocol):

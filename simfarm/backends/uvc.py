@@ -37,13 +37,13 @@ from ..patterns import PatternLibrary
 from ..producers.producer import Producer
 from ..spec import CameraSpec
 from . import uvc_profiles
-from .base import SupervisedCamera, camera_label
+from .base import NodePaths, SupervisedCamera, camera_label
 from .uvc_webcam import UsbWebcam
 
 DEFAULT_PROFILE = "generic-720p"
 
 
-class UvcCamera:
+class UvcCamera(NodePaths):
     """One webcam: its USB device, its frame feed and faults, and the nodes uvcvideo made."""
 
     def __init__(self, index: int, spec: CameraSpec, node: NodeRecord, library: PatternLibrary,
@@ -64,14 +64,6 @@ class UvcCamera:
     def producer(self) -> Producer | None:
         """The producer of the stream a reader has committed to; None while nobody streams."""
         return self.webcam.feed.producer
-
-    @property
-    def device(self) -> str | None:
-        return nodes.node_path(self.node.number) if self.node.number is not None else None
-
-    @property
-    def metadata_device(self) -> str | None:
-        return nodes.node_path(self.node.metadata) if self.node.metadata is not None else None
 
     def plug(self) -> None:
         """Attach the webcam and record the nodes uvcvideo gave it."""

@@ -25,7 +25,7 @@ from ..faults import FaultHandle, FaultListener, FaultSpec, Mark
 from ..farm.device_faults import DeviceFaults
 from ..farm.state import FarmRecord, NodeRecord, farm_names, global_lock
 from ..spec import CameraSpec, Size
-from .base import SupervisedCamera
+from .base import NodePaths, SupervisedCamera
 
 # Settings that stay in force until the fault ends (then back to 0): kind -> control, value from params.
 _SETTINGS: dict[str, tuple[vivid.Control, Callable[[dict], int]]] = {
@@ -43,7 +43,7 @@ _BUTTONS = {
 }
 
 
-class VividCamera:
+class VividCamera(NodePaths):
     """One vivid instance: its capture node (``node.number``) and metadata node (``node.metadata``)."""
 
     def __init__(self, index: int, spec: CameraSpec) -> None:
@@ -54,14 +54,6 @@ class VividCamera:
         # The supervisor's own fd while a disconnect is in force: vivid reconnects when the
         # last fd on the instance closes, so holding one keeps it disconnected without readers.
         self.held_fd: int | None = None
-
-    @property
-    def device(self) -> str | None:
-        return nodes.node_path(self.node.number) if self.node.number is not None else None
-
-    @property
-    def metadata_device(self) -> str | None:
-        return nodes.node_path(self.node.metadata) if self.node.metadata is not None else None
 
     def mark(self) -> Mark:
         """Now; no sequence number: vivid numbers buffers per reader's stream, out of our sight."""

@@ -6,11 +6,17 @@ for the tests in it), for helpers that are called rather than requested.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from simfarm import Farm
+from simfarm.spec import CameraSpec
 
 
 def simfarm(*args: str) -> subprocess.CompletedProcess:
@@ -30,3 +36,14 @@ def wait_until(condition: Callable[[], object], what: str, timeout: float = 30.0
 
 def video_nodes() -> set[str]:
     return set(glob.glob("/dev/video*"))
+
+
+@contextlib.contextmanager
+def module_farm(tmp_path_factory: pytest.TempPathFactory, cameras: int, *, name: str, spec: CameraSpec,
+                backend: str = "loopback") -> Iterator[Farm]:
+    """One farm for a whole module (provisioning is slow under emulation), in a state directory of
+    its own that each test gets back (in_farm_state in conftest.py) over the per-test one."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SIMFARM_STATE_DIR", str(tmp_path_factory.mktemp(name)))
+        with Farm.provision(cameras, name=name, spec=spec, backend=backend) as made:
+            yield made

@@ -28,7 +28,7 @@ from simfarm.frames.analysis import analyze
 from simfarm.frames.code import FrameCode, decode
 from simfarm.spec import CameraSpec
 
-from kernel_helpers import simfarm, wait_until
+from kernel_helpers import module_farm, simfarm, wait_until
 
 pytestmark = [pytest.mark.hil, pytest.mark.usefixtures("in_farm_state")]
 
@@ -85,12 +85,8 @@ def ended(farm: Farm, fault_id: str) -> Callable[[], bool]:
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    # One farm for the module (provisioning is slow under emulation), in a state dir of its own
-    # that each test gets back (see in_farm_state in conftest.py) over the per-test one conftest gives.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SIMFARM_STATE_DIR", str(tmp_path_factory.mktemp("fs")))
-        with Farm.provision(2, name="flt", spec=SMALL) as made:
-            yield made
+    with module_farm(tmp_path_factory, 2, name="flt", spec=SMALL) as made:
+        yield made
 
 
 def observe(farm: Farm, camera: int, kind: str, frames_after: int, **params: object):

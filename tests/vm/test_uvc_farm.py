@@ -32,7 +32,7 @@ from simfarm.frames.code import FrameCode, decode, strip_height
 from simfarm.patterns import PatternLibrary
 from simfarm.spec import CameraSpec, PixelFormat, Size
 
-from kernel_helpers import simfarm, video_nodes
+from kernel_helpers import module_farm, simfarm, video_nodes
 
 pytestmark = [pytest.mark.hil, pytest.mark.usefixtures("in_farm_state")]
 
@@ -45,10 +45,8 @@ BRIGHTNESS = 0x00980900  # V4L2_CID_BRIGHTNESS
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SIMFARM_STATE_DIR", str(tmp_path_factory.mktemp("uvc")))
-        with Farm.provision(4, name="usb", spec=SPEC, backend="uvc") as made:
-            yield made
+    with module_farm(tmp_path_factory, 4, name="usb", spec=SPEC, backend="uvc") as made:
+        yield made
     assert not any(usbip.find(f"simfarm-usb-{i}") for i in range(4)), "a webcam is still attached"
 
 

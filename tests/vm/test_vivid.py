@@ -26,7 +26,7 @@ from simfarm.errors import BadInput, EnvironmentProblem
 from simfarm.faults import read_log
 from simfarm.spec import CameraSpec
 
-from kernel_helpers import wait_until
+from kernel_helpers import module_farm, wait_until
 
 pytestmark = [pytest.mark.hil, pytest.mark.usefixtures("in_farm_state")]
 
@@ -78,10 +78,8 @@ class Stream:
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SIMFARM_STATE_DIR", str(tmp_path_factory.mktemp("vs")))
-        with Farm.provision(2, name="viv", spec=SPEC, backend="vivid") as made:
-            yield made
+    with module_farm(tmp_path_factory, 2, name="viv", spec=SPEC, backend="vivid") as made:
+        yield made
 
 
 @pytest.fixture
