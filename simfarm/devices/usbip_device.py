@@ -163,6 +163,7 @@ class UsbipWebcamDevice:
         finally:
             host_end.close()  # the kernel holds its own reference now
         self.port = port
+        self.error = None  # a new connection: what ended the last one is history
         self._thread = threading.Thread(target=self._serve, name=f"usbip-{self.profile.serial}", daemon=True)
         self._thread.start()
         return port
