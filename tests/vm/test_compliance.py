@@ -39,4 +39,5 @@ def test_a_uvc_webcam_fails_only_what_uvcvideo_fails_for_every_webcam(capsys: py
                   f"failed: {score['failures'] or '-'}")
     assert all(score["succeeded"] + score["failed"] == score["total"] > 0 for score in scores.values())
     for test, checks in scores["uvc"]["failures"].items():
-        assert checks and all(UVCVIDEO_STREAMON in check or SEQUENCE_GAP in check for check in checks), (test, checks)
+        # The first check is where it failed; the ones after are its callers giving up.
+        assert checks and (UVCVIDEO_STREAMON in checks[0] or SEQUENCE_GAP in checks[0]), (test, checks)
