@@ -19,7 +19,8 @@ serials, in case the kernel has not yet.
 
 Device-level faults: unplug (the device is detached: a streaming reader gets
 ENODEV, udev removes the nodes), replug and re-enumeration (the same serial
-comes back, possibly on other node numbers).
+comes back, possibly on other node numbers), bus reset (the host resets the
+port: the device stays, uvcvideo's nodes go and come back).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
-from ..devices import kmodule, nodes, usbip, usbip_device
+from ..devices import kmodule, nodes, usbdevfs, usbip, usbip_device
 from ..devices.uvc_gadget import Profile
 from ..errors import BadInput, EnvironmentProblem
 from ..faults import FaultHandle, FaultListener, FaultSet, FaultSpec, Mark
@@ -68,10 +69,22 @@ class UvcCamera(NodePaths):
     def plug(self) -> None:
         """Attach the webcam and record the nodes uvcvideo gave it."""
         self.webcam.plug()
+        self._record_nodes()
+
+    def reset(self) -> None:
+        """Reset the webcam's USB port; uvcvideo binds again, with new nodes, before this returns."""
         found = self.webcam.attachment
         if found is None:
-            raise EnvironmentProblem(f"camera {self.index} ({self.node.label}) left the USB bus while enumerating")
-        self.node.number = _number(nodes.usb_capture_node(found.busid))
+            raise EnvironmentProblem(f"camera {self.index} ({self.node.label}) is not on the USB bus")
+        usbdevfs.reset(found.busid)
+        self._record_nodes()
+
+    def _record_nodes(self) -> None:
+        found = self.webcam.attachment
+        capture = nodes.usb_capture_node(found.busid) if found else None
+        if found is None or capture is None:
+            raise EnvironmentProblem(f"camera {self.index} ({self.node.label}) has no capture node on the USB bus")
+        self.node.number = _number(capture)
         self.node.metadata = _number(nodes.usb_capture_node(found.busid, index=1))
 
     def unplug(self) -> None:
@@ -113,7 +126,8 @@ def _number(path: str | None) -> int | None:
 
 
 class UvcDeviceFaults(DeviceFaults[UvcCamera]):
-    """unplug, replug and reenumerate: the USB device leaves the bus and comes back."""
+    """unplug, replug and reenumerate (the USB device leaves the bus and comes back), and bus-reset
+    (the host resets its port: the device stays, uvcvideo binds again)."""
 
     def _start(self, cam: UvcCamera, spec: FaultSpec, timeout: float) -> dict:
         if spec.kind == "replug":
@@ -125,6 +139,10 @@ class UvcDeviceFaults(DeviceFaults[UvcCamera]):
         if not cam.plugged:
             raise BadInput(f"camera {cam.index} is already unplugged")
         removed = cam.device
+        if spec.kind == "bus-reset":
+            cam.reset()
+            self._save()
+            return {"removed": removed, "device": cam.device}
         self._unplug(cam)
         if spec.kind == "unplug":
             return {"removed": removed}

@@ -48,7 +48,8 @@ MAX_PAYLOAD = 32 * _BULK_PACKET
 _PAYLOAD_HEADER = 2  # bHeaderLength, bmHeaderInfo (EOH | EOF | FID)
 _GUID = {PixelFormat.YUYV: bytes.fromhex("5955593200001000800000aa00389b71")}
 # Standard requests (bRequest) and descriptor types this device answers.
-_GET_STATUS, _CLEAR_FEATURE, _GET_DESCRIPTOR, _GET_CONFIGURATION, _GET_INTERFACE = 0x00, 0x01, 0x06, 0x08, 0x0A
+_GET_STATUS, _CLEAR_FEATURE, _SET_ADDRESS, _GET_DESCRIPTOR = 0x00, 0x01, 0x05, 0x06
+_GET_CONFIGURATION, _SET_CONFIGURATION, _GET_INTERFACE = 0x08, 0x09, 0x0A
 _DEVICE, _CONFIGURATION, _STRING = 1, 2, 3
 
 
@@ -266,6 +267,8 @@ class UsbipWebcamDevice:
             return b"\x00"
         if setup.request == _CLEAR_FEATURE and setup.request_type == 0x02 and setup.index == _STREAM_EP:
             self._stop_stream()  # uvcvideo clears the bulk endpoint's halt when it stops streaming
+        if setup.request in (_SET_ADDRESS, _SET_CONFIGURATION):
+            self._stop_stream()  # the host reset the port (or enumerates afresh): no stream survives that
         return b""  # SET_ADDRESS, SET_CONFIGURATION, SET_INTERFACE, features: nothing to keep
 
     def _reply(self, seqnum: int, data: bytes | None, taken: int | None = None) -> None:

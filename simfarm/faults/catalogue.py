@@ -15,7 +15,7 @@ Each kind names the backends that can carry it out: frame-level faults and
 unplug/replug need simfarm's own producer (a v4l2loopback node or a uvc USB
 webcam); resize/reformat and the stream faults a v4l2loopback node (a USB
 webcam's reader chooses its format); disconnect-while-open and the
-driver-level errors need vivid; re-enumeration a USB webcam. A camera of another backend refuses them, naming one that can.
+driver-level errors need vivid; re-enumeration and bus reset a USB webcam. A camera of another backend refuses them, naming one that can.
 """
 
 from __future__ import annotations
@@ -227,6 +227,11 @@ _CATALOGUE = [
     _kind("reenumerate", Role.DEVICE,
           "The USB webcam drops off the bus and enumerates again at once (udev remove, then add): "
           "a streaming reader gets ENODEV, and the node that comes back may have another number.",
+          timed=False, backends=UVC),
+    _kind("bus-reset", Role.DEVICE,
+          "The host resets the webcam's USB port (USBDEVFS_RESET, as usbreset does): the USB device "
+          "stays (same bus id and address), but uvcvideo lets go and binds again, so its nodes go and "
+          "come back (udev remove, then add; possibly other numbers) and a streaming reader gets ENODEV.",
           timed=False, backends=UVC),
     _vivid("disconnect",
            "Every node of the camera stops answering, as a USB camera pulled out while open: a reader's "

@@ -109,7 +109,7 @@ VIVID_KINDS = {"disconnect", "buffer-error", "drop-buffers", "reqbufs-error", "q
 
 def test_device_level_kinds_are_marked_for_the_supervisor():
     device = {name for name, kind in KINDS.items() if kind.device_level}
-    assert device == {"unplug", "replug", "resize", "reformat", "reenumerate"} | VIVID_KINDS
+    assert device == {"unplug", "replug", "resize", "reformat", "reenumerate", "bus-reset"} | VIVID_KINDS
     assert FaultSpec.parse("resize 320x240").device_level
     assert FaultSpec.parse("drop").role is Role.SEQUENCE and not FaultSpec.parse("drop").device_level
 
@@ -124,11 +124,11 @@ STREAM_KINDS = {"kick", "publisher-loss", "bitstream-noise", "latency", "bandwid
 
 def test_each_kind_names_the_backends_that_can_do_it():
     assert {name for name, kind in KINDS.items() if kind.backends == {"vivid"}} == VIVID_KINDS
-    assert {name for name, kind in KINDS.items() if kind.backends == {"uvc"}} == {"reenumerate"}
+    assert {name for name, kind in KINDS.items() if kind.backends == {"uvc"}} == {"reenumerate", "bus-reset"}
     # A webcam's reader picks the format, and only loopback farms publish.
     assert {name for name, kind in KINDS.items() if kind.backends == {"loopback"}} == \
         {"resize", "reformat"} | STREAM_KINDS
-    produced = set(KINDS) - VIVID_KINDS - STREAM_KINDS - {"resize", "reformat", "reenumerate"}
+    produced = set(KINDS) - VIVID_KINDS - STREAM_KINDS - {"resize", "reformat", "reenumerate", "bus-reset"}
     assert produced >= {"unplug", "replug", "stall", "drop", "noise"}
     assert all(KINDS[name].backends == {"loopback", "uvc"} for name in produced)
     assert describe("disconnect").startswith("disconnect [--for DURATION]    [vivid backend]")

@@ -211,6 +211,20 @@ def test_reenumeration_gives_the_same_webcam_back_and_it_streams(farm: Farm) -> 
     assert_codes_of(read_linuxpy(back.device, PixelFormat.MJPEG, SIZES[0]), 0)
 
 
+def test_a_bus_reset_rebinds_uvcvideo_while_the_usb_device_stays(farm: Farm) -> None:
+    cam = farm.cameras[1]
+    busid = farm.status()["cameras"][1]["usb"]["busid"]
+    monitor = pyudev.Monitor.from_netlink(pyudev.Context())
+    monitor.filter_by("video4linux")
+    monitor.start()
+    fault = cam.inject("bus-reset")
+    assert fault.info["removed"] == cam.device and fault.info["device"] is not None
+    actions = [dev.action for dev in iter(lambda: monitor.poll(timeout=10), None)]
+    assert "remove" in actions and "add" in actions, actions  # the nodes went and came back
+    assert farm.status()["cameras"][1]["usb"]["busid"] == busid  # on the same USB device
+    assert_codes_of(read_ffmpeg(farm.reload().camera(1).device, PixelFormat.YUYV, SIZES[0]), 1)
+
+
 def test_a_stream_or_device_the_profile_does_not_offer_is_refused_with_nothing_made() -> None:
     before = video_nodes()
     for args, words in ((["--size", "1280x720"], "offers no YUYV 1280x720@15"),
