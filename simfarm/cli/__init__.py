@@ -25,6 +25,13 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise BadInput(f"{self.prog}: {message}")
 
+    def format_help(self) -> str:
+        # An epilog may be a function: text that needs heavy imports (the fault
+        # catalogue) is made only when help is shown, not for every run.
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
 
 class _Commands(argparse._SubParsersAction):
     """The top-level subparsers: each command gets its one-line help from ``COMMANDS``."""
@@ -38,7 +45,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     Every other command (all of them when ``command`` is None or unknown)
     gets a stub parser that only names it, so `simfarm --help` lists every
-    command and `simfarm status` imports only farm_cmd.
+    command and `simfarm status` imports only status_cmd.
     """
     parser = _Parser(prog="simfarm", description="Fake camera farm for hardware-in-the-loop tests.")
     parser.register("action", "commands", _Commands)
