@@ -64,7 +64,10 @@ def writer_child(size: str, seconds: float) -> None:
 def floor_child(size: str, seconds: float) -> None:
     """Runs in a child process: the floor, a bare paced loop writing one constant frame to stdout."""
     width, height = map(int, size.split("x"))
-    frame = memoryview(bytes(width * height * 2))
+    # A black YUYV frame in memory of its own. Not bytes(n): that is calloc'd, all
+    # its pages are the kernel's one zero page, and write() would copy a single
+    # cached 4 KiB page over and over, far cheaper than any real frame.
+    frame = memoryview(bytes(bytearray(b"\x10\x80") * (width * height)))
     fd = sys.stdout.fileno()
     # The writer's sink grows its pipe to a whole frame too (sinks.FdSink).
     fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(frame.nbytes, int(open("/proc/sys/fs/pipe-max-size").read())))
