@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +62,8 @@ class ControlServer:
 
 def request(path: Path, message: dict, *, timeout: float = 30.0) -> dict:
     """Send one request; raises the error the supervisor reported."""
+    import socket  # here: `status` and `teardown` with no farm to ask never need it
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
