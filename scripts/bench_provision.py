@@ -106,7 +106,7 @@ def interpreters() -> dict[str, float]:
     return {
         "interpreter": python,
         "CLI imports": seconds(command([sys.executable, "-c", "import simfarm.cli.farm_cmd, "
-                                        "simfarm.farm.backends, simfarm.farm.config"])) - python,
+                                        "simfarm.backends, simfarm.farm.config"])) - python,
         "supervisor start": seconds(command([sys.executable, "-c", "import simfarm.farm.supervisor"])),
     }
 

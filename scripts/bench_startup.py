@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 TARGET = 1.5
 PY = [sys.executable]
@@ -40,6 +41,20 @@ COMMANDS: dict[str, list[str]] = {
 }
 # The commands the target is about; the imports above are for scale.
 TARGETED = [name for name in COMMANDS if name.startswith("simfarm")]
+
+
+def bytecode_cached() -> str:
+    """How many of simfarm's modules have current bytecode to load. Where none was
+    made (an editable install with PYTHONDONTWRITEBYTECODE set) every command
+    compiles the modules it imports afresh, which costs about a third of
+    Python's own start-up: scripts/setup.sh compiles them."""
+    import importlib.util
+
+    import simfarm
+    sources = list(Path(simfarm.__file__).parent.rglob("*.py"))
+    fresh = sum(1 for src in sources if (pyc := Path(importlib.util.cache_from_source(str(src)))).exists()
+                and pyc.stat().st_mtime >= src.stat().st_mtime)
+    return f"{fresh} of {len(sources)} simfarm modules"
 
 
 def seconds(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -65,7 +80,8 @@ def main() -> int:
     wall = {name: statistics.median(w for w, _ in t) for name, t in times.items()}
     cpu = {name: statistics.median(c for _, c in t) for name, t in times.items()}
     base = "python3 -c pass"
-    print(f"{args.runs} runs each, taking turns; where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}")
+    print(f"{args.runs} runs each, taking turns; where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}; "
+          f"bytecode cached: {bytecode_cached()}")
     print(f"{'command':<28} {'wall s':>7} {'x pass':>7} {'CPU s':>7} {'x pass':>7}")
     for name in COMMANDS:
         print(f"{name:<28} {wall[name]:7.3f} {wall[name] / wall[base]:7.2f} {cpu[name]:7.3f} {cpu[name] / cpu[base]:7.2f}")

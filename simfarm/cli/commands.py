@@ -12,8 +12,8 @@ from __future__ import annotations
 # command -> (module in simfarm.cli that registers it, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "provision": ("farm_cmd", "create cameras and start streaming into them"),
-    "status": ("farm_cmd", "show farms, cameras and counters"),
-    "teardown": ("farm_cmd", "stop a farm and remove everything it made"),
+    "status": ("status_cmd", "show farms, cameras and counters"),
+    "teardown": ("status_cmd", "stop a farm and remove everything it made"),
     "env": ("env_cmd", "print a farm's devices and MediaMTX addresses as shell variables (eval \"$(simfarm env)\")"),
     "fault": ("fault_cmd", "inject, clear or list faults on a running farm"),
     "scenario": ("fault_cmd", "run a seeded scenario file of faults on a running farm"),

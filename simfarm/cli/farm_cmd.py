@@ -1,11 +1,10 @@
-"""`simfarm provision`, `status` and `teardown`."""
+"""`simfarm provision` (`status` and `teardown` are in status_cmd: they need none of the specs)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 
-from ..farm.farm import Farm, running_farms, teardown, teardown_all
+from ..farm.farm import Farm
 from ..spec import BACKENDS, CameraSpec, parse_node_numbers
 from . import publish_cmd, table
 from .args import seconds
@@ -52,18 +51,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "of starting one; only the farm's paths are added and removed")
     p.set_defaults(run=_provision)
 
-    s = sub.add_parser("status")
-    s.add_argument("--farm", help="only this farm")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(run=_status)
-
-    t = sub.add_parser("teardown")
-    g = t.add_mutually_exclusive_group()
-    g.add_argument("--farm", default="default")
-    g.add_argument("--all", action="store_true", help="every farm on this machine")
-    t.add_argument("--timeout", type=seconds, default=10.0, help="seconds to wait for readers to close nodes")
-    t.set_defaults(run=_teardown)
-
 
 def _provision(args: argparse.Namespace) -> int:
     # Imported here: the backends bring in linuxpy and numpy, which status and teardown do without.
@@ -98,41 +85,3 @@ def _source(spec: CameraSpec, farm: Farm) -> str:
     if farm.backend == "uvc":
         return f"{spec.pattern} ({spec.profile})"
     return spec.pattern if spec.producer == "numpy" else f"ffmpeg:{spec.source}"
-
-
-def _status(args: argparse.Namespace) -> int:
-    names = [args.farm] if args.farm else running_farms()
-    reports = [Farm.attach(name).status() for name in names]
-    if args.json:
-        print(json.dumps({"farms": reports}, indent=2))
-        return 0
-    if not reports:
-        print("no farms running")
-    for rep in reports:
-        print(f"farm {rep['farm']} ({rep['backend']}, {rep['phase']}): supervisor pid {rep['supervisor_pid']}, "
-              f"state {rep['state_dir']}")
-        print(table.render(
-            ["camera", "node", "state", "written", "fps", "late", "dropped", "uptime_s", "faults"],
-            [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
-              c.get("dropped"), c.get("uptime_s"), _faults_cell(c.get("faults", []))]
-             for c in rep["cameras"]]))
-        if "publish" in rep:
-            print(publish_cmd.describe(rep))
-    return 0
-
-
-def _faults_cell(faults: list[dict]) -> str:
-    """One short cell for a camera's faults in force."""
-    return ", ".join(f"{f['fault']} {f['kind']}" for f in faults) or "-"
-
-
-def _teardown(args: argparse.Namespace) -> int:
-    if args.all:
-        names = teardown_all(timeout=args.timeout)
-        print(f"torn down: {', '.join(names) if names else 'nothing to do'}")
-    else:
-        done = teardown(args.farm, timeout=args.timeout)
-        print(f"farm {args.farm}: {'torn down' if done else 'not running (nothing to do)'}")
-    return 0
-
-

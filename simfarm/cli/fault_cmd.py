@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from ..errors import BadInput
 from ..farm.farm import Farm
-from ..faults.catalogue import FaultSpec, describe
 from . import table
 from .args import seconds
+
+# The catalogue (dataclasses, the specs) is loaded only to check a fault or show
+# help: `simfarm fault list` and `clear`, run in loops, do without it.
+if TYPE_CHECKING:
+    from ..faults.catalogue import FaultSpec
 
 _USAGE = """\
 simfarm fault CAMERA KIND [VALUE] [--for DURATION] [--rate P] [--frames N] [--param K=V ...] [--farm NAME]
@@ -25,7 +30,7 @@ simfarm fault list [--farm NAME] [--json]"""
 
 def register(sub: argparse._SubParsersAction) -> None:
     f = sub.add_parser("fault", usage=_USAGE,
-                       epilog="fault kinds:\n\n" + describe(), formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=_kinds_help, formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("target", help="a camera index, or clear / list")
     f.add_argument("words", nargs="*", help="KIND [VALUE] (or, after clear, the camera)")
     f.add_argument("--for", dest="duration", help="how long: 500ms, 2s, 1m")
@@ -49,6 +54,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(run=_scenario)
 
 
+def _kinds_help() -> str:
+    from ..faults.catalogue import describe
+    return "fault kinds:\n\n" + describe()
+
+
 def _fault(args: argparse.Namespace) -> int:
     if args.target == "list":
         return _list(args)
@@ -67,6 +77,8 @@ def _fault(args: argparse.Namespace) -> int:
 
 
 def _spec(args: argparse.Namespace) -> FaultSpec:
+    from ..faults.catalogue import FaultSpec
+
     if not args.words:
         raise BadInput("fault: give a camera and a KIND, e.g. simfarm fault 0 drop --frames 10")
     words = list(args.words)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import EnvironmentProblem, InUse
-from ..spec import PixelFormat, Size
+
+if TYPE_CHECKING:  # node_path users (status, teardown) need no specs: dataclasses, fractions
+    from fractions import Fraction
+
+    from ..spec import PixelFormat, Size
 
 SYSFS = Path("/sys/class/video4linux")
 

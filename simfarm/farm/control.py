@@ -9,11 +9,8 @@ The socket is mode 0660 with the group of the control device's users
 
 from __future__ import annotations
 
-import grp
 import json
 import os
-import socket
-import socketserver
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +25,10 @@ class ControlServer:
     """Serves ``handler`` on ``path`` in a background thread."""
 
     def __init__(self, path: Path, handler: Handler) -> None:
+        # Imported here: only the supervisor serves, and every CLI command imports this module.
+        import grp
+        import socketserver
+
         path.unlink(missing_ok=True)
         outer = handler
 
@@ -61,6 +62,8 @@ class ControlServer:
 
 def request(path: Path, message: dict, *, timeout: float = 30.0) -> dict:
     """Send one request; raises the error the supervisor reported."""
+    import socket  # here: `status` and `teardown` with no farm to ask never need it
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:

@@ -11,28 +11,30 @@ from __future__ import annotations
 import json
 import os
 import select
-import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from ..devices import nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
-from ..spec import MAX_CAMERAS, CameraSpec
 from . import control
 from .reclaim import reclaim, stale_farms
 from .state import FAULT_LOG, FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
 
 # What only provisioning, snapshots, recordings and reading frames back need
 # (numpy, OpenCV, linuxpy, the MediaMTX client, the backends) is imported in
-# the functions that use it: status, fault and teardown load none of it.
+# the functions that use it: status, fault and teardown load none of it. So
+# are subprocess and the camera specs (dataclasses, fractions, enum), which
+# cost status and teardown half of Python's own start-up.
 if TYPE_CHECKING:
+    import subprocess
+
     import numpy as np
 
     from ..frames.code import FrameCode
     from ..publishers.mediamtx.recordings import Segment
+    from ..spec import CameraSpec
     from .publish_plan import PublishOptions
 
 LOG = "supervisor.log"
@@ -41,16 +43,18 @@ LOG = "supervisor.log"
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
-@dataclass(frozen=True)
 class Camera:
     """One camera of a running farm."""
 
-    farm: Farm
-    index: int
-    spec: CameraSpec
-    label: str
-    number: int
-    metadata: int | None = None
+    __slots__ = ("farm", "index", "spec", "label", "number", "metadata")
+
+    def __init__(self, farm: Farm, index: int, spec: CameraSpec, label: str, number: int,
+                 metadata: int | None = None) -> None:
+        self.farm, self.index, self.spec, self.label, self.number, self.metadata = (
+            farm, index, spec, label, number, metadata)
+
+    def __repr__(self) -> str:
+        return f"<Camera {self.index} of farm {self.farm.name}: {self.device} {self.label}>"
 
     @property
     def device(self) -> str:
@@ -168,6 +172,7 @@ class Farm:
     """A running farm; use ``Farm.provision(...)`` (a context manager) or ``Farm.attach(name)``."""
 
     def __init__(self, record: FarmRecord) -> None:
+        from ..spec import CameraSpec
         self.name = record.name
         self.backend = record.backend
         self.state_dir = record.directory
@@ -334,6 +339,7 @@ class Farm:
 def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
               patterns_dirs: Sequence[str], backend: str) -> None:
     from ..patterns.library import PatternLibrary
+    from ..spec import MAX_CAMERAS
 
     check_farm_name(name)
     if backend != "uvc" and any(cam.profile for cam in specs):
@@ -355,6 +361,7 @@ def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
 
 
 def _start_supervisor(record: FarmRecord, timeout: float) -> None:
+    import subprocess
     read_end, write_end = os.pipe()
     with open(record.directory / LOG, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "simfarm.farm.supervisor", record.name, str(write_end)],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 
 from ..errors import InUse
 from .state import FarmRecord, farm_names
@@ -17,7 +16,9 @@ def reclaim(record: FarmRecord, *, timeout: float = 10.0) -> None:
     the record, so a later run can finish) while readers hold a node.
     """
     # Imported here: the backends and the publisher bring in linuxpy and
-    # numpy, which commands that find nothing to reclaim never need.
+    # numpy, which commands that find nothing to reclaim never need (nor signal).
+    import signal
+
     from .. import backends
     from . import publishing
 

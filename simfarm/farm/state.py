@@ -15,8 +15,9 @@ import os
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import NamedTuple
 
 from ..errors import BadInput
 from ..procfs import stat_fields
@@ -25,6 +26,9 @@ FARM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,15}$")
 RECORD = "farm.json"
 # The supervisor's log of faults starting and ending (JSON lines), beside the record.
 FAULT_LOG = "faults.jsonl"
+# The records below are plain classes, not dataclasses: every CLI command
+# reads them, and importing dataclasses (it imports inspect) costs a fifth of
+# Python's own start-up.
 
 
 def state_root() -> Path:
@@ -43,8 +47,7 @@ def check_farm_name(name: str) -> str:
     return name
 
 
-@dataclass(frozen=True)
-class ProcessId:
+class ProcessId(NamedTuple):
     """A pid plus its kernel start time, so a recycled pid is never mistaken for ours."""
 
     pid: int
@@ -70,30 +73,39 @@ def _start_ticks(pid: int) -> int | None:
     return None if fields is None else int(fields[19])
 
 
-@dataclass
-class NodeRecord:
+class NodeRecord(SimpleNamespace):
     """One node this farm created. ``label`` is checked again before removal."""
 
     camera: int
     label: str
-    number: int | None = None  # None while the ADD ioctl is in flight
-    metadata: int | None = None  # vivid: the camera's metadata node
+    number: int | None  # None while the ADD ioctl is in flight
+    metadata: int | None  # vivid: the camera's metadata node
+
+    def __init__(self, camera: int, label: str, number: int | None = None, metadata: int | None = None) -> None:
+        super().__init__(camera=camera, label=label, number=number, metadata=metadata)
 
 
-@dataclass
-class FarmRecord:
+class FarmRecord(SimpleNamespace):
     name: str
     spec: dict
-    backend: str = "loopback"
-    phase: str = "starting"  # starting | running | stopping | failed
-    supervisor: ProcessId | None = None
-    provisioner: ProcessId | None = None  # the process running `provision`, while starting
-    nodes: list[NodeRecord] = field(default_factory=list)
-    processes: list[ProcessId] = field(default_factory=list)
+    backend: str
+    phase: str  # starting | running | stopping | failed
+    supervisor: ProcessId | None
+    provisioner: ProcessId | None  # the process running `provision`, while starting
+    nodes: list[NodeRecord]
+    processes: list[ProcessId]
     # A kernel module this farm loaded and must unload (vivid; v4l2loopback 0.12,
     # whose nodes come with it), recorded before loading it.
-    module: str | None = None
-    error: str | None = None
+    module: str | None
+    error: str | None
+
+    def __init__(self, name: str, spec: dict, backend: str = "loopback", phase: str = "starting",
+                 supervisor: ProcessId | None = None, provisioner: ProcessId | None = None,
+                 nodes: list[NodeRecord] | None = None, processes: list[ProcessId] | None = None,
+                 module: str | None = None, error: str | None = None) -> None:
+        super().__init__(name=name, spec=spec, backend=backend, phase=phase, supervisor=supervisor,
+                         provisioner=provisioner, nodes=nodes or [], processes=processes or [], module=module,
+                         error=error)
 
     @property
     def directory(self) -> Path:
@@ -102,8 +114,13 @@ class FarmRecord:
     def save(self) -> None:
         path = self.directory / RECORD
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1))
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
         os.replace(tmp, path)
+
+    def to_json(self) -> dict:
+        sup, prov = self.supervisor, self.provisioner
+        return {**vars(self), "supervisor": sup and sup._asdict(), "provisioner": prov and prov._asdict(),
+                "nodes": [vars(n) for n in self.nodes], "processes": [p._asdict() for p in self.processes]}
 
     @classmethod
     def load(cls, name: str) -> FarmRecord | None:

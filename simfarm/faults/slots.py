@@ -92,6 +92,10 @@ class SlotWriter:
         ``render(n)`` returns the stamped frame for sequence ``n`` (``sequence``
         or ``sequence + 1``), as the producer would write it without faults.
         """
+        if plan is NORMAL:  # no fault in force, as for most slots: one fresh frame, nothing kept
+            self._previous = None
+            self._write(render(sequence))
+            return 1
         if plan.writes and plan.delay_s > 0:
             self._wait(plan.delay_s)
         if plan.freeze:

@@ -90,7 +90,7 @@ _MIN_CONTRAST = 64
 _SAMPLE_FRACTIONS = np.array([0.3, 0.43, 0.57, 0.7])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class FrameCode:
     """What a frame says about itself.
 
@@ -103,14 +103,17 @@ class FrameCode:
     sequence: int
     time_ms: int
 
-    def __post_init__(self) -> None:
+    # Written out, not generated with a __post_init__ that stores every field a
+    # second time: a producer makes one of these per frame.
+    def __init__(self, camera: int, sequence: int, time_ms: int) -> None:
         # operator.index: numpy integers are welcome, floats are a mistake.
-        camera = operator.index(self.camera)
+        camera = operator.index(camera)
         if not 0 <= camera <= MAX_CAMERA:
             raise BadInput(f"camera id {camera} is out of range 0..{MAX_CAMERA}")
-        object.__setattr__(self, "camera", camera)
-        object.__setattr__(self, "sequence", operator.index(self.sequence) % SEQUENCE_WRAP)
-        object.__setattr__(self, "time_ms", operator.index(self.time_ms) % TIME_WRAP)
+        store = object.__setattr__
+        store(self, "camera", camera)
+        store(self, "sequence", operator.index(sequence) % SEQUENCE_WRAP)
+        store(self, "time_ms", operator.index(time_ms) % TIME_WRAP)
 
     @property
     def payload(self) -> int:
@@ -232,9 +235,18 @@ _FIRST_REFERENCES = "".join(str(_REFERENCES[cell]) for cell in _CELLS[:2])
 _LAST_REFERENCES = "".join(str(_REFERENCES[cell]) for cell in _CELLS[-2:])
 
 
-def cell_string(code: FrameCode) -> str:
-    """``code``'s cells as "0"/"1" characters, row-major: cell (row r, column c) is character ``r * COLUMNS + c``."""
-    return f"{_FIRST_REFERENCES}{(code.payload << CHECK_BITS) | code.check:0{_WORD_BITS}b}{_LAST_REFERENCES}"
+_BIT_VALUES = bytes.maketrans(b"01", b"\x00\x01")
+
+
+def cell_bits(code: FrameCode) -> bytes:
+    """``code``'s cells as bytes 0/1, row-major: cell (row r, column c) is byte ``r * COLUMNS + c``.
+
+    Made by C calls only (format, encode, translate) from the payload, read
+    once: the producer calls this for every frame.
+    """
+    payload = code.payload
+    word = (payload << CHECK_BITS) | _crc(payload)
+    return f"{_FIRST_REFERENCES}{word:0{_WORD_BITS}b}{_LAST_REFERENCES}".encode().translate(_BIT_VALUES)
 
 
 @lru_cache(maxsize=16)

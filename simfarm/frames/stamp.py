@@ -7,33 +7,29 @@ CPU cost far below an encoder's.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from ..spec import PixelFormat, Size
 from . import pixfmt
-from .code import BLACK, COLUMNS, WHITE, CodeStrip, FrameCode, cell_string
-
-# Cells per prepared piece of a strip line (see _RawStrip): 16 variants each, 8 lookups a line.
-_PIECE = 4
-assert COLUMNS % _PIECE == 0
+from .code import BLACK, COLUMNS, WHITE, CodeStrip, FrameCode, cell_bits
 
 
 class _RawStrip:
-    """A ring frame's strip, stamped by joining prepared bytes: no numpy call per frame.
+    """A ring frame's strip, stamped by joining prepared bytes: no numpy call and no Python frame per cell.
 
     Built after the frame's first full stamp has made the chroma under the
-    strip neutral. For every run of ``_PIECE`` cells of a line, the raw bytes
-    of that run in each of its 2**_PIECE black/white combinations are kept,
-    so a code's line of a row of cells is a join of ``COLUMNS / _PIECE``
-    lookups by the row's "0"/"1" characters (code.cell_string), repeated
-    down the row and copied into the frame. Per frame that is a few dozen
-    Python steps and three copies, which matters more than it seems: the
-    producer wakes every frame with cold caches, where each numpy call costs
-    many times its warm price. Only formats whose strip rows are contiguous in the buffer,
-    with their luma samples inside, get one (YUYV, UYVY, NV12, YU12).
+    strip neutral. For every column of cells the raw bytes of that column in
+    one strip line are kept twice, drawn black and drawn white, so a code's
+    line of a row of cells is one C-level join over the row's 0/1 cell values
+    (code.cell_bits) picking from each column's pair, repeated down the row
+    and copied into the frame. Per frame that is a handful of Python steps
+    and three copies, which matters more than it seems: the producer wakes
+    every frame with cold caches, where each Python call and each numpy call
+    costs many times its warm price. Only formats whose strip rows are
+    contiguous in the buffer, with their luma samples inside, get one (YUYV,
+    UYVY, NV12, YU12).
     """
 
     def __init__(self, frame: np.ndarray, luma: np.ndarray, strip: CodeStrip) -> None:
@@ -41,8 +37,8 @@ class _RawStrip:
         offset = luma.ctypes.data - frame.ctypes.data
         self.frame = frame  # held, so the id it is cached under stays this frame's
         self._view = memoryview(frame)
-        # Per row of cells: where its characters start in cell_string(), and its bytes in the frame.
-        self._rows = [(r * COLUMNS, first * row_bytes, end * row_bytes, end - first)
+        # Per row of cells: where its cells start in cell_bits(), and its bytes in the frame.
+        self._rows = [(r * COLUMNS, (r + 1) * COLUMNS, first * row_bytes, end * row_bytes, end - first)
                       for r, (first, end) in enumerate(strip.row_spans)]
         levels = []  # the first strip line drawn all black, and all white
         for level in (BLACK, WHITE):
@@ -50,9 +46,8 @@ class _RawStrip:
             line[offset::step] = level
             levels.append(line)
         edges = [edge * (row_bytes // strip.width) for edge in strip.column_edges]
-        self._pieces = [(c, c + _PIECE, {"".join(map(str, bits)): b"".join(
-            levels[bit][edges[c + i]:edges[c + i + 1]].tobytes() for i, bit in enumerate(bits))
-            for bits in itertools.product((0, 1), repeat=_PIECE)}) for c in range(0, COLUMNS, _PIECE)]
+        self._columns = [tuple(levels[bit][edges[c]:edges[c + 1]].tobytes() for bit in (0, 1))
+                         for c in range(COLUMNS)]
 
     @staticmethod
     def fits(frame: np.ndarray, luma: np.ndarray, width: int) -> bool:
@@ -61,11 +56,10 @@ class _RawStrip:
                 and 0 <= luma.ctypes.data - frame.ctypes.data < step == row_bytes // width)
 
     def stamp(self, code: FrameCode) -> None:
-        cells, view = cell_string(code), self._view
-        for row, start, end, lines in self._rows:
-            bits = cells[row:row + COLUMNS]
-            # bytes repetition doubles in C: cheaper than copying lines down in Python.
-            view[start:end] = b"".join([piece[bits[a:b]] for a, b, piece in self._pieces]) * lines
+        cells, view, pick = cell_bits(code), self._view, tuple.__getitem__
+        for first, last, start, end, lines in self._rows:
+            # map() over a C method and bytes repetition run in C: no Python frame per cell or line.
+            view[start:end] = b"".join(map(pick, self._columns, cells[first:last])) * lines
 
 
 # MJPEG frames are composed as BGR and compressed per frame, since the code

@@ -36,9 +36,11 @@ class FdSink:
     def write_frame(self, frame: np.ndarray) -> None:
         if not self._sized:
             self._fit_pipe(frame.nbytes)
-        view = memoryview(frame).cast("B")
-        while view:
-            view = view[os.write(self.fd, view):]
+        written = os.write(self.fd, frame)
+        if written < frame.nbytes:  # a pipe took part of it: the rest follows
+            view = memoryview(frame).cast("B")[written:]
+            while view:
+                view = view[os.write(self.fd, view):]
 
     def _fit_pipe(self, frame_bytes: int) -> None:
         """Grow a pipe to hold a whole frame: one write, one wakeup of the reader.

@@ -7,8 +7,9 @@ The runner executes this file by path with the host's interpreter (the host
 root is the guest's root), so it uses the standard library only and imports
 nothing from simfarm: the guest must not depend on how simfarm is installed.
 LAUNCH_FILE is JSON written by the runner: {"argv": [...], "cwd": "...",
-"env": {...}, "images": [...], and optionally "mediamtx"}; the command gets
-exactly that environment (with $SIMFARM_MEDIAMTX at the guest's copy).
+"env": {...}, "images": [...], and optionally "package" and "mediamtx"}; the
+command gets exactly that environment (with $SIMFARM_MEDIAMTX at the guest's
+copy).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from typing import Any
 
 # Exit code when the guest could not be prepared: distinct from the command's
@@ -28,6 +30,7 @@ UDEVD_PATHS = ("/usr/lib/systemd/systemd-udevd", "/lib/systemd/systemd-udevd")
 # makes its own through the control device.
 MODULES = (("videodev",), ("v4l2loopback", "devices=0"))
 GUEST_BIN = "/tmp/simfarm-vm-bin"  # /tmp is the guest's own memory (tmpfs under an overlay)
+GUEST_PACKAGE = "/tmp/simfarm-vm-package"
 CONFIGFS = "/sys/kernel/config"
 
 
@@ -82,6 +85,20 @@ def mount_images(specs: list[dict[str, str]]) -> None:
         _run("mount", "-t", "ext4", "-o", "ro,noatime", device, spec["mountpoint"])
 
 
+def mount_package(spec: dict[str, str]) -> None:
+    """Unpack simfarm's package (see simfarm/vm/package.py: the host's, with its
+    bytecode) into the guest's memory and mount it over the package's own path,
+    so that importing simfarm stops going through 9p whichever way it is found."""
+    # The archive is the runner's own: its 'data' filter (where Python has it) changes nothing in it.
+    safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+    try:
+        with tarfile.open(spec["archive"]) as archive:
+            archive.extractall(GUEST_PACKAGE, **safe)  # type: ignore[arg-type]
+    except (OSError, tarfile.TarError) as exc:
+        raise SetupError(f"cannot unpack simfarm's package {spec['archive']} into the guest: {exc}") from None
+    _run("mount", "--bind", os.path.join(GUEST_PACKAGE, os.path.basename(spec["mountpoint"])), spec["mountpoint"])
+
+
 def copy_mediamtx(host_path: str, env: dict[str, str]) -> None:
     """Copy the host's MediaMTX into the guest's memory and point $SIMFARM_MEDIAMTX at the copy.
 
@@ -125,6 +142,8 @@ def main(argv: list[str]) -> int:
         load_modules()
         mount_configfs()
         mount_images(launch.get("images", []))
+        if "package" in launch:
+            mount_package(launch["package"])
         if "mediamtx" in launch:
             copy_mediamtx(launch["mediamtx"], launch["env"])
     except SetupError as exc:

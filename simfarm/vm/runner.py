@@ -29,7 +29,7 @@ from ..errors import BadInput, EnvironmentProblem
 from ..publishers.mediamtx.binary import find_binary
 from . import accel as accel_mod
 from . import kernel as kernel_mod
-from . import images
+from . import images, package
 from .accel import Accel
 
 GUEST_SCRIPT = Path(__file__).with_name("guest.py")
@@ -187,6 +187,7 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
         launch.write_text(json.dumps({"argv": list(command), "cwd": str(dirs[0]),
                                       "env": guest_env(os.environ, accel),
                                       "images": [image.mount() for image in attached],
+                                      "package": package.build(Path(tmp)),
                                       **({"mediamtx": mediamtx} if mediamtx else {})}))
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
                            rwdirs=dirs, home=Path.home(), disks=disks,

@@ -50,6 +50,19 @@ def test_light_commands_import_no_numpy_opencv_linuxpy_or_farm(argv: list[str], 
     assert heavy == [], f"simfarm {' '.join(argv)} imported {heavy}"
 
 
+# What the commands scripts call in loops must not pay for: together these cost
+# about a third of Python's own start-up (dataclasses alone a fifth: it imports inspect).
+LOOP_HEAVY = ("dataclasses", "fractions", "subprocess", "socketserver", "simfarm.spec", "simfarm.faults")
+
+
+@pytest.mark.parametrize("argv", [["status"], ["status", "--json"], ["teardown"], ["teardown", "--all"],
+                                  ["fault", "list"], ["fault", "clear", "--all"]])
+def test_loop_commands_import_no_specs_dataclasses_or_subprocess(argv: list[str], tmp_path: Path) -> None:
+    modules = imported_by(argv, tmp_path)
+    heavy = sorted(m for m in modules if m in LOOP_HEAVY or m.rsplit(".", 1)[0] in LOOP_HEAVY)
+    assert heavy == [], f"simfarm {' '.join(argv)} imported {heavy}"
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_each_command_is_registered_by_the_module_the_table_names(command: str) -> None:
     sub = next(a for a in build_parser(command)._actions if isinstance(a, argparse._SubParsersAction))

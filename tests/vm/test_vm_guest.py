@@ -142,3 +142,17 @@ def test_home_is_writable_but_stays_in_the_guest() -> None:
             assert not (host / marker.relative_to("/")).exists()
     finally:
         marker.unlink()
+
+
+@in_vm
+def test_simfarm_is_imported_from_the_guests_memory_with_bytecode_for_every_module() -> None:
+    import importlib.util
+
+    import simfarm
+    package = Path(simfarm.__file__).resolve().parent
+    mounts = {fields[4]: fields[fields.index("-") + 1]
+              for fields in (line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines())}
+    assert package.as_posix() in mounts and mounts[package.as_posix()] != "9p", mounts.get(package.as_posix())
+    missing = [str(source) for source in package.rglob("*.py")
+               if not Path(importlib.util.cache_from_source(str(source))).exists()]
+    assert missing == []
