@@ -141,23 +141,22 @@ def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: lis
     framed = [event for event in events if event.spec.frame_level]
     if stopped := sorted({event.camera for event in framed if by_camera[event.camera].producer is None}):
         raise BadInput(f"camera {stopped[0]} is not streaming: its frame faults could not start")
+    reply = {"scenario": str(Path(path)), "seed": seed, "events": len(events), "origins": {},
+             "duration_s": scenario.duration_s, "log": log_path}
+    if not events:  # nothing of the run here (a worker's share of the cameras): nothing to log
+        return reply
     log = FaultLog.open(log_path or os.devnull)
-    if not events:  # nothing of the run here (a worker's share): no fault will end to close it
-        log.close()
-        return {"scenario": str(Path(path)), "seed": seed, "events": 0, "origins": {},
-                "duration_s": scenario.duration_s, "log": log_path}
     try:
         router.route([(event.camera, event.fault_id) for event in events], log, log_path)
     except BadInput:
         log.close()
         raise
-    origins = _start_on_slots(scenario, seed, framed, by_camera, log)
+    reply["origins"] = _start_on_slots(scenario, seed, framed, by_camera, log)
     devices = [event for event in events if not event.spec.frame_level]
     if devices:
         threading.Thread(target=_device_timeline, args=(devices, by_camera, device_action, router, cancel),
                          name="scenario-devices", daemon=True).start()
-    return {"scenario": str(Path(path)), "seed": seed, "events": len(events), "origins": origins,
-            "duration_s": scenario.duration_s, "log": log_path}
+    return reply
 
 
 def _start_on_slots(scenario: Scenario, seed: int, framed: list[ScheduledFault],

@@ -26,6 +26,7 @@ nodes as ever.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import select
@@ -41,6 +42,7 @@ from ..backends.loopback import LoopbackBackend, LoopbackDeviceFaults
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultLog
 from ..producers.build import shared_cycle
+from ..producers.sources import Cycle
 from . import control
 from .host import CameraHost
 from .live import FIRST_FRAME_TIMEOUT_S, LiveCamera
@@ -101,6 +103,8 @@ class WorkerPool:
         self._parts: dict[str, int] = {}
         self._parts_done: dict[str, int] = {}
         self._ready: list[int] = []  # readiness pipes of workers forked so far, closed in later ones
+        # The cameras' pre-rendered cycles, held for the farm's life: the workers inherit them.
+        self._cycles: list[Cycle] = []
 
     def start(self, count: int, private_fds: tuple[int, ...] = ()) -> None:
         """Make the nodes, render the cycles, fork ``count`` workers and wait until all stream.
@@ -109,10 +113,12 @@ class WorkerPool:
         failure the workers forked so far stay in ``workers`` for close().
         """
         LoopbackBackend().make_nodes(self.record, list(self.cameras))
-        # Held by the supervisor for the farm's life: the workers inherit them, rendered once.
         self._cycles = [shared_cycle(cam.spec, cam.library) for cam in self.cameras
                         if cam.spec.producer == "numpy"]
         shares = [self.cameras[k::count] for k in range(count)]
+        # Out of the collector's sight: a collection in a worker would otherwise write to (and so
+        # copy) every page of the supervisor's heap that the worker shares.
+        gc.freeze()
         for k, share in enumerate(shares):
             self._fork(Worker(k, share, self.record.directory / f"worker-{k}.sock"), private_fds)
         for worker in self.workers:
