@@ -52,7 +52,8 @@ def test_farm_file_workers(tmp_path: Path) -> None:
 
 
 def test_amending_the_record_keeps_what_other_processes_wrote() -> None:
-    record = FarmRecord(name="lab", spec={}, nodes=[NodeRecord(0, "simfarm-lab-0", 3), NodeRecord(1, "simfarm-lab-1", 4)])
+    record = FarmRecord(name="lab", spec={},
+                        nodes=[NodeRecord(0, "simfarm-lab-0", 3), NodeRecord(1, "simfarm-lab-1", 4)])
     record.directory.mkdir(parents=True)
     record.save()
     # A worker replugs camera 1 while the supervisor marks the farm running: neither undoes the other.
