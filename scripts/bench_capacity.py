@@ -5,9 +5,9 @@ Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench_capacity.py`
 on a machine whose kernel cannot load the module.
 
 For N = 1, 2, 4, 8, ... cameras in each series (640x480@30 and 320x240@15
-YUYV, smpte75), a real farm (Farm.provision; ``--workers`` as provision's)
-streams for ``--seconds`` after a warm-up, and from its status counters and
-/proc it prints:
+YUYV, smpte75), a real farm (Farm.provision, as many worker processes as
+provision gives by default, or ``--workers``) streams for ``--seconds`` after
+a warm-up, and from its status counters and /proc it prints:
 
     late %      slots served after their deadline / slots (status ``late``)
     dropped %   slots skipped because the producer was too late for them (``dropped``)
@@ -16,13 +16,17 @@ streams for ``--seconds`` after a warm-up, and from its status counters and
                 (workers are forked: RSS counts the pages they share once per process, PSS splits them)
     PSS/cam     PSS / N
 
-and the same for N processes of the usual recipe, each
+and the same for the farm with its cameras in the supervisor alone
+(``simfarm-1proc``, workers 0: how a farm ran before it had workers), and for
+N processes of the usual recipe, each
 `ffmpeg -re -f lavfi -i testsrc2=size=WxH:rate=F -pix_fmt yuyv422 -f v4l2 /dev/videoX`
 on a node of its own. FFmpeg does not count late frames; with -re a process
 that cannot keep up falls behind and stays behind, so its late % is the
 shortfall of frames written against N * fps * seconds (a lower bound), and
-it drops none. A series stops after the first N whose late % passes
-``--collapse`` (default 50 %), or when provisioning fails.
+it drops none. The three take turns at each N, so that load from elsewhere
+on the machine hits them alike; each stops after the first N whose late and
+dropped % together pass ``--collapse`` (default 50 %), or when it fails to
+start. A tool holds N cameras when both are under 1 %.
 
 Memory target (issue 11): 32 identical cameras cost at most 2x the memory of
 one plus their frame buffers (one per camera: W * H * 2 bytes in YUYV),
@@ -59,7 +63,7 @@ FFMPEG_START_S = 300.0  # every FFmpeg writing frames; it starts slowly under em
 
 @dataclass
 class Point:
-    tool: str  # simfarm | ffmpeg
+    tool: str  # simfarm | simfarm-1proc | ffmpeg
     size: str
     fps: int
     cameras: int
@@ -73,6 +77,11 @@ class Point:
     @property
     def pss_per_camera_mb(self) -> float:
         return self.pss_mb / self.cameras
+
+    @property
+    def off_time_pct(self) -> float:
+        """Slots not served on time: late, or dropped (never served)."""
+        return self.late_pct + self.dropped_pct
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -182,31 +191,41 @@ def ffmpeg_point(cameras: int, size: str, fps: int, seconds: float, warmup: floa
                  (cpu1 - cpu0) / (t1 - t0) / cameras, rss, pss, cameras)
 
 
-def series(tool: str, size: str, fps: int, args: argparse.Namespace) -> list[Point]:
-    points = []
-    cameras = 1
-    while cameras <= args.max:
-        try:
-            if tool == "simfarm":
-                point = simfarm_point(cameras, size, fps, args.seconds, args.warmup, args.workers)
-            else:
-                point = ffmpeg_point(cameras, size, fps, args.seconds, args.warmup)
-        except (SimfarmError, RuntimeError, OSError) as exc:
-            print(f"  {tool} {size}@{fps} x{cameras}: failed: {exc}", flush=True)
-            break
-        points.append(point)
-        print(f"  {tool:<7} {size}@{fps:<3} {cameras:>4} {point.late_pct:7.2f} {point.dropped_pct:8.2f} "
-              f"{point.cpu_per_camera:8.4f} {point.processes:>5} {point.rss_mb:8.1f} {point.pss_mb:8.1f} "
-              f"{point.pss_per_camera_mb:8.2f}", flush=True)
-        if point.late_pct > args.collapse:
-            break
+def measure(tool: str, cameras: int, size: str, fps: int, args: argparse.Namespace) -> Point:
+    if tool == "ffmpeg":
+        return ffmpeg_point(cameras, size, fps, args.seconds, args.warmup)
+    workers = 0 if tool == "simfarm-1proc" else args.workers
+    point = simfarm_point(cameras, size, fps, args.seconds, args.warmup, workers)
+    point.tool = tool
+    return point
+
+
+def series(tools: list[str], size: str, fps: int, args: argparse.Namespace) -> list[Point]:
+    """Every tool at N = 1, 2, 4, ... in turn, each until it collapses."""
+    points: list[Point] = []
+    running, cameras = list(tools), 1
+    while running and cameras <= args.max:
+        for tool in list(running):
+            try:
+                point = measure(tool, cameras, size, fps, args)
+            except (SimfarmError, RuntimeError, OSError) as exc:
+                print(f"  {tool} {size}@{fps} x{cameras}: failed: {exc}", flush=True)
+                running.remove(tool)
+                continue
+            points.append(point)
+            print(f"  {tool:<13} {size}@{fps:<3} {cameras:>4} {point.late_pct:7.2f} {point.dropped_pct:8.2f} "
+                  f"{point.cpu_per_camera:8.4f} {point.processes:>5} {point.rss_mb:8.1f} {point.pss_mb:8.1f} "
+                  f"{point.pss_per_camera_mb:8.2f}", flush=True)
+            if point.off_time_pct > args.collapse:
+                running.remove(tool)
         cameras *= 2
     return points
 
 
 def capacity(points: list[Point], tool: str, size: str, limit: float = 1.0) -> int:
-    """The most cameras of ``tool`` at ``size`` with late % under ``limit``; 0 if none."""
-    return max((p.cameras for p in points if p.tool == tool and p.size == size and p.late_pct < limit), default=0)
+    """The most cameras of ``tool`` at ``size`` with late and dropped % each under ``limit``; 0 if none."""
+    return max((p.cameras for p in points if p.tool == tool and p.size == size and p.late_pct < limit
+                and p.dropped_pct < limit), default=0)
 
 
 def memory_check(points: list[Point], size: str, many: int = 32) -> str:
@@ -228,25 +247,26 @@ def main() -> int:
     parser.add_argument("--max", type=int, default=64, help="most cameras tried")
     parser.add_argument("--collapse", type=float, default=50.0, help="late %% that ends a series")
     parser.add_argument("--workers", type=int, help="simfarm's worker processes (default: provision's)")
-    parser.add_argument("--tools", default="simfarm,ffmpeg", help="which to measure, comma-separated")
+    parser.add_argument("--tools", default="simfarm,simfarm-1proc,ffmpeg", help="which to measure, comma-separated")
     parser.add_argument("--json", help="write every figure here (for scripts/plot_capacity.py)")
     args = parser.parse_args()
     print(f"where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}, {len(os.sched_getaffinity(0))} CPUs, "
           f"kernel {platform.release()}; {args.seconds:g} s per point after {args.warmup:g} s")
-    print(f"  {'tool':<7} {'series':<10} {'cams':>4} {'late %':>7} {'dropped%':>8} {'CPU/cam':>8} {'procs':>5} "
+    print(f"  {'tool':<13} {'series':<10} {'cams':>4} {'late %':>7} {'dropped%':>8} {'CPU/cam':>8} {'procs':>5} "
           f"{'RSS MB':>8} {'PSS MB':>8} {'PSS/cam':>8}")
-    points = [point for size, fps in SERIES for tool in args.tools.split(",")
-              for point in series(tool, size, fps, args)]
+    points = [point for size, fps in SERIES for point in series(args.tools.split(","), size, fps, args)]
     for size, fps in SERIES:
-        ours, theirs = capacity(points, "simfarm", size), capacity(points, "ffmpeg", size)
-        ratio = f"{ours / theirs:.0f}x" if theirs else "FFmpeg held none"
-        print(f"{size}@{fps}: simfarm holds {ours} cameras under 1 % late, one FFmpeg per camera {theirs} ({ratio})")
+        held = {tool: capacity(points, tool, size) for tool in ("simfarm", "simfarm-1proc", "ffmpeg")}
+        ratio = f"{held['simfarm'] / held['ffmpeg']:.0f}x" if held["ffmpeg"] else "FFmpeg held none"
+        print(f"{size}@{fps}: cameras under 1 % late and 1 % dropped: simfarm {held['simfarm']}, in one process "
+              f"{held['simfarm-1proc']}, one FFmpeg per camera {held['ffmpeg']} (simfarm / FFmpeg: {ratio})")
         print(memory_check(points, size))
     if args.json:
         with open(args.json, "w") as out:
             json.dump({"where": os.environ.get("SIMFARM_VM_ACCEL", "host"), "cpus": len(os.sched_getaffinity(0)),
                        "seconds": args.seconds, "workers": args.workers,
-                       "points": [{**asdict(p), "pss_per_camera_mb": p.pss_per_camera_mb} for p in points]},
+                       "points": [{**asdict(p), "pss_per_camera_mb": p.pss_per_camera_mb,
+                                "off_time_pct": p.off_time_pct} for p in points]},
                       out, indent=1)
     return 0
 

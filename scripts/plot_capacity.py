@@ -3,8 +3,10 @@
 
     scripts/plot_capacity.py capacity.json -o docs/capacity.png
 
-Both axes are logarithmic (cameras 1, 2, 4, ...; late % from 0.01 to 100,
-values below 0.01 drawn at 0.01); the 1 % line is the target's threshold.
+The y axis is the share of frame slots not served on time: late or dropped
+for simfarm, the shortfall of frames written for FFmpeg (see bench_capacity.py).
+Both axes are logarithmic (cameras 1, 2, 4, ...; 0.01 % to 100 %, values
+below 0.01 drawn at 0.01); the 1 % line is the target's threshold.
 Drawn with OpenCV, which simfarm already depends on.
 """
 
@@ -18,11 +20,12 @@ import cv2
 import numpy as np
 
 WIDTH, HEIGHT = 900, 520
-LEFT, RIGHT, TOP, BOTTOM = 80, 230, 50, 60
+LEFT, RIGHT, TOP, BOTTOM = 80, 260, 50, 60
 FLOOR, CEILING = 0.01, 100.0  # late % range drawn
 INK, GRID = (40, 40, 40), (225, 225, 225)
-# BGR, by (tool, size): simfarm blue, FFmpeg red; the smaller series lighter.
+# BGR, by (tool, size): simfarm blue, simfarm in one process green, FFmpeg red; the smaller series lighter.
 COLOURS = {("simfarm", "640x480"): (180, 80, 20), ("simfarm", "320x240"): (230, 170, 110),
+           ("simfarm-1proc", "640x480"): (60, 140, 40), ("simfarm-1proc", "320x240"): (140, 210, 130),
            ("ffmpeg", "640x480"): (40, 40, 200), ("ffmpeg", "320x240"): (120, 130, 240)}
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
@@ -50,12 +53,11 @@ def plot(data: dict) -> np.ndarray:
         _text(image, f"{late:g}", (LEFT - 50, y + 5))
     cv2.rectangle(image, (LEFT, TOP), (LEFT + plot_w, TOP + plot_h), INK, 1)
     _text(image, "cameras", (LEFT + plot_w // 2 - 30, HEIGHT - 15))
-    _text(image, "late frames %", (10, TOP - 20))
-    _text(image, f"capacity ({data['where']}, {data['cpus']} CPUs, {data['seconds']:g} s per point)",
-          (LEFT + 120, TOP - 20))
+    _text(image, "frames late or dropped %", (10, TOP - 20))
+    _text(image, f"({data['where']}, {data['cpus']} CPUs, {data['seconds']:g} s per point)", (LEFT + 250, TOP - 20))
     for row, ((tool, size), colour) in enumerate(COLOURS.items()):
         line = sorted((p for p in points if p["tool"] == tool and p["size"] == size), key=lambda p: p["cameras"])
-        coords = [at(p["cameras"], p["late_pct"]) for p in line]
+        coords = [at(p["cameras"], p["late_pct"] + p["dropped_pct"]) for p in line]
         for a, b in zip(coords, coords[1:]):
             cv2.line(image, a, b, colour, 2, cv2.LINE_AA)
         for xy in coords:
