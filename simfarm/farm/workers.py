@@ -33,6 +33,7 @@ import select
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,8 +50,9 @@ from .live import FIRST_FRAME_TIMEOUT_S, LiveCamera
 from .scenario_run import Router, write_done
 from .state import FarmRecord, NodeRecord, ProcessId, amend_record
 
-# How long the supervisor waits for a worker to have every camera of its share streaming.
-START_TIMEOUT_S = FIRST_FRAME_TIMEOUT_S + 30.0
+# How long the supervisor waits for a worker to start at all, beyond its cameras' first frames
+# (started one after another, each given FIRST_FRAME_TIMEOUT_S).
+START_SLACK_S = 30.0
 
 
 def worker_count(requested: int | None, cameras: int, *, in_supervisor: str | None = None) -> int:
@@ -124,9 +126,11 @@ class WorkerPool:
         for worker in self.workers:
             threading.Thread(target=self._watch, args=(worker,), name=f"watch-worker-{worker.index}",
                              daemon=True).start()
+        deadline = time.monotonic() + START_SLACK_S + FIRST_FRAME_TIMEOUT_S * max(map(len, shares))
         for worker, ready in zip(self.workers, self._ready):
             with os.fdopen(ready, "rb") as pipe:
-                line = pipe.readline() if select.select([pipe], [], [], START_TIMEOUT_S)[0] else b""
+                wait = max(0.0, deadline - time.monotonic())
+                line = pipe.readline() if select.select([pipe], [], [], wait)[0] else b""
             reply = json.loads(line or b'{"ok": false}')
             if not reply["ok"]:
                 raise EnvironmentProblem(f"worker {worker.index} did not start: "
