@@ -89,7 +89,8 @@ class PixelFormat(enum.Enum):
 
 
 PRODUCERS = ("numpy", "ffmpeg")
-MAX_CAMERAS = 64
+# What the kernel allows: 256 video minors (v4l2loopback adds devices at run time up to them).
+MAX_CAMERAS = 256
 # How a camera's node comes to exist: v4l2loopback (simfarm writes every frame), the
 # kernel's vivid test driver (it draws its own frames; true disconnect, driver-level errors),
 # or a USB webcam on the virtual USB bus, driven by uvcvideo (simfarm answers as the device).

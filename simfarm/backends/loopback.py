@@ -59,6 +59,13 @@ class LoopbackBackend:
                            listener) for i, cam in enumerate(record.spec["cameras"])]
 
     def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
+        self.make_nodes(record, cameras)
+        for cam in cameras:
+            assert isinstance(cam, LiveCamera)
+            cam.start_stream()
+
+    def make_nodes(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
+        """Every camera's node, recorded before it is made; no producer yet (workers start those)."""
         requested: list[int] | None = record.spec.get("nodes")
         with global_lock():
             # Asked again here, under the lock: the module may have come or gone since preflight.
@@ -77,9 +84,6 @@ class LoopbackBackend:
                 for cam, number in zip(cameras, numbers):
                     cam.node.number = number
                 record.save()
-        for cam in cameras:
-            assert isinstance(cam, LiveCamera)
-            cam.start_stream()
 
     def device_faults(self, record: FarmRecord, listener: FaultListener) -> DeviceFaults:
         # Asked at each fault: create() decides, after this is made, whether the module is ours (0.12).

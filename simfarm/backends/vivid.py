@@ -27,6 +27,8 @@ from ..farm.state import FarmRecord, NodeRecord, farm_names, global_lock
 from ..spec import CameraSpec, Size
 from .base import NodePaths, SupervisedCamera
 
+MAX_INSTANCES = 64  # vivid's n_devs limit (VIVID_MAX_DEVS)
+
 # Settings that stay in force until the fault ends (then back to 0): kind -> control, value from params.
 _SETTINGS: dict[str, tuple[vivid.Control, Callable[[dict], int]]] = {
     "drop-buffers": (vivid.Control.PERCENT_DROPPED, lambda params: params["percent"]),
@@ -139,6 +141,9 @@ class VividBackend:
     def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
         if numbers:
             raise BadInput("the vivid backend cannot choose node numbers (vivid numbers its own nodes)")
+        if len(specs) > MAX_INSTANCES:
+            raise BadInput(f"the vivid backend makes at most {MAX_INSTANCES} cameras (vivid's instances), "
+                           f"not {len(specs)}")
         plain = CameraSpec()
         if any((s.pattern, s.producer, s.source) != (plain.pattern, plain.producer, plain.source) for s in specs):
             raise BadInput("the vivid backend draws its own test pattern: pattern, producer and source do not apply")

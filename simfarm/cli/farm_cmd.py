@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--nodes", type=parse_node_numbers, help="node numbers to use, e.g. 40-43 (default: kernel picks)")
     p.add_argument("--patterns-dir", action="append", default=[], help="extra directory of pattern files")
     p.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for verified frames")
+    p.add_argument("--workers", type=int, help="processes writing the frames (default: one per core, at most one "
+                   "per camera; 0: the supervisor itself); loopback farms that do not publish")
     m = p.add_argument_group("publishing through MediaMTX (needs the mediamtx binary; see README)")
     m.add_argument("--publish", action="store_true", default=None,
                    help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")
@@ -65,7 +67,8 @@ def _provision(args: argparse.Namespace) -> int:
     publish = plan.publish({key: getattr(args, key) for key in config.PUBLISH_KEYS})
     farm = Farm.provision(specs, name=args.farm or plan.name, nodes=args.nodes or plan.nodes,
                           patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout,
-                          backend=backend.name, publish=publish)
+                          backend=backend.name, publish=publish,
+                          workers=args.workers if args.workers is not None else plan.workers)
     print(table.render(
         ["camera", "node", "label", "size@fps", "format", "pattern", "metadata"],
         [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name, _source(c.spec, farm),

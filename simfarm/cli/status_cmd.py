@@ -45,6 +45,9 @@ def _status(args: argparse.Namespace) -> int:
             [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
               c.get("dropped"), c.get("uptime_s"), _faults_cell(c.get("faults", []))]
              for c in rep["cameras"]]))
+        for worker in rep.get("workers", []):
+            if worker["error"]:
+                print(f"error: {worker['error']} (cameras {', '.join(map(str, worker['cameras']))})")
         if "publish" in rep:
             print(publish_cmd.describe(rep))
     return 0

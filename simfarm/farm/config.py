@@ -15,6 +15,7 @@
     record_segment: 10s       # segment length (default 1h)
     mediamtx: /opt/mediamtx   # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
     mediamtx_api: http://127.0.0.1:9997   # or an existing server instead
+    workers: 4                # processes writing the frames (default: one per core; 0: the supervisor)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..spec import CameraSpec, parse_backend, parse_node_numbers
 from .publish_plan import PublishOptions
 
 PUBLISH_KEYS = ("publish", "service_mediamtx", "record", "record_segment", "mediamtx", "mediamtx_api")
-KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", *PUBLISH_KEYS}
+KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", *PUBLISH_KEYS}
 
 
 @dataclass
@@ -44,6 +45,7 @@ class FarmPlan:
     defaults: dict = field(default_factory=dict)
     camera_specs: list[dict] | None = None
     publishing: dict = field(default_factory=dict)  # the file's PUBLISH_KEYS
+    workers: int | None = None
 
     def cameras(self, count: int | None, overrides: dict,
                 base: Callable[[Mapping[str, object]], CameraSpec] | None = None) -> list[CameraSpec]:
@@ -122,6 +124,11 @@ def load(path: str) -> FarmPlan:
             if not isinstance(value, wanted) or (wanted is not bool and isinstance(value, bool)):
                 raise data.fail(key, f"{key} is {'true or false' if wanted is bool else 'text'}, not {value!r}")
             plan.publishing[key] = value
+    if "workers" in data:
+        workers = data["workers"]
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise data.fail("workers", f"workers is a count of processes (0 or more), not {workers!r}")
+        plan.workers = workers
     cams = data.get("cameras")
     if isinstance(cams, int) and not isinstance(cams, bool):
         plan.camera_specs = [{}] * cams

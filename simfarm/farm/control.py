@@ -60,6 +60,12 @@ class ControlServer:
         self._server.server_close()
 
 
+def tell(fd: int, message: dict) -> None:
+    """Send one JSON line down a pipe and close it: how a starting process says it is ready (or not)."""
+    os.write(fd, json.dumps(message).encode() + b"\n")
+    os.close(fd)
+
+
 def request(path: Path, message: dict, *, timeout: float = 30.0) -> dict:
     """Send one request; raises the error the supervisor reported."""
     import socket  # here: `status` and `teardown` with no farm to ask never need it

@@ -188,26 +188,34 @@ class Farm:
     def provision(cls, cameras: int | Sequence[CameraSpec] = 1, *, name: str = "default",
                   spec: CameraSpec | None = None, nodes: Sequence[int] | None = None,
                   patterns_dirs: Sequence[str] = (), timeout: float = 60.0, backend: str = "loopback",
-                  publish: PublishOptions | None = None) -> Farm:
+                  publish: PublishOptions | None = None, workers: int | None = None) -> Farm:
         """Create the cameras, start feeding them, and return once every one
         delivers frames carrying its own code (``backend="vivid"``: once every
         one delivers a frame; with ``publish``, once every camera's MediaMTX
         path is available too). All or nothing: on failure everything made so
-        far is removed (vivid: unloaded) before the error is raised."""
+        far is removed (vivid: unloaded) before the error is raised.
+
+        ``workers``: how many processes write the frames (default: one per
+        core, at most one per camera; 0: the supervisor itself). Only a
+        loopback farm that does not publish has workers."""
         from .. import backends
         from . import publish_plan
+        from .workers import worker_count
         impl = backends.get(backend)
         specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec({})] * cameras
         _validate(name, specs, nodes, patterns_dirs, impl.name)
         if publish and impl.name != "loopback":  # a webcam's reader picks its format: one reader per node
             raise BadInput(f"publishing needs the loopback backend, not {impl.name}")
+        only_supervisor = f"the {impl.name} backend" if impl.name != "loopback" else "publishing" if publish else None
+        workers = worker_count(workers, len(specs), in_supervisor=only_supervisor)
         plan = publish.resolve() if publish else None  # no MediaMTX: fail before any device exists
         reclaim_stale()
         impl.preflight(specs, nodes)
         record = FarmRecord(name=name, backend=impl.name, provisioner=ProcessId.me(), spec={
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,
-            "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs], "publish": plan})
+            "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs], "publish": plan,
+            "workers": workers})
         with global_lock():
             if FarmRecord.load(name) is not None:
                 raise BadInput(f"farm {name!r} already exists (simfarm teardown --farm {name})")

@@ -35,19 +35,36 @@ from .live import LiveCamera
 _ORIGIN_TIMEOUT_S = 5.0
 
 
-class Router:
-    """The farm's FaultListener: every fault to the farm log, a scenario's also to its run log."""
+RunFinished = Callable[[FaultLog, "str | None"], None]
 
-    def __init__(self, farm_log: FaultLog) -> None:
+
+def write_done(log: FaultLog, path: str | None) -> None:
+    """End a run's log: its last line says every fault of the run has ended."""
+    log.note({"event": "done", "wall": time.time()})
+    log.close()
+
+
+class Router:
+    """The farm's FaultListener: every fault to the farm log, a scenario's also to its run log.
+
+    ``finished(log, path)`` is called once the last fault of a run has ended
+    (``path``: the run log's, as requested); it writes the ``done`` line, or,
+    in a worker process that runs a part of the run, tells the supervisor.
+    """
+
+    def __init__(self, farm_log: FaultLog, finished: RunFinished = write_done) -> None:
         self.farm_log = farm_log
+        self.finished = finished
         self._lock = threading.Lock()
         self._routes: dict[tuple[int, str], FaultLog] = {}
+        self._paths: dict[FaultLog, str | None] = {}
 
-    def route(self, keys: list[tuple[int, str]], log: FaultLog) -> None:
+    def route(self, keys: list[tuple[int, str]], log: FaultLog, path: str | None = None) -> None:
         with self._lock:
             if taken := next((key for key in keys if key in self._routes), None):
                 raise BadInput(f"a scenario with fault {taken[1]!r} on camera {taken[0]} is still running")
             self._routes.update(dict.fromkeys(keys, log))
+            self._paths[log] = path
 
     def fault_started(self, handle: FaultHandle) -> None:
         self.farm_log.fault_started(handle)
@@ -70,11 +87,11 @@ class Router:
         with self._lock:
             log = self._routes.pop(key, None)
             last = log is not None and log not in self._routes.values()
+            path = self._paths.pop(log, None) if last and log is not None else None
         if log is not None:
             write(log)
             if last:  # the run's last fault: its log is complete, and says so for whoever tails it
-                log.note({"event": "done", "wall": time.time()})
-                log.close()
+                self.finished(log, path)
 
 
 DeviceAction = Callable[[LiveCamera, ScheduledFault], object]
@@ -105,33 +122,42 @@ def comparable(lines: list[dict]) -> list[dict]:
 
 def run_scenario(path: str, seed: int | None, log_path: str | None, cameras: list[LiveCamera],
                  router: Router, device_action: DeviceAction, cancel: threading.Event, *,
-                 check: Callable[[LiveCamera, FaultSpec], None] = lambda cam, spec: None) -> dict:
+                 check: Callable[[LiveCamera, FaultSpec], None] = lambda cam, spec: None,
+                 farm_cameras: list[int] | None = None) -> dict:
     """Schedule ``path`` on ``cameras``; returns once every camera has its origin.
 
     ``check`` refuses (raising BadInput) a fault a camera cannot take, before anything is scheduled.
+    ``farm_cameras``: the whole farm's camera indices when ``cameras`` are a worker's share of
+    them; the run is scheduled for the farm (so a seed gives the same faults however the farm is
+    split) and this share's events run here.
     """
     scenario = Scenario.load(path)
     seed = scenario.seed if seed is None else seed
-    events = scenario.schedule([cam.index for cam in cameras], seed)
     by_camera = {cam.index: cam for cam in cameras}
+    events = [event for event in scenario.schedule(farm_cameras or list(by_camera), seed)
+              if event.camera in by_camera]
     for event in events:
         check(by_camera[event.camera], event.spec)
     framed = [event for event in events if event.spec.frame_level]
     if stopped := sorted({event.camera for event in framed if by_camera[event.camera].producer is None}):
-        raise BadInput(f"camera {stopped[0]} is not streaming: its frame faults could not start")
+        raise BadInput(f"camera {stopped[0]} is not streaming: its frame faults could not start "
+                       "(a uvc webcam streams only while a reader streams it)")
+    reply = {"scenario": str(Path(path)), "seed": seed, "events": len(events), "origins": {},
+             "duration_s": scenario.duration_s, "log": log_path}
+    if not events:  # nothing of the run here (a worker's share of the cameras): nothing to log
+        return reply
     log = FaultLog.open(log_path or os.devnull)
     try:
-        router.route([(event.camera, event.fault_id) for event in events], log)
+        router.route([(event.camera, event.fault_id) for event in events], log, log_path)
     except BadInput:
         log.close()
         raise
-    origins = _start_on_slots(scenario, seed, framed, by_camera, log)
+    reply["origins"] = _start_on_slots(scenario, seed, framed, by_camera, log)
     devices = [event for event in events if not event.spec.frame_level]
     if devices:
         threading.Thread(target=_device_timeline, args=(devices, by_camera, device_action, router, cancel),
                          name="scenario-devices", daemon=True).start()
-    return {"scenario": str(Path(path)), "seed": seed, "events": len(events), "origins": origins,
-            "duration_s": scenario.duration_s, "log": log_path}
+    return reply
 
 
 def _start_on_slots(scenario: Scenario, seed: int, framed: list[ScheduledFault],
@@ -152,12 +178,9 @@ def _start_on_slots(scenario: Scenario, seed: int, framed: list[ScheduledFault],
             if len(origins) == len(cameras):
                 all_started.set()
 
-    producers = {camera: by_camera[camera].producer for camera in cameras}
-    if idle := [camera for camera, producer in producers.items() if producer is None]:
-        raise BadInput(f"camera {idle[0]} is not streaming, and a scenario starts on a camera's next frame "
-                       "(a uvc webcam streams only while a reader streams it)")
-    for camera, producer in producers.items():
-        assert producer is not None
+    for camera in cameras:
+        producer = by_camera[camera].producer
+        assert producer is not None  # run_scenario refused cameras that are not streaming
         producer.at_next_slot(partial(start, camera))
     if cameras and not all_started.wait(_ORIGIN_TIMEOUT_S):
         raise EnvironmentProblem("the cameras did not reach their next frame slot in time")

@@ -14,7 +14,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import NamedTuple
@@ -26,6 +26,8 @@ FARM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,15}$")
 RECORD = "farm.json"
 # The supervisor's log of faults starting and ending (JSON lines), beside the record.
 FAULT_LOG = "faults.jsonl"
+# Held while one process of a farm changes its record (see amend_record).
+RECORD_LOCK = "record.lock"
 # The records below are plain classes, not dataclasses: every CLI command
 # reads them, and importing dataclasses (it imports inspect) costs a fifth of
 # Python's own start-up.
@@ -143,6 +145,23 @@ class FarmRecord(SimpleNamespace):
 
     def remove_directory(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def amend_record(name: str, change: Callable[[FarmRecord], None]) -> FarmRecord | None:
+    """Apply ``change`` to farm ``name``'s record on disk, under the farm's record lock.
+
+    A farm with worker processes has several writers, each keeping its own
+    part (the supervisor the phase, a worker its cameras' nodes): a plain
+    save of one process's copy would undo what another wrote meanwhile.
+    Returns the record as saved (None when there is none any more).
+    """
+    with open(farm_dir(name) / RECORD_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        record = FarmRecord.load(name)
+        if record is not None:
+            change(record)
+            record.save()
+        return record
 
 
 def farm_dir(name: str) -> Path:

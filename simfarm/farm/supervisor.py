@@ -17,6 +17,8 @@ exit code 2 for bad input, in which case nothing was changed:
            unplugging while an unplug waits for the readers in held_by, unplugged, ...;
            a vivid camera: metadata_device, state ready, disconnected, or reconnecting
            while the readers in held_by keep it from coming back, no counters);
+           a farm with worker processes adds workers [{worker, pid, cameras, error}] (error:
+           why it died) and per camera worker (a dead worker's cameras: state error);
            a publishing farm adds publish {managed, api, rtsp (base URL), pid, version, log, recordings}
            and per camera path, rtsp_url, proxy_url, available, readers,
            publisher_restarts, toxics (see publishing.py)
@@ -44,7 +46,6 @@ Every fault's start and end go to ``faults.jsonl`` in the farm's state directory
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -53,15 +54,17 @@ import time
 from typing import cast
 
 from .. import backends
-from ..errors import BadInput, SimfarmError
-from ..faults import FaultHandle, FaultLog, FaultSpec, Role
+from ..errors import SimfarmError
+from ..faults import FaultLog
 from . import readiness
-from .control import SOCKET, ControlServer
+from .control import SOCKET, ControlServer, tell
+from .host import CameraHost
 from .live import LiveCamera
 from .publishing import Publisher
 from .reclaim import reclaim
-from .scenario_run import Router, run_scenario
-from .state import FAULT_LOG, FarmRecord, ProcessId, global_lock
+from .scenario_run import Router
+from .state import FAULT_LOG, FarmRecord, ProcessId, amend_record, global_lock
+from .workers import WorkerPool
 
 
 class Supervisor:
@@ -70,26 +73,35 @@ class Supervisor:
         self.backend = backends.get(record.backend)
         self.router = Router(FaultLog.open(record.directory / FAULT_LOG))
         self.cameras = self.backend.cameras(record, self.router)
-        self.devices = self.backend.device_faults(self.record, self.router)
-        # Set when every fault is cleared or the farm stops: scenarios' device steps stop.
-        self._scenarios_cancel = threading.Event()
+        # Provisioning gives workers only to loopback farms that do not publish (farm.Farm.provision).
+        self.workers = int(record.spec.get("workers") or 0)
+        self.host: CameraHost | WorkerPool = (
+            WorkerPool(record, cast(list[LiveCamera], self.cameras), self.router) if self.workers else
+            CameraHost(record.name, self.backend, self.cameras, self.router,
+                       self.backend.device_faults(record, self.router)))
         self.stop_requested = threading.Event()
         self.stop_timeout = 10.0
         self.started = time.time()
         self._control: ControlServer | None = None
         self.publisher: Publisher | None = None
 
-    def start(self) -> None:
-        """Create and feed every camera; on failure the caller calls shutdown()."""
-        self.backend.create(self.record, self.cameras)
-        if plan := self.record.spec.get("publish"):
-            # Publishing is refused at provision for backends other than loopback, whose frames carry codes.
-            published = cast(list[LiveCamera], self.cameras) if plan.get("camera_paths", True) else []
-            readiness.check_frames(published, coded=True)
-            self.publisher = Publisher.start(plan, self.record, published, self.router)
+    def start(self, *, private_fds: tuple[int, ...] = ()) -> None:
+        """Create and feed every camera; on failure the caller calls shutdown().
+
+        ``private_fds`` are closed in worker processes (the provisioner's readiness pipe, whose
+        end of file tells the provisioner that the supervisor has died).
+        """
+        if isinstance(self.host, WorkerPool):
+            self.host.start(self.workers, private_fds)  # forks: before this process starts any thread
+        else:
+            self.backend.create(self.record, self.cameras)
+            if plan := self.record.spec.get("publish"):
+                # Publishing is refused at provision for backends other than loopback, whose frames carry codes.
+                published = cast(list[LiveCamera], self.cameras) if plan.get("camera_paths", True) else []
+                readiness.check_frames(published, coded=True)
+                self.publisher = self.host.publisher = Publisher.start(plan, self.record, published, self.router)
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
-        self.record.phase = "running"
-        self.record.save()
+        self._set_phase("running")
 
     def handle(self, request: dict) -> dict:
         op = request.get("op")
@@ -99,100 +111,31 @@ class Supervisor:
             self.stop_timeout = float(request.get("timeout", self.stop_timeout))
             self.stop_requested.set()
             return {"stopping": True}
-        if op == "fault":
-            spec = FaultSpec.from_mapping({**_mapping(request, "params"), "kind": request.get("kind")},
-                                          duration=request.get("for"))
-            return self.inject(self.camera(request.get("camera")), spec, fault_id=request.get("id"),
-                               timeout=float(request.get("timeout", 10.0)))
-        if op == "clear":
-            return {"cleared": [handle.id for handle in self.clear(request)]}
-        if op == "faults":
-            return {"faults": [h.to_json() for cam in self.cameras for h in cam.active_faults()]}
-        if op == "scenario":
-            # Only cameras fed by producers run frame-level faults; check_backend refuses them elsewhere first.
-            cameras = cast(list[LiveCamera], self.cameras)
-            return run_scenario(str(request.get("path")), request.get("seed"), request.get("log"), cameras,
-                                self.router, lambda cam, event: self.inject(cam, event.spec, fault_id=event.fault_id),
-                                self._scenarios_cancel, check=self.check_backend)
-        raise BadInput(f"unknown op {op!r} (known: status, stop, fault, clear, faults, scenario)")
-
-    def camera(self, index: object) -> backends.SupervisedCamera:
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(self.cameras):
-            raise BadInput(f"no camera {index!r} in farm {self.record.name} (cameras 0..{len(self.cameras) - 1})")
-        return self.cameras[index]
-
-    def check_backend(self, cam: backends.SupervisedCamera, spec: FaultSpec) -> None:
-        """Refuse a kind ``cam``'s backend cannot do, naming the one that can."""
-        spec.info.require_backend(self.backend.name, f"camera {cam.index} of farm {self.record.name}")
-
-    def inject(self, cam: backends.SupervisedCamera, spec: FaultSpec, *, fault_id: str | None = None,
-               timeout: float = 10.0) -> dict:
-        """Put ``spec`` in force on ``cam``; returns the fault's JSON."""
-        self.check_backend(cam, spec)
-        if spec.device_level:
-            return self.devices.apply(cam, spec, fault_id=fault_id, timeout=timeout)
-        if spec.role is Role.STREAM:
-            if self.publisher is None or not self.publisher.publishes(cam):
-                raise BadInput(f"{spec.kind} is a stream fault, and farm {self.record.name} does not publish "
-                               "its cameras (provision it with --publish)")
-            return self.publisher.inject(cast(LiveCamera, cam), spec, fault_id=fault_id)  # loopback: checked above
-        if fault_id is not None and fault_id in cam.device_faults:
-            raise BadInput(f"camera {cam.index} already has a fault {fault_id!r}")
-        # Frame-level faults are for backends whose producers write every frame (checked above).
-        return cast(backends.ProducedCamera, cam).faults.add(spec, fault_id=fault_id).to_json()
-
-    def clear(self, request: dict) -> list[FaultHandle]:
-        if request.get("all"):
-            self._scenarios_cancel.set()
-            self._scenarios_cancel = threading.Event()
-            handles = [h for cam in self.cameras for h in cam.active_faults()]
-        else:
-            cam = self.camera(request.get("camera"))
-            handles = cam.active_faults()
-            if (wanted := request.get("id")) is not None:
-                handles = [h for h in handles if h.id == wanted]
-                if not handles:
-                    raise BadInput(f"camera {cam.index} has no fault {wanted!r} in force")
-        for handle in handles:
-            handle.clear()
-        return handles
+        return self.host.handle(request)
 
     def status(self) -> dict:
+        workers = {"workers": self.host.summary()} if isinstance(self.host, WorkerPool) else {}
         return {"farm": self.record.name, "backend": self.backend.name, "phase": self.record.phase,
                 "supervisor_pid": os.getpid(), "state_dir": str(self.record.directory),
                 "started_at": self.started, **({"publish": self.publisher.status()} if self.publisher else {}),
-                "cameras": [{**cam.status(), **(self.publisher.camera_status(cast(LiveCamera, cam))
-                                                  if self.publisher and self.publisher.publishes(cam) else {})}
-                            for cam in self.cameras]}
+                **workers, "cameras": self.host.status()}
 
     def shutdown(self) -> None:
         """Stop producers, remove nodes, delete state (kept if a node stays busy)."""
-        self.record.phase = "stopping"
-        self.record.save()
+        self._set_phase("stopping")
         if self._control:
             self._control.close()
-        self._scenarios_cancel.set()
-        if self.publisher:
-            self.publisher.close()  # first: its FFmpegs hold the nodes open
-        self.devices.close(self.cameras)
-        for cam in self.cameras:
-            cam.stop_stream(final=True)
+        self.host.close()
         self.router.farm_log.close()
-        self.record.supervisor = None  # we are the one reclaiming: do not kill ourselves
+        # Workers write the nodes they replug into the record on disk: that copy is the one to reclaim.
+        record = FarmRecord.load(self.record.name) or self.record
+        record.supervisor = None  # we are the one reclaiming: do not kill ourselves
         with global_lock():
-            reclaim(self.record, timeout=self.stop_timeout)
+            reclaim(record, timeout=self.stop_timeout)
 
-
-def _mapping(request: dict, key: str) -> dict:
-    value = request.get(key) or {}
-    if not isinstance(value, dict):
-        raise BadInput(f"{key} must be a JSON object, not {value!r}")
-    return value
-
-
-def _tell(fd: int, message: dict) -> None:
-    os.write(fd, json.dumps(message).encode() + b"\n")
-    os.close(fd)
+    def _set_phase(self, phase: str) -> None:
+        self.record.phase = phase
+        amend_record(self.record.name, lambda record: setattr(record, "phase", phase))
 
 
 def main(argv: list[str]) -> int:
@@ -207,8 +150,8 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: supervisor.stop_requested.set())
     try:
-        supervisor.start()
-        _tell(ready_fd, {"ok": True})
+        supervisor.start(private_fds=(ready_fd,))
+        tell(ready_fd, {"ok": True})
     except (SimfarmError, OSError) as exc:
         code = exc.exit_code if isinstance(exc, SimfarmError) else 1
         print(f"supervisor: start failed: {exc}", file=sys.stderr, flush=True)
@@ -216,7 +159,7 @@ def main(argv: list[str]) -> int:
             supervisor.shutdown()
         finally:
             try:
-                _tell(ready_fd, {"ok": False, "error": str(exc), "exit_code": code})
+                tell(ready_fd, {"ok": False, "error": str(exc), "exit_code": code})
             except OSError:
                 pass  # the provisioner has gone; the rollback above is all that matters
         return code

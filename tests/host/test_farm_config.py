@@ -64,6 +64,8 @@ def test_backend_and_its_default_spec(tmp_path: Path) -> None:
     ("name: a\nname: b\n", 2, "duplicate key"),
     ("cameras:\n  - {colour: red}\n", 2, "unknown camera setting 'colour'"),
     ("name: a\nbackend: vivd\n", 2, "backend 'vivd' is not one of loopback, vivid"),
+    ("name: a\nworkers: -1\n", 2, "workers is a count of processes"),
+    ("workers: yes\n", 1, "workers is a count of processes"),
 ])
 def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     path = write(tmp_path, text)

@@ -120,7 +120,7 @@ def test_options_and_markers_decide_what_is_provisioned(pytester: pytest.Pyteste
 
 @pytest.mark.parametrize("marker, words", [
     ('size="abc"', "size 'abc' is not WxH"),
-    ("cameras=0", "cameras must be 1..64"),
+    ("cameras=0", "cameras must be 1..256"),
     ("colour=1", "@pytest.mark.simfarm has no setting 'colour'"),
     ("record=True", "record=True needs publish=True"),
 ])

@@ -1,0 +1,332 @@
+"""Worker processes: a farm's cameras spread over several processes, so that it uses the cores.
+
+One Python process writes frames on one core at a time; a farm of many
+cameras needs more. The supervisor makes every node itself (recorded first,
+under the global lock, as ever), renders the patterns' cycles, and then forks
+the workers, each of which runs a share of the cameras in a CameraHost
+(host.py): their producers, their frame-level faults (which act in those
+producers) and device-level ones (which stop and restart them; a node a
+worker replugs is written to the farm record under the record lock, see
+state.amend_record). A worker answers on its own socket, ``worker-K.sock``
+in the farm's directory; the supervisor sends a camera's requests to the
+worker running it, sends farm-wide ones (status, faults, clear all,
+scenario) to all and merges their replies.
+
+Why fork, not a fresh interpreter: a fork costs milliseconds where importing
+numpy and the farm again costs seconds (tens under emulation), and it shares
+the pre-rendered cycles between the workers copy-on-write. Workers are forked
+before the supervisor starts any thread.
+
+A worker is recorded in the farm record (``processes``) before it does
+anything, so reclaim kills it as it kills the supervisor. A worker that dies
+is seen at once (its supervisor waits on it): status shows its cameras in
+state ``error`` saying why, requests for them fail, and teardown removes its
+nodes as ever.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import select
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..backends.loopback import LoopbackBackend, LoopbackDeviceFaults
+from ..errors import BadInput, EnvironmentProblem, SimfarmError
+from ..faults import FaultLog
+from ..producers.build import shared_cycle
+from ..producers.sources import Cycle
+from . import control
+from .host import CameraHost
+from .live import FIRST_FRAME_TIMEOUT_S, LiveCamera
+from .scenario_run import Router, write_done
+from .state import FarmRecord, NodeRecord, ProcessId, amend_record
+
+# How long the supervisor waits for a worker to start at all, beyond its cameras' first frames
+# (started one after another, each given FIRST_FRAME_TIMEOUT_S).
+START_SLACK_S = 30.0
+
+
+def worker_count(requested: int | None, cameras: int, *, in_supervisor: str | None = None) -> int:
+    """How many worker processes run ``cameras`` cameras; 0 runs them in the supervisor itself.
+
+    ``requested`` None: one per core this process may use, no more than there
+    are cameras, and none for a single one. ``in_supervisor`` says why this
+    farm's cameras must run in the supervisor (a backend or option that has
+    no workers), refusing an explicit request for them.
+    """
+    if requested is not None and requested < 0:
+        raise BadInput(f"workers must be 0 or more, not {requested}")
+    if in_supervisor is not None:
+        if requested:
+            raise BadInput(f"workers: {in_supervisor} runs its cameras in the supervisor (use workers 0)")
+        return 0
+    if requested is None:
+        wanted = min(len(os.sched_getaffinity(0)), cameras)
+        return wanted if wanted > 1 else 0
+    return min(requested, cameras)
+
+
+@dataclass
+class Worker:
+    """One worker as its supervisor sees it."""
+
+    index: int
+    cameras: list[LiveCamera]
+    socket: Path
+    pid: int = 0
+    error: str | None = None  # why it died, once it has
+    exited: threading.Event = field(default_factory=threading.Event)
+
+    def to_json(self) -> dict:
+        return {"worker": self.index, "pid": self.pid, "cameras": [cam.index for cam in self.cameras],
+                "error": self.error}
+
+
+class WorkerPool:
+    """The supervisor's side: forks the workers, routes requests to them and merges the replies."""
+
+    def __init__(self, record: FarmRecord, cameras: list[LiveCamera], router: Router) -> None:
+        self.record = record
+        self.cameras = cameras
+        self.router = router
+        self.workers: list[Worker] = []
+        self._stopping = False
+        self._lock = threading.Lock()
+        # Scenario runs spread over workers, by log path: parts that have events, and parts ended.
+        self._parts: dict[str, int] = {}
+        self._parts_done: dict[str, int] = {}
+        self._ready: list[int] = []  # readiness pipes of workers forked so far, closed in later ones
+        # The cameras' pre-rendered cycles, held for the farm's life: the workers inherit them.
+        self._cycles: list[Cycle] = []
+
+    def start(self, count: int, private_fds: tuple[int, ...] = ()) -> None:
+        """Make the nodes, render the cycles, fork ``count`` workers and wait until all stream.
+
+        ``private_fds`` are the supervisor's alone: closed in each worker. On
+        failure the workers forked so far stay in ``workers`` for close().
+        """
+        LoopbackBackend().make_nodes(self.record, list(self.cameras))
+        self._cycles = [shared_cycle(cam.spec, cam.library) for cam in self.cameras
+                        if cam.spec.producer == "numpy"]
+        shares = [self.cameras[k::count] for k in range(count)]
+        # Out of the collector's sight: a collection in a worker would otherwise write to (and so
+        # copy) every page of the supervisor's heap that the worker shares.
+        gc.freeze()
+        for k, share in enumerate(shares):
+            self._fork(Worker(k, share, self.record.directory / f"worker-{k}.sock"), private_fds)
+        for worker in self.workers:
+            threading.Thread(target=self._watch, args=(worker,), name=f"watch-worker-{worker.index}",
+                             daemon=True).start()
+        deadline = time.monotonic() + START_SLACK_S + FIRST_FRAME_TIMEOUT_S * max(map(len, shares))
+        for worker, ready in zip(self.workers, self._ready):
+            with os.fdopen(ready, "rb") as pipe:
+                wait = max(0.0, deadline - time.monotonic())
+                line = pipe.readline() if select.select([pipe], [], [], wait)[0] else b""
+            reply = json.loads(line or b'{"ok": false}')
+            if not reply["ok"]:
+                raise EnvironmentProblem(f"worker {worker.index} did not start: "
+                                         f"{reply.get('error') or worker.error or 'no reply in time'}")
+
+    def _fork(self, worker: Worker, private_fds: tuple[int, ...]) -> None:
+        """Fork ``worker``, record it, then let it run; its readiness comes on a pipe in ``_ready``."""
+        go_read, go_write = os.pipe()
+        ready_read, ready_write = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            for fd in (go_write, ready_read, *private_fds, *self._ready):
+                os.close(fd)
+            code = 1
+            try:
+                if os.read(go_read, 1) == b"g":  # EOF: the supervisor died before recording us
+                    code = _serve(self.record, worker, self.router, ready_write)
+            finally:
+                os._exit(code)  # never the supervisor's clean-up: it is the supervisor's
+        os.close(go_read)
+        os.close(ready_write)
+        worker.pid = pid
+        self.workers.append(worker)
+        me = ProcessId.of(pid)
+        if me is not None:
+            self.record.processes.append(me)
+            amend_record(self.record.name, lambda record: record.processes.append(me))
+        os.write(go_write, b"g")
+        os.close(go_write)
+        self._ready.append(ready_read)
+
+    def _watch(self, worker: Worker) -> None:
+        _, status = os.waitpid(worker.pid, 0)
+        if not self._stopping:
+            code = os.waitstatus_to_exitcode(status)
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            worker.error = f"worker {worker.index} (pid {worker.pid}) died: {how}"
+            print(f"supervisor: {worker.error}", file=sys.stderr, flush=True)
+        worker.exited.set()
+
+    # -- requests ---------------------------------------------------------
+    def handle(self, request: dict) -> dict:
+        """A camera request (host.CAMERA_OPS), or a worker's ``scenario_part_done``."""
+        op = request.get("op")
+        if op == "fault" or (op == "clear" and not request.get("all")):
+            timeout = float(request.get("timeout", 10.0)) + 30.0
+            return self._ask(self._owner(request.get("camera")), request, timeout)
+        if op == "clear":
+            return {"cleared": [i for reply in self._ask_all(request) for i in reply["cleared"]]}
+        if op == "faults":
+            return {"faults": [f for reply in self._ask_all(request) for f in reply["faults"]]}
+        if op == "scenario":
+            return self._scenario(request)
+        if op == "scenario_part_done":
+            self._part_done(str(request.get("log")))
+            return {}
+        raise BadInput(f"unknown op {op!r} (known: status, stop, fault, clear, faults, scenario)")
+
+    def status(self) -> list[dict]:
+        """Every camera's status, by index; a dead worker's cameras in state ``error``."""
+        with ThreadPoolExecutor(max(1, len(self.workers))) as pool:
+            shares = list(pool.map(self._status_of, self.workers))
+        merged = [{**entry, "worker": worker.index} for worker, share in zip(self.workers, shares)
+                  for entry in share]
+        return sorted(merged, key=lambda entry: entry["camera"])
+
+    def _status_of(self, worker: Worker) -> list[dict]:
+        try:
+            return self._ask(worker, {"op": "status"})["cameras"]
+        except EnvironmentProblem as exc:  # dead, or dying: its watcher has the reason, or soon will
+            return [_failed(cam, worker.error or str(exc)) for cam in worker.cameras]
+
+    def _scenario(self, request: dict) -> dict:
+        replies = self._ask_all({**request, "farm_cameras": [cam.index for cam in self.cameras]})
+        log = request.get("log")
+        if log is not None and (parts := sum(1 for reply in replies if reply["events"])):
+            with self._lock:
+                self._parts[log] = parts
+            self._settle(log)
+        first = replies[0]
+        return {**first, "events": sum(reply["events"] for reply in replies),
+                "origins": {camera: seq for reply in replies for camera, seq in reply["origins"].items()}}
+
+    def _part_done(self, log: str) -> None:
+        with self._lock:
+            self._parts_done[log] = self._parts_done.get(log, 0) + 1
+        self._settle(log)
+
+    def _settle(self, log: str) -> None:
+        """Write the run's ``done`` line once every worker's part of it has ended."""
+        with self._lock:
+            parts = self._parts.get(log)
+            if parts is None or self._parts_done.get(log, 0) < parts:
+                return
+            del self._parts[log]
+            self._parts_done.pop(log)
+        write_done(FaultLog.open(log), log)
+
+    def _owner(self, index: object) -> Worker:
+        worker = next((w for w in self.workers for cam in w.cameras if cam.index == index
+                       and not isinstance(index, bool)), None)
+        if worker is None:
+            raise BadInput(f"no camera {index!r} in farm {self.record.name} (cameras 0..{len(self.cameras) - 1})")
+        return worker
+
+    def _ask(self, worker: Worker, request: dict, timeout: float = 30.0) -> dict:
+        if worker.error is not None:
+            raise EnvironmentProblem(f"cameras {', '.join(str(cam.index) for cam in worker.cameras)} are "
+                                     f"gone: {worker.error}")
+        return control.request(worker.socket, request, timeout=timeout)
+
+    def _ask_all(self, request: dict) -> list[dict]:
+        """Ask every worker, in parallel; a dead one fails the request, naming it."""
+        with ThreadPoolExecutor(max(1, len(self.workers))) as pool:
+            return list(pool.map(lambda worker: self._ask(worker, request), self.workers))
+
+    # -- stopping ---------------------------------------------------------
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every worker (their producers; the nodes stay for the supervisor to reclaim)."""
+        self._stopping = True
+        for worker in self.workers:
+            if worker.exited.is_set():
+                continue
+            try:
+                control.request(worker.socket, {"op": "stop"}, timeout=timeout)
+            except SimfarmError:
+                pass  # not answering (still starting, or stuck): killed below
+        for worker in self.workers:
+            if not worker.exited.wait(timeout):
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.exited.wait()
+
+    def summary(self) -> list[dict]:
+        return [worker.to_json() for worker in self.workers]
+
+
+def _failed(cam: LiveCamera, error: str) -> dict:
+    return {"camera": cam.index, "label": cam.node.label, "device": cam.device, "state": "error",
+            "spec": cam.spec.to_json(), "running": False, "error": error, "held_by": None, "faults": []}
+
+
+# -- the worker's side ------------------------------------------------------
+def _serve(record: FarmRecord, worker: Worker, router: Router, ready: int) -> int:
+    """Run ``worker``'s share until told to stop; in the forked child."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    cameras = worker.cameras
+    # The cameras' FaultSets report to this router (they were made with it): in this process a
+    # scenario's run log is only a part, and the supervisor writes ``done`` once all parts end.
+    router.finished = _part_finished(record.directory / control.SOCKET)
+    devices = LoopbackDeviceFaults(_node_saver(record.name, cameras), router,
+                                   hotplug=lambda: record.module is None)
+    host = CameraHost(record.name, LoopbackBackend(), list(cameras), router, devices)
+    server = None
+    try:
+        for cam in cameras:
+            cam.start_stream()
+
+        def handle(request: dict) -> dict:
+            if request.get("op") == "stop":
+                stop.set()
+                return {"stopping": True}
+            return host.handle(request)
+
+        server = control.ControlServer(worker.socket, handle)
+        control.tell(ready, {"ok": True})
+    except (SimfarmError, OSError) as exc:
+        print(f"worker {worker.index}: start failed: {exc}", file=sys.stderr, flush=True)
+        control.tell(ready, {"ok": False, "error": str(exc)})
+        host.close()
+        return 1
+    stop.wait()
+    server.close()
+    host.close()
+    return 0
+
+
+def _node_saver(name: str, cameras: list[LiveCamera]) -> Callable[[], None]:
+    """Writes this worker's cameras' nodes (a replug's new number) into the farm record, and nothing else."""
+    def put(record: FarmRecord) -> None:
+        ours: dict[int, NodeRecord] = {cam.index: cam.node for cam in cameras}
+        record.nodes = [ours.get(node.camera, node) for node in record.nodes]
+
+    def save() -> None:
+        amend_record(name, put)
+
+    return save
+
+
+def _part_finished(supervisor: Path) -> Callable[[FaultLog, str | None], None]:
+    def finished(log: FaultLog, path: str | None) -> None:
+        log.close()
+        if path is not None:
+            control.request(supervisor, {"op": "scenario_part_done", "log": path})
+
+    return finished
