@@ -221,10 +221,10 @@ def test_a_fatal_error_fails_the_streaming_reader_with_eio(farm: Farm, stream: S
 
 
 def test_a_loopback_fault_on_a_vivid_camera_is_refused_naming_the_backend(farm: Farm, capsys) -> None:
-    with pytest.raises(BadInput, match=r"unplug needs the loopback backend .*camera 0 of farm viv is vivid"):
+    with pytest.raises(BadInput, match=r"unplug needs the loopback or uvc backend .*camera 0 of farm viv is vivid"):
         farm.cameras[0].inject("unplug")
-    for args, words in [(["fault", "0", "noise"], ("noise needs the loopback backend (provision --backend "
-                                                   "loopback); camera 0 of farm viv is vivid")),
+    for args, words in [(["fault", "0", "noise"], ("noise needs the loopback or uvc backend (provision "
+                                                   "--backend loopback); camera 0 of farm viv is vivid")),
                         (["fault", "0", "drop-buffers", "101"], "outside [1, 100]"),
                         (["fault", "7", "disconnect"], "no camera 7")]:
         assert main([*args, "--farm", "viv"]) == 2
