@@ -22,7 +22,7 @@ import tempfile
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from .. import binaries
 from ..errors import BadInput, EnvironmentProblem
@@ -124,22 +124,68 @@ def _run_relayed(argv: Sequence[str], env: Mapping[str, str]) -> int:
     so QEMU always gets pipes and we forward. vng runs QEMU as a grandchild,
     so it gets a session of its own that we can end whole when interrupted;
     stdin is /dev/null (a background group must not read the terminal).
+    SIGTERM and SIGHUP sent to us (a CI job's timeout, a closed terminal)
+    go on to that session: their default action would end this process
+    alone and leave QEMU running with nobody to stop it.
     """
-    proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    relays = [threading.Thread(target=_copy, args=(pipe, fd), daemon=True)
-              for pipe, fd in ((proc.stdout, 1), (proc.stderr, 2))]
-    for relay in relays:
-        relay.start()
-    try:
-        code = proc.wait()
-    finally:
-        if proc.poll() is None:  # interrupted: do not leave QEMU running
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait()
+    with _SignalForwarder() as forwarder:
+        proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        forwarder.start(proc.pid)
+        relays = [threading.Thread(target=_copy, args=(pipe, fd), daemon=True)
+                  for pipe, fd in ((proc.stdout, 1), (proc.stderr, 2))]
+        for relay in relays:
+            relay.start()
+        try:
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: do not leave QEMU running
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
     for relay in relays:
         relay.join()
     return code
+
+
+class _SignalForwarder:
+    """Passes SIGTERM and SIGHUP on to a process group for as long as it is entered.
+
+    Set before the group exists, so that a signal in between is not lost: it
+    is held and sent once :meth:`start` names the group. Only the main thread
+    may set handlers; elsewhere nothing is forwarded.
+    """
+
+    def __init__(self) -> None:
+        self._group: int | None = None
+        self._pending: int | None = None
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalForwarder:
+        if threading.current_thread() is threading.main_thread():
+            self._saved = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGHUP)}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._saved.items():
+            signal.signal(signum, handler)
+
+    def start(self, group: int) -> None:
+        self._group = group
+        if self._pending is not None:
+            self._send(self._pending)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self._group is None:
+            self._pending = signum
+        else:
+            self._send(signum)
+
+    def _send(self, signum: int) -> None:
+        assert self._group is not None
+        try:
+            os.killpg(self._group, signum)
+        except ProcessLookupError:
+            pass  # the group ended on its own meanwhile
 
 
 def _copy(source: IO[bytes], fd: int) -> None:

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import select
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -141,3 +144,30 @@ def _exec_in_guest_script(launch: dict, cwd: Path) -> subprocess.CompletedProces
             "sys.exit(g['exec_command'](json.loads(sys.argv[2])))")
     return subprocess.run([sys.executable, "-I", "-c", code, str(runner.GUEST_SCRIPT), json.dumps(launch)],
                           check=False, capture_output=True, text=True, cwd=cwd, timeout=30)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_a_terminated_runner_ends_the_whole_vm_session(tmp_path: Path, signum: int) -> None:
+    """vng runs QEMU as a grandchild in a session of its own: terminating `simfarm vm`
+    must end it too. A FIFO held open by the stand-in's shell and its background
+    child reads EOF exactly when both have gone."""
+    fifo = tmp_path / "held"
+    os.mkfifo(fifo)
+    held = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    stand_in = ["sh", "-c", f"exec 3>{fifo}; sleep 300 & echo $$; wait"]
+    code = f"import os, sys; from simfarm.vm import runner; sys.exit(-runner._run_relayed({stand_in!r}, os.environ))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert proc.stdout is not None
+    group = int(proc.stdout.readline())  # the stand-in's shell leads its session, as vng does
+    try:
+        proc.send_signal(signum)
+        assert proc.wait(timeout=60) == signum  # the stand-in died of the signal passed on
+        readable, _, _ = select.select([held], [], [], 60)
+        assert readable and os.read(held, 1) == b"", "the stand-in's session outlived the runner"
+    finally:
+        os.close(held)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        proc.kill()
+        proc.wait()
