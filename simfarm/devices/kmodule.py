@@ -8,6 +8,7 @@ the kernel offers no event for "last user gone", so the wait polls refcnt.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable, Mapping
@@ -15,8 +16,11 @@ from pathlib import Path
 
 from .. import binaries
 from ..errors import EnvironmentProblem, InUse
+from . import modinfo
 
 SYS_MODULE = Path("/sys/module")
+# What a userspace webcam plugged straight into vhci-hcd needs (simfarm.devices.usbip_device).
+WEBCAM_MODULES = ("vhci_hcd", "uvcvideo")
 
 
 def loaded(name: str) -> bool:
@@ -24,10 +28,9 @@ def loaded(name: str) -> bool:
 
 
 def installed_version(name: str) -> str | None:
-    """``modinfo``'s version of the module modprobe would load: '' when it declares
-    none (v4l2loopback 0.12.7 does not), None when no such module is installed."""
-    done = subprocess.run([binaries.require("modinfo"), "-F", "version", name], check=False, capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 else None
+    """``modinfo``'s version of the module modprobe would load for the running kernel: '' when
+    it declares none (v4l2loopback 0.12.7 does not), None when no such module is installed."""
+    return modinfo.field(os.uname().release, name, "version")
 
 
 def load(name: str, params: Mapping[str, str]) -> None:
