@@ -12,6 +12,7 @@ answer takes the old one's place). Failed runs are not kept.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -74,4 +75,5 @@ def _store(key: str, answer: list[object]) -> None:
         partial.write_text(json.dumps(kept))
         os.replace(partial, path)
     except OSError:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink()

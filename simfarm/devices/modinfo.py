@@ -1,53 +1,52 @@
 """What ``modinfo -k RELEASE`` says of a kernel module, read from /lib/modules in-process.
 
-depmod writes modules.dep (every loadable module's file) and modules.builtin
-(those built into the kernel, whose fields are in modules.builtin.modinfo);
-a loadable module keeps its ``key=value`` fields in its ELF ``.modinfo``
-section. Reading them costs a millisecond where running modinfo costs a
-process start. Modules are named as modinfo names them, ``-`` and ``_``
-alike; aliases are not resolved.
+depmod lists every loadable module's file in modules.dep and the modules
+built into the kernel in modules.builtin, each with a binary index beside
+it (kmod_index) that is read first, as libkmod does; a loadable module
+keeps its ``key=value`` fields in its ELF ``.modinfo`` section, a built-in
+one in modules.builtin.modinfo. Reading them costs well under a millisecond
+where running modinfo costs a process start. Modules are named as modinfo
+names them, ``-`` and ``_`` alike; aliases are not resolved.
 """
 
 from __future__ import annotations
 
-import os
+import io
 import re
 import struct
 from pathlib import Path
+from typing import BinaryIO
+
+from . import kmod_index
 
 MODULES_DIR = Path("/lib/modules")
 BUILTIN = "(builtin)"  # what `modinfo -n` prints for a built-in module
 
 _ELF64_LSB = b"\x7fELF\x02\x01"
-_HEADER = struct.Struct("<40xQ10xHHH")  # e_shoff, e_shentsize, e_shnum, e_shstrndx
+_HEADER = struct.Struct("<40xQ10xHHH")  # the ELF64 header's e_shoff, e_shentsize, e_shnum, e_shstrndx
 _SECTION = struct.Struct("<I20xQQ")  # sh_name, sh_offset, sh_size
 
 
-# path -> (mtime, size, contents): a doctor asks about four modules of one tree; depmod
-# replacing a file (a module installed meanwhile) changes its mtime, so it is read again.
-_files: dict[Path, tuple[int, int, bytes]] = {}
-
-
-def _read(path: Path) -> bytes:
-    """The file's contents after a newline (so every entry, the first one too, follows one); b'' when unreadable."""
+def _listed(tree: Path, listing: str, name: str) -> str | None:
+    """Module ``name``'s line in a depmod listing of ``tree`` (modules.dep: 'path: deps', modules.builtin:
+    'path'), from its index when there is one, else from the text; None when not listed."""
+    key = name.replace("-", "_")
     try:
-        st = os.stat(path)
-        cached = _files.get(path)
-        if cached is None or cached[:2] != (st.st_mtime_ns, st.st_size):
-            cached = _files[path] = (st.st_mtime_ns, st.st_size, b"\n" + path.read_bytes())
+        return kmod_index.lookup(tree / f"{listing}.bin", key)
+    except (OSError, ValueError):
+        pass
+    try:
+        text = b"\n" + (tree / listing).read_bytes()  # so that every line, the first one too, follows a newline
     except OSError:
-        return b""
-    return cached[2]
-
-
-def _entry(listing: bytes, name: str, end: bytes) -> str | None:
-    """The path a depmod listing gives module ``name`` (an entry starts a line and ends with ``end``), or None."""
-    stem = re.escape(name.replace("-", "_").encode()).replace(b"_", b"[-_]")
-    # Led by the name itself, which re scans for quickly; the entry's own start is checked after.
-    for found in re.finditer(stem + rb"\.ko(?:\.[a-z]+)?" + re.escape(end), listing):
-        if listing[found.start() - 1] in b"\n/":
-            start = listing.rfind(b"\n", 0, found.start()) + 1
-            return listing[start:found.end() - len(end)].decode(errors="replace")
+        return None
+    stem = re.escape(key.encode()).replace(b"_", b"[-_]")
+    # The path ends a builtin line; in modules.dep a colon follows it (a path followed by a newline is a dependency).
+    end = b":" if listing == "modules.dep" else b"\n"
+    # Led by the name itself, which re scans for quickly; the path's start is checked after.
+    for found in re.finditer(stem + rb"\.ko(?:\.[a-z]+)?" + end, text):
+        if text[found.start() - 1] in b"\n/":
+            line = text.rfind(b"\n", 0, found.start()) + 1
+            return text[line:text.find(b"\n", line)].decode(errors="replace")
     return None
 
 
@@ -55,9 +54,10 @@ def find(release: str, name: str, root: Path = MODULES_DIR) -> str | None:
     """The module's file (or :data:`BUILTIN`) for kernel ``release``, as ``modinfo -n`` prints it; None when the
     kernel has no such module."""
     tree = root / release
-    if (path := _entry(_read(tree / "modules.dep"), name, b":")) is not None:
-        return str(tree / path) if not path.startswith("/") else path
-    return BUILTIN if _entry(_read(tree / "modules.builtin"), name, b"\n") is not None else None
+    if (entry := _listed(tree, "modules.dep", name)) is not None:
+        path = entry.split(":", 1)[0]
+        return path if path.startswith("/") else str(tree / path)
+    return BUILTIN if _listed(tree, "modules.builtin", name) is not None else None
 
 
 def field(release: str, name: str, key: str, root: Path = MODULES_DIR) -> str | None:
@@ -68,8 +68,11 @@ def field(release: str, name: str, key: str, root: Path = MODULES_DIR) -> str | 
         return None
     if where == BUILTIN:
         prefix = name.replace("-", "_").encode() + b"."
-        fields = [f.removeprefix(prefix) for f in _read(root / release / "modules.builtin.modinfo")[1:].split(b"\0")
-                  if f.startswith(prefix)]
+        try:
+            listing = (root / release / "modules.builtin.modinfo").read_bytes()
+        except OSError:
+            return None
+        fields = [f.removeprefix(prefix) for f in listing.split(b"\0") if f.startswith(prefix)]
     else:
         try:
             fields = _modinfo_section(Path(where))
@@ -94,32 +97,40 @@ def _modinfo_section(path: Path) -> list[bytes] | None:
     """The ``key=value`` entries of a module file's ``.modinfo`` section (None: unreadable, not ELF64;
     ValueError: compressed in a way Python cannot read)."""
     try:
-        data = _decompressed(path)
-    except (OSError, EOFError):
+        with _open_module(path) as module:
+            return _elf_section(module, b".modinfo")
+    except (OSError, EOFError, struct.error, IndexError):
         return None
-    if not data.startswith(_ELF64_LSB) or len(data) < _HEADER.size + 24:
+
+
+def _elf_section(elf: BinaryIO, wanted: bytes) -> list[bytes] | None:
+    """The NUL-separated entries of section ``wanted`` (read by seeking: a module is some 100 kB, its .modinfo
+    under one); [] when the file has no such section, None when it is not a little-endian ELF64 file."""
+    header = elf.read(_HEADER.size)
+    if not header.startswith(_ELF64_LSB) or len(header) < _HEADER.size:
         return None
-    shoff, shentsize, shnum, shstrndx = _HEADER.unpack_from(data)
-    try:
-        sections = [_SECTION.unpack_from(data, shoff + i * shentsize) for i in range(shnum)]
-        names_at = sections[shstrndx][1]
-    except (struct.error, IndexError):
-        return None
+    shoff, shentsize, shnum, shstrndx = _HEADER.unpack(header)
+    elf.seek(shoff)
+    table = elf.read(shentsize * shnum)
+    sections = [_SECTION.unpack_from(table, i * shentsize) for i in range(shnum)]
+    _, names_at, names_size = sections[shstrndx]
+    elf.seek(names_at)
+    names = elf.read(names_size)
     for name_at, offset, size in sections:
-        if data[names_at + name_at:data.find(b"\0", names_at + name_at)] == b".modinfo":
-            return [entry for entry in data[offset:offset + size].split(b"\0") if entry]
+        if names[name_at:names.find(b"\0", name_at)] == wanted:
+            elf.seek(offset)
+            return [entry for entry in elf.read(size).split(b"\0") if entry]
     return []
 
 
-def _decompressed(path: Path) -> bytes:
+def _open_module(path: Path) -> BinaryIO:
     """The module's ELF bytes, from a .ko, .ko.xz or .ko.gz file (ValueError for another compression)."""
-    data = path.read_bytes()
     if path.suffix == ".ko":
-        return data
+        return open(path, "rb")
     if path.suffix == ".xz":
         import lzma
-        return lzma.decompress(data)
+        return io.BytesIO(lzma.decompress(path.read_bytes()))
     if path.suffix == ".gz":
         import gzip
-        return gzip.decompress(data)
+        return io.BytesIO(gzip.decompress(path.read_bytes()))
     raise ValueError(f"cannot read a {path.suffix} module")  # .zst

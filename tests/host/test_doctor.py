@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,3 +88,28 @@ def test_bad_accel_override_is_a_failed_check(monkeypatch: pytest.MonkeyPatch) -
     (check,) = [c for c in doctor.vm_checks() if c.name == "vm.accel"]
     if os.path.exists("/usr/bin/qemu-system-x86_64"):
         assert not check.ok and check.fix == f"unset {accel.ENV_OVERRIDE}"
+
+
+def test_guest_kernel_checks_read_its_module_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  bzimage: Callable[[Path, str], Path],
+                                                  elf_module: Callable[..., bytes]) -> None:
+    # A kernel whose v4l2loopback is too old and which lacks uvcvideo: what this host's kernel cannot show.
+    release = "6.1.0-99-amd64"
+    (tmp_path / "boot").mkdir()
+    bzimage(tmp_path / "boot" / f"vmlinuz-{release}", f"{release} #1 SMP")
+    tree = tmp_path / "modules" / release
+    for path, fields in {"updates/dkms/v4l2loopback.ko": ["version=0.12.7"], "drivers/vivid.ko": [],
+                         "drivers/usbip/vhci-hcd.ko": []}.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_bytes(elf_module(*fields))
+    (tree / "modules.dep").write_text("updates/dkms/v4l2loopback.ko:\ndrivers/vivid.ko:\ndrivers/usbip/vhci-hcd.ko:\n")
+    monkeypatch.setattr(kernel, "BOOT_DIR", tmp_path / "boot")
+    monkeypatch.setattr(kernel, "MODULES_DIR", tmp_path / "modules")
+    checks = {c.name: c for c in doctor.vm_checks()}
+    assert checks["vm.kernel"].ok and checks["vm.kernel"].detail.startswith(release)
+    assert checks["vm.v4l2loopback"] == doctor.Check(
+        "vm.v4l2loopback", "vm", False, f"v4l2loopback 0.12.7 (need >= 0.13) built for {release}", kernel.SETUP_REMEDY)
+    assert checks["vivid"].ok
+    assert checks["usb-webcams"] == doctor.Check(
+        "usb-webcams", "tools", False, f"{release} lacks module(s) uvcvideo (--backend uvc)",
+        "a distribution kernel (linux-image-amd64) has them")
