@@ -4,12 +4,13 @@ from module parameters (v4l2loopback 0.12.x, vivid) or need stock modules (uvc).
 A module is unloaded only by the farm that loaded it (see the farm record),
 and only once nothing holds it: ``modprobe -r`` of a module in use fails, and
 the kernel offers no event for "last user gone", so the wait polls refcnt.
+subprocess is imported where modprobe runs: `simfarm doctor` reads only
+installed_version and the module lists.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -36,6 +37,7 @@ def installed_version(name: str) -> str | None:
 def load(name: str, params: Mapping[str, str]) -> None:
     """``modprobe --first-time NAME KEY=VALUE...``: a module loaded already (by anyone) is an
     EnvironmentProblem, as is any other failure, with modprobe's words."""
+    import subprocess
     argv = [binaries.require("modprobe"), "--first-time", name, *(f"{key}={value}" for key, value in params.items())]
     done = subprocess.run(argv, check=False, capture_output=True, text=True)
     if done.returncode != 0:
@@ -62,6 +64,7 @@ def unload(name: str, *, timeout: float, holders: Callable[[], list[int]]) -> No
     ``holders`` names the pids holding its devices, for the InUse raised
     when they outlast the wait. A module already gone is not an error.
     """
+    import subprocess
     deadline = time.monotonic() + timeout
     while loaded(name):
         if _refcount(name) == 0:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from typing import Literal, NamedTuple
 
 from ..errors import BadInput
@@ -55,6 +54,7 @@ def decide(returncode: int | None, stderr: str) -> Accel:
 
 def probe(qemu: str) -> Accel:
     """Run the probe against this machine's KVM."""
+    import subprocess  # only here: `simfarm doctor` probes in-process
     try:
         done = subprocess.run(probe_command(qemu), check=False, input="quit\n", capture_output=True,
                               text=True, timeout=PROBE_TIMEOUT)

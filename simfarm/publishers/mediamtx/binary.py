@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from typing import NamedTuple
 
 from ... import program_versions
@@ -60,7 +59,7 @@ def binary_version(binary: str) -> Version:
     try:
         # Generous: a 40 MB static binary starts in seconds under emulation, more on a loaded machine.
         done = program_versions.run([binary, "--version"], timeout=60)
-    except (OSError, subprocess.TimeoutExpired) as error:
+    except OSError as error:  # TimeoutError among them
         raise EnvironmentProblem(f"cannot run {binary} --version: {error}", INSTALL) from error
     if done.returncode != 0:
         raise EnvironmentProblem(f"{binary} --version failed ({done.returncode}): "
