@@ -8,15 +8,17 @@ MediaMTX) are reported but only some features need them.
 It answers from files and one in-process KVM probe: programs are found on
 PATH, kernel modules in /lib/modules (devices.modinfo), and the versions it
 shows are asked of each binary once and then read back (program_versions).
-So it imports nothing it does not read: no dataclasses, no runner, no
-MediaMTX client.
+It imports nothing it does not use: no dataclasses, no subprocess until a
+version must be asked, no VM runner, no MediaMTX client.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from . import binaries, program_versions
@@ -29,8 +31,9 @@ from .vm import accel, kernel
 
 Group = Literal["host", "vm", "tools"]
 RUN_IN_VM = "simfarm vm -- COMMAND"
-# What USB webcams (the gadget stack plugged back in over USB/IP) need of a kernel.
 VERSION_TIMEOUT = 10.0
+# virtme_ng-1.42.dist-info (pip), virtme_ng-1.42.egg-info or virtme_ng-1.42-py3.11.egg-info (distributions).
+_VIRTME_NG_INFO = re.compile(r"virtme_ng-([^-]+?)(?:-py[\d.]+)?\.(?:dist|egg)-info")
 
 
 class Check(NamedTuple):
@@ -63,7 +66,7 @@ class Report:
 
 
 def _version_line(argv: Sequence[str]) -> str:
-    """First line a program prints about its version (raises OSError, TimeoutError among them)."""
+    """First line a program prints about its version (raises OSError, a timeout included)."""
     done = program_versions.run(argv, timeout=VERSION_TIMEOUT)
     lines = (done.stdout or done.stderr).strip().splitlines()
     return lines[0] if lines else "?"
@@ -122,11 +125,24 @@ def host_checks() -> list[Check]:
     return checks
 
 
-def _program(check: str, name: str) -> Check:
+def _program(check: str, name: str, version: Callable[[str], str]) -> Check:
     path = shutil.which(name)
     if path is None:
         return Check(check, "vm", False, f"{name} not on PATH", kernel.SETUP_REMEDY)
-    return Check(check, "vm", True, f"{_version_line([path, '--version'])} ({path})")
+    try:
+        return Check(check, "vm", True, f"{version(path)} ({path})")
+    except OSError as exc:
+        return Check(check, "vm", False, f"{name} does not run: {exc}", kernel.SETUP_REMEDY)
+
+
+def _virtme_ng_version(vng: str) -> str:
+    """What `vng --version` prints ('virtme-ng 1.42'), read from the package's metadata beside the script
+    (the version importlib.metadata gives it) instead of starting Python for it: seconds under TCG."""
+    prefix = Path(os.path.realpath(vng)).parent.parent
+    for info in prefix.glob("lib/python3*/*-packages/virtme_ng-*-info"):
+        if found := _VIRTME_NG_INFO.fullmatch(info.name):
+            return f"virtme-ng {found[1]}"
+    return "virtme-ng (version not found beside it)"
 
 
 def _guest_kernel() -> list[Check]:
@@ -170,7 +186,8 @@ def _accel() -> Check:
 
 
 def vm_checks() -> list[Check]:
-    return [_program("vm.qemu", "qemu-system-x86_64"), _program("vm.vng", "vng"),
+    return [_program("vm.qemu", "qemu-system-x86_64", lambda path: _version_line([path, "--version"])),
+            _program("vm.vng", "vng", _virtme_ng_version),
             *_guest_kernel(), _accel()]
 
 

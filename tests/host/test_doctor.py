@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,3 +115,22 @@ def test_guest_kernel_checks_read_its_module_tree(tmp_path: Path, monkeypatch: p
     assert checks["usb-webcams"] == doctor.Check(
         "usb-webcams", "tools", False, f"{release} lacks module(s) uvcvideo (--backend uvc)",
         "a distribution kernel (linux-image-amd64) has them")
+
+
+@pytest.mark.parametrize(("info", "shown"), [
+    ("lib/python3.11/site-packages/virtme_ng-1.42.dist-info", "virtme-ng 1.42"),  # pip, pipx, pyenv
+    ("lib/python3/dist-packages/virtme_ng-1.30-py3.11.egg-info", "virtme-ng 1.30"),  # a distribution's package
+    ("lib/python3.11/site-packages/virtme_other-1.0.dist-info", "virtme-ng (version not found beside it)"),
+])
+def test_virtme_ng_version_is_read_beside_its_script(tmp_path: Path, info: str, shown: str) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "vng").write_text("#!/bin/sh\nexit 1\n")  # never run
+    (tmp_path / info).mkdir(parents=True)
+    assert doctor._virtme_ng_version(str(tmp_path / "bin" / "vng")) == shown
+
+
+@pytest.mark.skipif(not shutil.which("vng"), reason="needs virtme-ng (sudo scripts/setup-vm.sh)")
+def test_virtme_ng_version_is_what_vng_prints() -> None:
+    vng = shutil.which("vng") or ""
+    printed = subprocess.run([vng, "--version"], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert doctor._virtme_ng_version(vng) == printed.strip()
