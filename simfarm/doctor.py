@@ -31,7 +31,9 @@ from .vm import accel, kernel
 
 Group = Literal["host", "vm", "tools"]
 RUN_IN_VM = "simfarm vm -- COMMAND"
-VERSION_TIMEOUT = 10.0
+# As for MediaMTX's: under TCG on a loaded host QEMU and FFmpeg take more than 10 s to start, and
+# a program that answers late still works; the answer is kept (program_versions), so it is paid once.
+VERSION_TIMEOUT = 60.0
 # virtme_ng-1.42.dist-info (pip), virtme_ng-1.42.egg-info or virtme_ng-1.42-py3.11.egg-info (distributions).
 _VIRTME_NG_INFO = re.compile(r"virtme_ng-([^-]+?)(?:-py[\d.]+)?\.(?:dist|egg)-info")
 
