@@ -4,21 +4,26 @@ Each check says what it found and, when it fails, the one command that fixes
 it. The farm can run when every host check passes (cameras on this kernel)
 or every VM check passes (`simfarm vm -- COMMAND`); tool checks (FFmpeg,
 MediaMTX) are reported but only some features need them.
+
+It answers from files and one in-process KVM probe: programs are found on
+PATH, kernel modules in /lib/modules (devices.modinfo), and the versions it
+shows are asked of each binary once and then read back (program_versions).
+It imports nothing it does not use: no dataclasses, no subprocess until a
+version must be asked, no VM runner, no MediaMTX client.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
-from . import binaries
-from .devices import kmodule, usbip
-from .devices.loopback_control import CONTROL_DEVICE, module_version
+from . import binaries, program_versions
+from .devices import kmodule
+from .devices.loopback_module import CONTROL_DEVICE, module_version
 from .errors import BadInput, EnvironmentProblem
 from .publishers.mediamtx import binary as mediamtx
 from .publishers.mediamtx import versions as mediamtx_versions
@@ -26,12 +31,14 @@ from .vm import accel, kernel
 
 Group = Literal["host", "vm", "tools"]
 RUN_IN_VM = "simfarm vm -- COMMAND"
-# What USB webcams (the gadget stack plugged back in over USB/IP) need of a kernel.
-VERSION_TIMEOUT = 10.0
+# As for MediaMTX's: under TCG on a loaded host QEMU and FFmpeg take more than 10 s to start, and
+# a program that answers late still works; the answer is kept (program_versions), so it is paid once.
+VERSION_TIMEOUT = 60.0
+# virtme_ng-1.42.dist-info (pip), virtme_ng-1.42.egg-info or virtme_ng-1.42-py3.11.egg-info (distributions).
+_VIRTME_NG_INFO = re.compile(r"virtme_ng-([^-]+?)(?:-py[\d.]+)?\.(?:dist|egg)-info")
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
     """One finding; ``fix`` is the command that repairs it (None when ok)."""
 
     name: str
@@ -41,11 +48,11 @@ class Check:
     fix: str | None = None
 
 
-@dataclass(frozen=True)
 class Report:
     """All findings, and whether each group (host, vm) is ready as a whole."""
 
-    checks: list[Check]
+    def __init__(self, checks: list[Check]) -> None:
+        self.checks = checks
 
     def ready(self, group: Group) -> bool:
         return all(c.ok for c in self.checks if c.group == group)
@@ -57,12 +64,12 @@ class Report:
 
     def to_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "host_ready": self.ready("host"), "vm_ready": self.ready("vm"),
-                "checks": [asdict(c) for c in self.checks]}
+                "checks": [c._asdict() for c in self.checks]}
 
 
 def _version_line(argv: Sequence[str]) -> str:
-    """First line a program prints about its version (raises OSError/TimeoutExpired)."""
-    done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=VERSION_TIMEOUT)
+    """First line a program prints about its version (raises OSError, a timeout included)."""
+    done = program_versions.run(argv, timeout=VERSION_TIMEOUT)
     lines = (done.stdout or done.stderr).strip().splitlines()
     return lines[0] if lines else "?"
 
@@ -91,7 +98,7 @@ def _loadable_here(release: str) -> bool:
 
 def host_checks() -> list[Check]:
     release = os.uname().release
-    modules_ok = Path("/proc/modules").exists()
+    modules_ok = os.path.exists("/proc/modules")
     checks = [Check("host.modules", "host", modules_ok,
                     f"kernel {release} {'can' if modules_ok else 'cannot'} load modules",
                     None if modules_ok else RUN_IN_VM)]
@@ -120,11 +127,24 @@ def host_checks() -> list[Check]:
     return checks
 
 
-def _program(check: str, name: str) -> Check:
+def _program(check: str, name: str, version: Callable[[str], str]) -> Check:
     path = shutil.which(name)
     if path is None:
         return Check(check, "vm", False, f"{name} not on PATH", kernel.SETUP_REMEDY)
-    return Check(check, "vm", True, f"{_version_line([path, '--version'])} ({path})")
+    try:
+        return Check(check, "vm", True, f"{version(path)} ({path})")
+    except OSError as exc:
+        return Check(check, "vm", False, f"{name} does not run: {exc}", kernel.SETUP_REMEDY)
+
+
+def _virtme_ng_version(vng: str) -> str:
+    """What `vng --version` prints ('virtme-ng 1.42'), read from the package's metadata beside the script
+    (the version importlib.metadata gives it) instead of starting Python for it: seconds under TCG."""
+    prefix = Path(os.path.realpath(vng)).parent.parent
+    for info in prefix.glob("lib/python3*/*-packages/virtme_ng-*-info"):
+        if found := _VIRTME_NG_INFO.fullmatch(info.name):
+            return f"virtme-ng {found[1]}"
+    return "virtme-ng (version not found beside it)"
 
 
 def _guest_kernel() -> list[Check]:
@@ -149,11 +169,11 @@ def _guest_kernel() -> list[Check]:
 def _usb_webcams(version: str) -> Check:
     """--backend uvc plugs userspace USB devices into vhci-hcd, where uvcvideo drives them: the
     guest kernel needs those two modules, and nothing else (no gadget modules, no usbip programs)."""
-    missing = [name for name in usbip.WEBCAM_MODULES if not kernel.has_module(version, name)]
+    missing = [name for name in kmodule.WEBCAM_MODULES if not kernel.has_module(version, name)]
     if missing:
         return Check("usb-webcams", "tools", False, f"{version} lacks module(s) {', '.join(missing)} "
                      "(--backend uvc)", "a distribution kernel (linux-image-amd64) has them")
-    return Check("usb-webcams", "tools", True, f"{version} has {', '.join(usbip.WEBCAM_MODULES)} (--backend uvc)")
+    return Check("usb-webcams", "tools", True, f"{version} has {', '.join(kmodule.WEBCAM_MODULES)} (--backend uvc)")
 
 
 def _accel() -> Check:
@@ -161,14 +181,15 @@ def _accel() -> Check:
     if qemu is None:
         return Check("vm.accel", "vm", False, "no QEMU to probe", kernel.SETUP_REMEDY)
     try:
-        chosen = accel.choose(qemu)
+        chosen = accel.choose(None)  # asks KVM in-process: QEMU would take longer than all the rest
     except BadInput as exc:
         return Check("vm.accel", "vm", False, str(exc), f"unset {accel.ENV_OVERRIDE}")
     return Check("vm.accel", "vm", True, f"{chosen.name}: {chosen.reason}")
 
 
 def vm_checks() -> list[Check]:
-    return [_program("vm.qemu", "qemu-system-x86_64"), _program("vm.vng", "vng"),
+    return [_program("vm.qemu", "qemu-system-x86_64", lambda path: _version_line([path, "--version"])),
+            _program("vm.vng", "vng", _virtme_ng_version),
             *_guest_kernel(), _accel()]
 
 
@@ -178,7 +199,7 @@ def _tool(name: str, remedy: str, find: Callable[[], str], version: Callable[[st
         return Check(name, "tools", True, f"{version(path)} ({path})")
     except EnvironmentProblem as exc:
         return Check(name, "tools", False, _message(exc), exc.remedy or remedy)
-    except (OSError, subprocess.TimeoutExpired) as exc:
+    except OSError as exc:
         return Check(name, "tools", False, f"{name} does not run: {exc}", remedy)
 
 

@@ -13,6 +13,8 @@ import pytest
 def _private_state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Short path: the control socket lives there and AF_UNIX paths are limited to 108 bytes.
     monkeypatch.setenv("SIMFARM_STATE_DIR", str(tmp_path_factory.mktemp("st")))
+    # And its own cache: what one test's fake program answered is not another's.
+    monkeypatch.setenv("SIMFARM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 
 
 # scripts/test.sh sets this: there the MediaMTX tier must run, so a skip of it is a failure of the run.

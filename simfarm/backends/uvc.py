@@ -178,7 +178,7 @@ class UvcBackend:
             if spec.producer != "numpy":
                 raise BadInput(f"camera {index}: the uvc backend feeds patterns (producer numpy), not {spec.producer}")
             _check_offered(index, spec, uvc_profiles.find(spec.profile or DEFAULT_PROFILE))
-        for module in usbip.WEBCAM_MODULES:
+        for module in kmodule.WEBCAM_MODULES:
             kmodule.ensure(module)
         if (free := usbip_device.free_ports()) < len(specs):
             raise EnvironmentProblem(f"vhci-hcd has {free} free high-speed ports and {len(specs)} uvc cameras "

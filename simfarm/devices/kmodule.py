@@ -4,19 +4,24 @@ from module parameters (v4l2loopback 0.12.x, vivid) or need stock modules (uvc).
 A module is unloaded only by the farm that loaded it (see the farm record),
 and only once nothing holds it: ``modprobe -r`` of a module in use fails, and
 the kernel offers no event for "last user gone", so the wait polls refcnt.
+subprocess is imported where modprobe runs: `simfarm doctor` reads only
+installed_version and the module lists.
 """
 
 from __future__ import annotations
 
-import subprocess
+import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from .. import binaries
 from ..errors import EnvironmentProblem, InUse
+from . import modinfo
 
 SYS_MODULE = Path("/sys/module")
+# What a userspace webcam plugged straight into vhci-hcd needs (simfarm.devices.usbip_device).
+WEBCAM_MODULES = ("vhci_hcd", "uvcvideo")
 
 
 def loaded(name: str) -> bool:
@@ -24,15 +29,15 @@ def loaded(name: str) -> bool:
 
 
 def installed_version(name: str) -> str | None:
-    """``modinfo``'s version of the module modprobe would load: '' when it declares
-    none (v4l2loopback 0.12.7 does not), None when no such module is installed."""
-    done = subprocess.run([binaries.require("modinfo"), "-F", "version", name], check=False, capture_output=True, text=True)
-    return done.stdout.strip() if done.returncode == 0 else None
+    """``modinfo``'s version of the module modprobe would load for the running kernel: '' when
+    it declares none (v4l2loopback 0.12.7 does not), None when no such module is installed."""
+    return modinfo.field(os.uname().release, name, "version")
 
 
 def load(name: str, params: Mapping[str, str]) -> None:
     """``modprobe --first-time NAME KEY=VALUE...``: a module loaded already (by anyone) is an
     EnvironmentProblem, as is any other failure, with modprobe's words."""
+    import subprocess
     argv = [binaries.require("modprobe"), "--first-time", name, *(f"{key}={value}" for key, value in params.items())]
     done = subprocess.run(argv, check=False, capture_output=True, text=True)
     if done.returncode != 0:
@@ -59,6 +64,7 @@ def unload(name: str, *, timeout: float, holders: Callable[[], list[int]]) -> No
     ``holders`` names the pids holding its devices, for the InUse raised
     when they outlast the wait. A module already gone is not an error.
     """
+    import subprocess
     deadline = time.monotonic() + timeout
     while loaded(name):
         if _refcount(name) == 0:

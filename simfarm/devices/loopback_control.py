@@ -14,8 +14,7 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import BadInput, EnvironmentProblem
-
-CONTROL_DEVICE = "/dev/v4l2loopback"
+from .loopback_module import CONTROL_DEVICE
 
 _CONFIG = struct.Struct("=ii32sIIIIiiii")  # struct v4l2_loopback_config, 72 bytes
 
@@ -50,15 +49,6 @@ class LoopbackConfig:
         return bytearray(_CONFIG.pack(self.number, -1, label, 0, self.max_width, 0,
                                       self.max_height, self.max_buffers, self.max_openers,
                                       0, self.announce_all_caps))
-
-
-def module_version() -> tuple[int, ...] | None:
-    """The loaded module's version, e.g. (0, 15, 0); None when not loaded."""
-    try:
-        text = open("/sys/module/v4l2loopback/version").read().strip()
-    except OSError:
-        return None
-    return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
 class LoopbackControl:

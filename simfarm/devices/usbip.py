@@ -20,8 +20,6 @@ from ..errors import EnvironmentProblem
 from . import kmodule, sysfs
 
 MODULES = ("usbip_vudc", "vhci_hcd")
-# What a userspace webcam plugged straight into vhci-hcd needs (simfarm.devices.usbip_device).
-WEBCAM_MODULES = ("vhci_hcd", "uvcvideo")
 # usbip-vudc's UDCs are fixed when it loads (its num parameter, 1 by default).
 UDCS = 16
 _VHCI = Path("/sys/devices/platform")

@@ -4,18 +4,19 @@
 (nested setups): QEMU then aborts as soon as it resets a vCPU with
 ``-cpu host`` ("failed to set MSR ..."). virtme-ng only checks that /dev/kvm
 is accessible, so we probe with the CPU model it will use and tell it to use
-TCG when the probe fails. The probe takes a few tens of milliseconds.
+TCG when the probe fails. The probe takes a few tens of milliseconds;
+`simfarm doctor` asks KVM the same question in-process instead (vm.kvm),
+in a millisecond.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..errors import BadInput
+from . import kvm
 
 ENV_OVERRIDE = "SIMFARM_VM_ACCEL"
 KVM_DEVICE = "/dev/kvm"
@@ -24,8 +25,7 @@ PROBE_TIMEOUT = 10.0
 _PROGRAM_PREFIX = re.compile(r"^qemu[^:\s]*: (error: )?")
 
 
-@dataclass(frozen=True)
-class Accel:
+class Accel(NamedTuple):
     """The accelerator to use and why it was chosen (one short phrase)."""
 
     name: Literal["kvm", "tcg"]
@@ -54,6 +54,7 @@ def decide(returncode: int | None, stderr: str) -> Accel:
 
 def probe(qemu: str) -> Accel:
     """Run the probe against this machine's KVM."""
+    import subprocess  # only here: `simfarm doctor` probes in-process
     try:
         done = subprocess.run(probe_command(qemu), check=False, input="quit\n", capture_output=True,
                               text=True, timeout=PROBE_TIMEOUT)
@@ -62,8 +63,15 @@ def probe(qemu: str) -> Accel:
     return decide(done.returncode, done.stderr)
 
 
-def choose(qemu: str) -> Accel:
-    """KVM or TCG for this machine; ``$SIMFARM_VM_ACCEL`` (kvm|tcg) overrides."""
+def in_process() -> Accel:
+    """The probe's verdict without running QEMU: KVM asked directly (vm.kvm)."""
+    reason = kvm.probe(KVM_DEVICE)
+    return Accel("kvm", "KVM probe passed") if reason is None else Accel("tcg", f"KVM unusable: {reason}")
+
+
+def choose(qemu: str | None) -> Accel:
+    """KVM or TCG for this machine; ``$SIMFARM_VM_ACCEL`` (kvm|tcg) overrides. The probe runs ``qemu``
+    (what a VM launch trusts) or, when None, asks KVM in-process (what `simfarm doctor` reports)."""
     forced = os.environ.get(ENV_OVERRIDE, "").strip().lower()
     if forced:
         if forced not in ("kvm", "tcg"):
@@ -73,4 +81,4 @@ def choose(qemu: str) -> Accel:
         return Accel("tcg", f"{KVM_DEVICE} does not exist")
     if not os.access(KVM_DEVICE, os.R_OK | os.W_OK):
         return Accel("tcg", f"no permission on {KVM_DEVICE} (join group kvm)")
-    return probe(qemu)
+    return probe(qemu) if qemu is not None else in_process()

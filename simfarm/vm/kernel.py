@@ -9,17 +9,16 @@ version string.
 from __future__ import annotations
 
 import re
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from .. import binaries
+from ..devices import modinfo
 from ..errors import EnvironmentProblem
 
 SETUP_REMEDY = "sudo scripts/setup-vm.sh"
 MIN_LOOPBACK = (0, 13)
 BOOT_DIR = Path("/boot")
-MODULES_DIR = Path("/lib/modules")
+MODULES_DIR = modinfo.MODULES_DIR
 
 # x86 boot protocol: "HdrS" at 0x202; the 16-bit value at 0x20E points (+0x200)
 # to a NUL-terminated string that starts with the kernel release.
@@ -27,13 +26,14 @@ _HEADER_MAGIC_AT = 0x202
 _VERSION_POINTER_AT = 0x20E
 
 
-@dataclass(frozen=True)
-class GuestKernel:
+# A NamedTuple, not a dataclass: `simfarm doctor` reads it, and dataclasses costs a
+# sixth of Python's start-up to import.
+class GuestKernel(NamedTuple):
     """A bootable kernel image and what the VM tier needs to know about it."""
 
     image: Path
     version: str
-    loopback_version: str | None  # as `modinfo -k` reports it; None when not built
+    loopback_version: str | None  # as `modinfo -k` reports it; None when not built (or it declares none)
 
     @property
     def modules(self) -> Path:
@@ -69,19 +69,12 @@ def image_version(image: Path) -> str:
 
 def loopback_version(version: str) -> str | None:
     """Version of the v4l2loopback module built for kernel ``version``, or None."""
-    done = _modinfo(version, "-F", "version", "v4l2loopback")
-    found = done.stdout.strip()
-    return found if done.returncode == 0 and found else None
+    return modinfo.field(version, "v4l2loopback", "version", MODULES_DIR) or None
 
 
 def has_module(version: str, name: str) -> bool:
     """Whether kernel ``version`` has module ``name`` (e.g. vivid, for ``--backend vivid``)."""
-    return _modinfo(version, "-n", name).returncode == 0
-
-
-def _modinfo(version: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([binaries.require("modinfo"), "-k", version, *args], check=False, capture_output=True,
-                          text=True)
+    return modinfo.find(version, name, MODULES_DIR) is not None
 
 
 def describe(image: Path) -> GuestKernel:

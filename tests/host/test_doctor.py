@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,47 @@ def test_bad_accel_override_is_a_failed_check(monkeypatch: pytest.MonkeyPatch) -
     (check,) = [c for c in doctor.vm_checks() if c.name == "vm.accel"]
     if os.path.exists("/usr/bin/qemu-system-x86_64"):
         assert not check.ok and check.fix == f"unset {accel.ENV_OVERRIDE}"
+
+
+def test_guest_kernel_checks_read_its_module_tree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  bzimage: Callable[[Path, str], Path],
+                                                  elf_module: Callable[..., bytes]) -> None:
+    # A kernel whose v4l2loopback is too old and which lacks uvcvideo: what this host's kernel cannot show.
+    release = "6.1.0-99-amd64"
+    (tmp_path / "boot").mkdir()
+    bzimage(tmp_path / "boot" / f"vmlinuz-{release}", f"{release} #1 SMP")
+    tree = tmp_path / "modules" / release
+    for path, fields in {"updates/dkms/v4l2loopback.ko": ["version=0.12.7"], "drivers/vivid.ko": [],
+                         "drivers/usbip/vhci-hcd.ko": []}.items():
+        (tree / path).parent.mkdir(parents=True, exist_ok=True)
+        (tree / path).write_bytes(elf_module(*fields))
+    (tree / "modules.dep").write_text("updates/dkms/v4l2loopback.ko:\ndrivers/vivid.ko:\ndrivers/usbip/vhci-hcd.ko:\n")
+    monkeypatch.setattr(kernel, "BOOT_DIR", tmp_path / "boot")
+    monkeypatch.setattr(kernel, "MODULES_DIR", tmp_path / "modules")
+    checks = {c.name: c for c in doctor.vm_checks()}
+    assert checks["vm.kernel"].ok and checks["vm.kernel"].detail.startswith(release)
+    assert checks["vm.v4l2loopback"] == doctor.Check(
+        "vm.v4l2loopback", "vm", False, f"v4l2loopback 0.12.7 (need >= 0.13) built for {release}", kernel.SETUP_REMEDY)
+    assert checks["vivid"].ok
+    assert checks["usb-webcams"] == doctor.Check(
+        "usb-webcams", "tools", False, f"{release} lacks module(s) uvcvideo (--backend uvc)",
+        "a distribution kernel (linux-image-amd64) has them")
+
+
+@pytest.mark.parametrize(("info", "shown"), [
+    ("lib/python3.11/site-packages/virtme_ng-1.42.dist-info", "virtme-ng 1.42"),  # pip, pipx, pyenv
+    ("lib/python3/dist-packages/virtme_ng-1.30-py3.11.egg-info", "virtme-ng 1.30"),  # a distribution's package
+    ("lib/python3.11/site-packages/virtme_other-1.0.dist-info", "virtme-ng (version not found beside it)"),
+])
+def test_virtme_ng_version_is_read_beside_its_script(tmp_path: Path, info: str, shown: str) -> None:
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "vng").write_text("#!/bin/sh\nexit 1\n")  # never run
+    (tmp_path / info).mkdir(parents=True)
+    assert doctor._virtme_ng_version(str(tmp_path / "bin" / "vng")) == shown
+
+
+@pytest.mark.skipif(not shutil.which("vng"), reason="needs virtme-ng (sudo scripts/setup-vm.sh)")
+def test_virtme_ng_version_is_what_vng_prints() -> None:
+    vng = shutil.which("vng") or ""
+    printed = subprocess.run([vng, "--version"], capture_output=True, text=True, check=True, timeout=60).stdout
+    assert doctor._virtme_ng_version(vng) == printed.strip()

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from simfarm.errors import BadInput
-from simfarm.vm import accel
+from simfarm.vm import accel, kvm
 
 # Captured from qemu-system-x86_64 7.2 running accel.probe_command().
 MSR_ABORT = ("qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\n"
@@ -68,3 +68,20 @@ def test_real_probe_is_quick(monkeypatch: pytest.MonkeyPatch) -> None:
     chosen = accel.choose(shutil.which("qemu-system-x86_64") or "")
     assert time.monotonic() - start < 5
     assert chosen.name in ("kvm", "tcg") and chosen.reason
+
+
+def test_a_device_that_cannot_be_opened_is_the_reason() -> None:
+    assert kvm.probe("/nonexistent/kvm") == "cannot open /nonexistent/kvm: No such file or directory"
+
+
+@pytest.mark.skipif(not (shutil.which("qemu-system-x86_64") and os.access(accel.KVM_DEVICE, os.R_OK | os.W_OK)),
+                    reason="needs qemu-system-x86_64 and a usable /dev/kvm (sudo scripts/setup-vm.sh)")
+def test_in_process_probe_reaches_qemus_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What `simfarm doctor` reports is what a VM launch will choose (here: TCG, the MSR refused).
+    monkeypatch.delenv(accel.ENV_OVERRIDE, raising=False)
+    by_qemu = accel.choose(shutil.which("qemu-system-x86_64"))
+    in_process = accel.choose(None)
+    assert in_process.name == by_qemu.name
+    if "failed to set MSR" in by_qemu.reason:
+        # The same MSR refused; QEMU writes only the bits it knows of the value KVM reports.
+        assert in_process.reason.rsplit(" to ", 1)[0] == by_qemu.reason.rsplit(" to ", 1)[0], (in_process, by_qemu)

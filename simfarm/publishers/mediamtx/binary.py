@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from ... import program_versions
 from ...errors import EnvironmentProblem
 
 ENV = "SIMFARM_MEDIAMTX"
@@ -21,8 +21,9 @@ INSTALL = ("download a release from https://github.com/bluenviron/mediamtx/relea
 _VERSION = re.compile(r"v?(\d+)\.(\d+)\.(\d+)")
 
 
-@dataclass(frozen=True, order=True)
-class Version:
+# A NamedTuple (ordered as a tuple), not a dataclass: `simfarm doctor` reads it, and
+# dataclasses costs a sixth of Python's start-up to import.
+class Version(NamedTuple):
     major: int
     minor: int
     patch: int
@@ -54,11 +55,11 @@ def parse_version(text: str) -> Version:
 
 
 def binary_version(binary: str) -> Version:
-    """Run ``binary --version``."""
+    """Run ``binary --version`` (once per binary: see program_versions)."""
     try:
         # Generous: a 40 MB static binary starts in seconds under emulation, more on a loaded machine.
-        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
+        done = program_versions.run([binary, "--version"], timeout=60)
+    except OSError as error:  # TimeoutError among them
         raise EnvironmentProblem(f"cannot run {binary} --version: {error}", INSTALL) from error
     if done.returncode != 0:
         raise EnvironmentProblem(f"{binary} --version failed ({done.returncode}): "
