@@ -14,6 +14,7 @@ import numpy as np
 from ..spec import PixelFormat, Size
 from . import pixfmt
 from .code import BLACK, COLUMNS, WHITE, CodeStrip, FrameCode, cell_bits
+from .jpeg_splice import SplicingEncoder
 
 
 class _RawStrip:
@@ -62,8 +63,9 @@ class _RawStrip:
             view[start:end] = b"".join(map(pick, self._columns, cells[first:last])) * lines
 
 
-# MJPEG frames are composed as BGR and compressed per frame, since the code
-# changes every frame and JPEG data cannot be patched in place.
+# MJPEG frames are composed as BGR, what the encoder takes, and compressed per
+# frame: whole, or only their top rows spliced into a ring frame's full encode
+# (see jpeg_splice).
 _WORKING_FORMAT = {PixelFormat.MJPEG: PixelFormat.BGR24}
 
 
@@ -82,20 +84,26 @@ class Stamper:
         self.raw_format = working_format(fmt)
         self.strip = CodeStrip(size.width, size.height)
         self._overlays = list(overlays)
-        self._jpeg_quality = jpeg_quality
+        self._jpeg = SplicingEncoder(size, jpeg_quality, self.strip.height) if fmt is PixelFormat.MJPEG else None
         # The strips of frames that keep their content between stamps (a ring), keyed by id.
         self._strips: dict[int, _RawStrip] = {}
 
     def stamp(self, frame: np.ndarray, code: FrameCode, *, frame_index: int,
-              wall_time: float, reused: bool = False) -> np.ndarray:
+              wall_time: float, reused: bool = False, content: np.ndarray | None = None) -> np.ndarray:
         """Write code and overlays into ``frame`` (in place) and return what to send.
 
         ``reused`` says ``frame`` is a ring buffer stamped before: its strip
         is rewritten from prepared bytes (see _RawStrip), the cheapest
-        possible per-frame work.
+        possible per-frame work. ``content`` is the read-only frame that
+        ``frame`` was copied from (a ring's cycle frame, FrameSource.content):
+        an MJPEG frame of a content seen before has only its top rows
+        encoded, the rest comes from that content's first encode (see
+        jpeg_splice), unless an overlay ever drew below those rows.
         """
         for overlay in self._overlays:
             y, x, patch = overlay.patch(frame_index, wall_time)
+            if self._jpeg is not None and y + patch.shape[0] > self._jpeg.rows:
+                self._jpeg.stop_splicing()  # the ring's pictures no longer match their cached encodes
             pixfmt.write_rgb_patch(frame, self.raw_format, self.size, y, x, patch)
         raw = self._strips.get(id(frame)) if reused else None
         if raw is not None:
@@ -106,8 +114,6 @@ class Stamper:
             if (luma is not None and self.raw_format is not PixelFormat.GREY
                     and _RawStrip.fits(frame, luma, self.size.width)):
                 self._strips[id(frame)] = _RawStrip(frame, luma, self.strip)
-        if self.fmt is PixelFormat.MJPEG:
-            # The working frame is already BGR, what the encoder takes: no conversion.
-            bgr = frame.reshape(self.size.height, self.size.width, 3)
-            return pixfmt.encode_jpeg_bgr(bgr, self._jpeg_quality)
+        if self._jpeg is not None:
+            return self._jpeg.encode(frame.reshape(self.size.height, self.size.width, 3), content)
         return frame
