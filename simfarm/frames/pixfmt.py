@@ -80,6 +80,11 @@ def frame_bytes(fmt: PixelFormat, size: Size) -> int:
     return sum(h * w for h, w in (plane.shape(size) for plane in _layout(fmt)))
 
 
+def line_bytes(fmt: PixelFormat, width: int) -> int:
+    """Bytes of one picture line in the first plane of raw ``fmt`` (its luma, or all of a packed pixel row)."""
+    return int(width * _layout(fmt)[0].bytes_per_px)
+
+
 def from_rgb(rgb: np.ndarray, fmt: PixelFormat, *, jpeg_quality: int = 85) -> np.ndarray:
     """The frame ``rgb`` ((H, W, 3) uint8, even H and W) as a 1-D uint8 buffer in ``fmt``.
 

@@ -21,40 +21,38 @@ class _RawStrip:
     """A ring frame's strip, stamped by joining prepared bytes: no numpy call and no Python frame per cell.
 
     Built after the frame's first full stamp has made the chroma under the
-    strip neutral. For every column of cells the raw bytes of that column in
-    one strip line are kept twice, drawn black and drawn white, so a code's
-    line of a row of cells is one C-level join over the row's 0/1 cell values
-    (code.cell_bits) picking from each column's pair, repeated down the row
-    and copied into the frame. Per frame that is a handful of Python steps
-    and three copies, which matters more than it seems: the producer wakes
-    every frame with cold caches, where each Python call and each numpy call
-    costs many times its warm price. Only formats whose strip rows are
-    contiguous in the buffer, with their luma samples inside, get one (YUYV,
-    UYVY, NV12, YU12).
+    strip neutral. The strip's lines are the first rows of the buffer's
+    first plane in every raw format. For every column of cells the raw bytes
+    of that column in one strip line are kept twice, drawn black and drawn
+    white, so a code's line of a row of cells is one C-level join over the
+    row's 0/1 cell values (code.cell_bits) picking from each column's pair,
+    repeated down the row and copied into the frame. Per frame that is a
+    handful of Python steps and three copies, which matters more than it
+    seems: the producer wakes every frame with cold caches, where each Python
+    call and each numpy call costs many times its warm price.
     """
 
-    def __init__(self, frame: np.ndarray, luma: np.ndarray, strip: CodeStrip) -> None:
-        row_bytes, step = luma.strides
-        offset = luma.ctypes.data - frame.ctypes.data
+    def __init__(self, frame: np.ndarray, fmt: PixelFormat, strip: CodeStrip) -> None:
+        row_bytes = pixfmt.line_bytes(fmt, strip.width)
         self.frame = frame  # held, so the id it is cached under stays this frame's
         self._view = memoryview(frame)
         # Per row of cells: where its cells start in cell_bits(), and its bytes in the frame.
         self._rows = [(r * COLUMNS, (r + 1) * COLUMNS, first * row_bytes, end * row_bytes, end - first)
                       for r, (first, end) in enumerate(strip.row_spans)]
-        levels = []  # the first strip line drawn all black, and all white
+        # A strip line drawn all black, and all white: the top line of a two-line frame so drawn.
+        lines = Size(strip.width, 2)
+        levels = []
         for level in (BLACK, WHITE):
-            line = frame[:row_bytes].copy()
-            line[offset::step] = level
-            levels.append(line)
+            drawn = np.zeros(pixfmt.frame_bytes(fmt, lines), np.uint8)
+            pixfmt.write_luma_strip(drawn, fmt, lines, np.full((1, strip.width), level, np.uint8))
+            levels.append(drawn[:row_bytes])
         edges = [edge * (row_bytes // strip.width) for edge in strip.column_edges]
         self._columns = [tuple(levels[bit][edges[c]:edges[c + 1]].tobytes() for bit in (0, 1))
                          for c in range(COLUMNS)]
 
     @staticmethod
-    def fits(frame: np.ndarray, luma: np.ndarray, width: int) -> bool:
-        row_bytes, step = luma.strides
-        return (frame.ndim == 1 and frame.flags.c_contiguous and row_bytes % width == 0
-                and 0 <= luma.ctypes.data - frame.ctypes.data < step == row_bytes // width)
+    def fits(frame: np.ndarray) -> bool:
+        return frame.ndim == 1 and frame.flags.c_contiguous
 
     def stamp(self, code: FrameCode) -> None:
         cells, view, pick = cell_bits(code), self._view, tuple.__getitem__
@@ -110,10 +108,8 @@ class Stamper:
             raw.stamp(code)
         else:
             pixfmt.write_luma_strip(frame, self.raw_format, self.size, self.strip.render(code))
-            luma = pixfmt.luma_view(frame, self.raw_format, self.size) if reused else None
-            if (luma is not None and self.raw_format is not PixelFormat.GREY
-                    and _RawStrip.fits(frame, luma, self.size.width)):
-                self._strips[id(frame)] = _RawStrip(frame, luma, self.strip)
+            if reused and _RawStrip.fits(frame):
+                self._strips[id(frame)] = _RawStrip(frame, self.raw_format, self.strip)
         if self._jpeg is not None:
             return self._jpeg.encode(frame.reshape(self.size.height, self.size.width, 3), content)
         return frame
