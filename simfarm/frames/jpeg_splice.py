@@ -54,7 +54,6 @@ class SplicingEncoder:
     """
 
     def __init__(self, size: Size, quality: int, changing_rows: int) -> None:
-        self.size = size
         # The picture rows encoded per frame: the changing rows, rounded up to whole MCU rows.
         self.rows = -(-changing_rows // MCU_ROWS) * MCU_ROWS
         self._quality = quality
@@ -79,9 +78,10 @@ class SplicingEncoder:
             return self._full(bgr)
         cached = self._cuts.get(id(content))
         if cached is not None and cached[0] is content:
-            cut = cached[1]
-            if cut is not None and (jpeg := self._splice(bgr, cut)) is not None:
-                return jpeg
+            if cached[1] is not None:
+                if (jpeg := self._splice(bgr, cached[1])) is not None:
+                    return jpeg
+                self._cuts[id(content)] = (content, None)  # the tables differ, and would every time
             return self._full(bgr)
         jpeg = self._full(bgr)
         self._cuts[id(content)] = (content, _cut(jpeg, self.rows // MCU_ROWS))

@@ -76,12 +76,14 @@ def test_a_frame_whose_top_rows_are_all_of_it_is_encoded_whole(encoded_heights: 
 
 
 def test_top_rows_encoded_with_other_tables_are_not_spliced(monkeypatch: pytest.MonkeyPatch) -> None:
-    encode = pixfmt.encode_jpeg_bgr
+    encode, heights = pixfmt.encode_jpeg_bgr, []
 
     def other_tables_for_top_rows(bgr: np.ndarray, quality: int = 85, **kwargs: object) -> np.ndarray:
+        heights.append(bgr.shape[0])
         return encode(bgr, quality if bgr.shape[0] == 240 else 50, **kwargs)  # type: ignore[arg-type]
     monkeypatch.setattr(pixfmt, "encode_jpeg_bgr", other_tables_for_top_rows)
     stamp_ring(Size(320, 240))
+    assert heights == [240, 32, 240, 240, 240]  # tried once, then every frame encoded whole
 
 
 def send(source: FrameSource, stamper: Stamper, index: int) -> tuple[np.ndarray, bytes]:
