@@ -16,6 +16,7 @@ one frame (a driver's padded ``sizeimage``) is accepted and its tail ignored.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -79,6 +80,11 @@ def frame_bytes(fmt: PixelFormat, size: Size) -> int:
     return sum(h * w for h, w in (plane.shape(size) for plane in _layout(fmt)))
 
 
+def line_bytes(fmt: PixelFormat, width: int) -> int:
+    """Bytes of one picture line in the first plane of raw ``fmt`` (its luma, or all of a packed pixel row)."""
+    return int(width * _layout(fmt)[0].bytes_per_px)
+
+
 def from_rgb(rgb: np.ndarray, fmt: PixelFormat, *, jpeg_quality: int = 85) -> np.ndarray:
     """The frame ``rgb`` ((H, W, 3) uint8, even H and W) as a 1-D uint8 buffer in ``fmt``.
 
@@ -104,9 +110,12 @@ def from_rgb(rgb: np.ndarray, fmt: PixelFormat, *, jpeg_quality: int = 85) -> np
     return np.concatenate([y.reshape(-1), uv[:, :, 0].reshape(-1), uv[:, :, 1].reshape(-1)])
 
 
-def encode_jpeg_bgr(bgr: np.ndarray, quality: int = 85) -> np.ndarray:
-    """One baseline JPEG (OpenCV's encoder) of the (H, W, 3) BGR frame, as a 1-D uint8 buffer."""
-    ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality])
+def encode_jpeg_bgr(bgr: np.ndarray, quality: int = 85, *, params: Sequence[int] = ()) -> np.ndarray:
+    """One baseline JPEG (OpenCV's encoder) of the (H, W, 3) BGR frame, as a 1-D uint8 buffer.
+
+    ``params`` are further ``cv2.IMWRITE_*`` parameter/value pairs.
+    """
+    ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality, *params])
     if not ok:
         raise ValueError("OpenCV could not encode the frame as JPEG")
     return jpeg.reshape(-1)

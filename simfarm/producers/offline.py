@@ -28,7 +28,8 @@ def stamped_frames(spec: CameraSpec, library: PatternLibrary, count: int, *, cam
     try:
         for index in range(count):
             sent = start + index * period
-            yield stamper.stamp(source.frame(index), FrameCode(camera, index, int(sent)),
-                                frame_index=index, wall_time=sent / 1000)
+            frame = source.frame(index)
+            yield stamper.stamp(frame, FrameCode(camera, index, int(sent)), frame_index=index,
+                                wall_time=sent / 1000, reused=source.reuses_buffers, content=source.content)
     finally:
         source.close()

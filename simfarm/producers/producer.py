@@ -167,7 +167,7 @@ class Producer:
         wall = time.time()
         code = FrameCode(self.camera, sequence % SEQUENCE_WRAP, int(wall * 1000))
         return self.stamper.stamp(frame, code, frame_index=index, wall_time=wall,
-                                  reused=self.source.reuses_buffers)
+                                  reused=self.source.reuses_buffers, content=self.source.content)
 
     def stats(self) -> ProducerStats:
         with self._lock:

@@ -26,6 +26,9 @@ class FrameSource(Protocol):
     size: Size
     raw_format: PixelFormat
     reuses_buffers: bool  # True: frame(i) returns the same buffers again, content intact
+    # The read-only frame the last frame() was copied from, None if none: one object per picture,
+    # so what is computed from a picture can be kept under it (frames.stamp).
+    content: np.ndarray | None
 
     def frame(self, index: int) -> np.ndarray:
         """The buffer for frame ``index`` (may be reused for later frames)."""
@@ -86,6 +89,10 @@ class RingSource:
             self._shown = shown
         return self._buffer
 
+    @property
+    def content(self) -> np.ndarray:
+        return self.cycle.frames[self._shown]
+
     def close(self) -> None:
         pass  # the cycle is shared; it goes when the last camera showing it does
 
@@ -101,13 +108,16 @@ class PictureSource:
         self.size = source.size
         self.raw_format = source.raw_format
         self.reuses_buffers = source.reuses_buffers
+        self.content = source.content
         self._source = source
         self._picture = picture
 
     def frame(self, index: int) -> np.ndarray:
         original = self._source.frame(index)
         frame = self._picture.apply(original, self.raw_format)
-        self.reuses_buffers = frame is original and self._source.reuses_buffers
+        passed = frame is original
+        self.reuses_buffers = passed and self._source.reuses_buffers
+        self.content = self._source.content if passed else None
         return frame
 
     def close(self) -> None:
@@ -122,6 +132,7 @@ class FfmpegSource:
     """
 
     reuses_buffers = False  # one buffer, refilled with new content every frame
+    content: np.ndarray | None = None
 
     def __init__(self, input_args: list[str], raw_format: PixelFormat, size: Size) -> None:
         self.size = size
