@@ -1,22 +1,24 @@
 #!/usr/bin/env python3
-"""Benchmark (issue 12): CPU per bulk URB of the userspace webcam's USB/IP loop, side by side, on the host.
+"""Benchmark (issue 12): CPU per frame and per bulk URB of the userspace webcam's USB/IP loop, side by side.
 
-A fake vhci-hcd (this process) streams from a device in a child process the way uvcvideo does:
-a COMMIT of YUYV at --size, then five 16 KiB bulk IN URBs kept pending, each resubmitted as its
-RET_SUBMIT arrives, until --urbs have been answered. It checks every frame that comes back (payload
-headers, frame id toggling, frame size). The device's producer offers frames at --fps (above 30 so
-the run is short; below what any row can carry, so no row drops frames). Rows:
+A fake vhci-hcd (this process) streams YUYV frames of --size from a device in a child process the way
+uvcvideo does: a COMMIT, then five bulk IN URBs kept pending, each resubmitted as its RET_SUBMIT
+arrives, URBs as large as the device's endpoint makes them (16 KiB at high speed, 32 KiB at
+SuperSpeed), until --frames frames have ended. It checks every frame (payload headers, frame id
+toggling, frame size). The device's producer offers a fixed frame at --fps (above 30 so the run is
+short). Rows:
 
-    floor          a bare loop, no device: recv a 48-byte command, sendmsg a header and the next
-                   payload, precut: what any Python device pays per URB
+    floor          no device: per command one recv_into and one sendmsg of a precut payload,
+                   in this tree's URB size: what any Python device pays
     BASE (TCP)     the device of git revision BASE (default c8d492a), over loopback TCP as it plugged
-    BASE (unix)    the same code over a Unix socket pair, which this tree plugs into vhci-hcd
-    this tree      the device here, over a Unix socket pair
+    BASE (unix)    the same code over a Unix socket pair, as this tree plugs
+    this tree      the device here
 
-and prints the device process's CPU microseconds per URB and each row's ratio to the floor.
-Absolute figures depend on the machine and its load: compare rows of one run.
+Printed: the device process's CPU microseconds per frame (and each row's ratio to the floor's) and
+per URB; medians of --rounds rounds that interleave the rows. Absolute figures depend on the machine
+and its load: compare rows of one run.
 
-    scripts/bench_urb.py [--size 320x240] [--urbs 6000] [--fps 300] [--rounds 3] [--base c8d492a]
+    scripts/bench_urb.py [--size 320x240] [--frames 600] [--fps 300] [--rounds 3] [--base c8d492a]
 """
 
 from __future__ import annotations
@@ -48,14 +50,13 @@ from simfarm.spec import PixelFormat, Size
 
 PROFILES = {Size(320, 240): "lowres", Size(640, 480): "generic-720p"}  # YUYV at that size is format 1, frame 1
 PENDING = 5  # uvcvideo's URBs per stream (UVC_URBS)
-URB_LENGTH = usbip_device.MAX_PAYLOAD
 COMMAND = struct.Struct(">IIIIIiiiii8s")  # CMD_SUBMIT: basic header, flags, length, ..., setup
 RETURN = struct.Struct(">IIIIIii20x")  # RET_SUBMIT: basic header, status, actual_length
 HEADER = 48
 REPO = Path(__file__).resolve().parent.parent
 
 
-def submit(seqnum: int, *, ep: int = 1, out: bool = False, length: int = URB_LENGTH, setup: bytes = bytes(8)) -> bytes:
+def submit(seqnum: int, length: int, *, ep: int = 1, out: bool = False, setup: bytes = bytes(8)) -> bytes:
     return COMMAND.pack(1, seqnum, 0x10002, 0 if out else 1, ep, 0, length, 0, 0, 0, setup)
 
 
@@ -70,31 +71,36 @@ def receive(sock: socket.socket, count: int) -> bytes:
     return bytes(data)
 
 
-def fake_host(sock: socket.socket, urbs: int, frame_bytes: int) -> tuple[int, int]:
-    """Stream like uvcvideo until ``urbs`` bulk URBs are answered: (frames whole, frames bad)."""
-    commit = STREAMING.pack(0, 1, 1, 333333, 0, 0, 0, 0, 0, frame_bytes, URB_LENGTH, 48_000_000, 3, 1, 1, 1)
+def fake_host(sock: socket.socket, frames: int, frame_bytes: int, urb_length: int) -> tuple[int, int, int]:
+    """Stream like uvcvideo, in bulk URBs of ``urb_length``, until ``frames`` frames have ended:
+    (URBs answered, frames whole, frames bad)."""
+    commit = STREAMING.pack(0, 1, 1, 333333, 0, 0, 0, 0, 0, frame_bytes, urb_length, 48_000_000, 3, 1, 1, 1)
     setup = struct.pack("<BBHHH", 0x21, SET_CUR, COMMIT << 8, 1, len(commit))
-    sock.sendall(submit(1, ep=0, out=True, length=len(commit), setup=setup) + commit)
+    sock.sendall(submit(1, len(commit), ep=0, out=True, setup=setup) + commit)
     receive(sock, HEADER)
-    sock.sendall(b"".join(submit(seqnum) for seqnum in range(2, 2 + PENDING)))
+    sock.sendall(b"".join(submit(seqnum, urb_length) for seqnum in range(2, 2 + PENDING)))
     seqnum, answered, size, fid, whole, bad = 2 + PENDING, 0, 0, None, 0, 0
-    while answered < urbs:
+    while whole + bad < frames:
         _command, _seq, _devid, _dir, _ep, status, actual = RETURN.unpack(receive(sock, HEADER))
         payload = receive(sock, actual)
         answered += 1
-        if answered + PENDING <= urbs:
-            sock.sendall(submit(seqnum))
-            seqnum += 1
+        sock.sendall(submit(seqnum, urb_length))
+        seqnum += 1
         info = payload[1]
         size += len(payload) - payload[0]
         if info & 0x02:  # end of frame: whole if its size is right and its frame id toggled
             ok = status == 0 and size == frame_bytes and (fid is None or info & 1 != fid)
             whole, bad, fid, size = whole + ok, bad + (not ok), info & 1, 0
-    return whole, bad
+    return answered, whole, bad
 
 
 def serve_floor(sock: socket.socket, payloads: list[bytes], done: Callable[[], None]) -> None:
     """The floor: per command one recv_into and one sendmsg of a precut payload."""
+    serve_commands(sock, payloads)
+    done()
+
+
+def serve_commands(sock: socket.socket, payloads: list[bytes]) -> None:
     header, reply = bytearray(HEADER), bytearray(HEADER)
     at = 0
     while sock.recv_into(header, HEADER, socket.MSG_WAITALL) == HEADER:
@@ -108,11 +114,10 @@ def serve_floor(sock: socket.socket, payloads: list[bytes], done: Callable[[], N
         at = (at + 1) % len(payloads)
         RETURN.pack_into(reply, 0, 3, seqnum, 0, 0, 0, 0, len(payload))
         sock.sendmsg([reply, payload])
-    done()
 
 
 def floor_payloads(frame: np.ndarray) -> list[bytes]:
-    data, chunk, fid, out = frame.tobytes(), URB_LENGTH - 2, 0, []
+    data, chunk, fid, out = frame.tobytes(), usbip_device.MAX_PAYLOAD - 2, 0, []
     for _ in range(2):
         pieces = [data[at:at + chunk] for at in range(0, len(data), chunk)]
         out += [bytes([2, 0x80 | fid | (0x02 if i == len(pieces) - 1 else 0)]) + p for i, p in enumerate(pieces)]
@@ -162,18 +167,19 @@ def serve(device: Any, sock: socket.socket) -> None:
         threading.Thread(target=device._serve, daemon=True).start()
 
 
-def device_process(row: str, sock: socket.socket, host_end: socket.socket, size: Size, fps: float, base: str,
+def device_process(module: ModuleType | None, sock: socket.socket, host_end: socket.socket, size: Size, fps: float,
                    report: Connection) -> None:
-    """Child: serve ``row``'s device until the host hangs up; report the process's CPU seconds."""
+    """Child: serve ``module``'s device (None: the floor) until the host hangs up; report the process's CPU
+    seconds."""
     host_end.close()  # the parent's: only the parent's copy may stay, so its close is the hang-up
     finished = threading.Event()
-    if row == "floor":
+    if module is None:
         payloads = floor_payloads(np.zeros(pixfmt.frame_bytes(PixelFormat.YUYV, size), np.uint8))
         start = time.process_time()
         threading.Thread(target=serve_floor, args=(sock, payloads, finished.set), daemon=True).start()
     else:
-        device = make_device(usbip_device if row == "this tree" else load_base(base), size, fps, finished.set)
-        start = time.process_time()  # loading code and profile is not the loop's
+        device = make_device(module, size, fps, finished.set)
+        start = time.process_time()  # loading the profile is not the loop's
         serve(device, sock)
     finished.wait()
     report.send(time.process_time() - start)
@@ -188,46 +194,55 @@ def connected_pair(tcp: bool) -> tuple[socket.socket, socket.socket]:
     return host_end, device_end
 
 
-def run_row(row: str, args: argparse.Namespace) -> tuple[float, int, int]:
-    """(device CPU seconds, frames whole, frames bad) of one row."""
-    host_end, device_end = connected_pair(row.endswith("(TCP)"))
+def run_row(module: ModuleType | None, tcp: bool, args: argparse.Namespace) -> tuple[float, int, int]:
+    """(device CPU seconds, URBs answered, frames bad) of one row."""
+    host_end, device_end = connected_pair(tcp)
     receiver, sender = multiprocessing.get_context("fork").Pipe(duplex=False)
     child = multiprocessing.get_context("fork").Process(
-        target=device_process, args=(row, device_end, host_end, args.size, args.fps, args.base, sender))
+        target=device_process, args=(module, device_end, host_end, args.size, args.fps, sender))
     child.start()
     device_end.close()
-    whole, bad = fake_host(host_end, args.urbs, pixfmt.frame_bytes(PixelFormat.YUYV, args.size))
+    urb_length = (module or usbip_device).MAX_PAYLOAD  # uvcvideo sizes URBs by the device's endpoint
+    urbs, _whole, bad = fake_host(host_end, args.frames, pixfmt.frame_bytes(PixelFormat.YUYV, args.size), urb_length)
+    host_end.shutdown(socket.SHUT_WR)  # hang up, and take what the device still sends until it does too
+    while host_end.recv(1 << 16):
+        pass
     host_end.close()
     cpu = receiver.recv()
     child.join()
-    return cpu, whole, bad
+    return cpu, urbs, bad
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=Size.parse, default=Size(320, 240), help="320x240 or 640x480 (YUYV)")
-    parser.add_argument("--urbs", type=int, default=6000, help="bulk URBs answered per row and round")
+    parser.add_argument("--frames", type=int, default=600, help="frames streamed per row and round")
     parser.add_argument("--fps", type=float, default=300.0, help="frames the producer offers per second")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all rows; medians are printed")
     parser.add_argument("--base", default="c8d492a", help="the git revision to compare with")
     args = parser.parse_args()
-    if args.size not in PROFILES or args.urbs < 100 or args.fps <= 0 or args.rounds < 1:
-        print("bench_urb: --size 320x240 or 640x480, --urbs >= 100, --fps > 0, --rounds >= 1", file=sys.stderr)
+    if args.size not in PROFILES or args.frames < 10 or args.fps <= 0 or args.rounds < 1:
+        print("bench_urb: --size 320x240 or 640x480, --frames >= 10, --fps > 0, --rounds >= 1", file=sys.stderr)
         return 2
-    rows = ["floor", f"{args.base} (TCP)", f"{args.base} (unix)", "this tree"]
-    print(f"YUYV {args.size}, {args.urbs} bulk URBs of {URB_LENGTH} bytes, {PENDING} pending, frames offered "
-          f"at {args.fps:g} fps, median of {args.rounds} rounds")
+    base = load_base(args.base)
+    rows: dict[str, tuple[ModuleType | None, bool]] = {
+        "floor": (None, False), f"{args.base} (TCP)": (base, True), f"{args.base} (unix)": (base, False),
+        "this tree": (usbip_device, False)}
+    print(f"YUYV {args.size}, {args.frames} frames per row, {PENDING} URBs pending, frames offered at {args.fps:g} "
+          f"fps, median of {args.rounds} rounds; URBs of {base.MAX_PAYLOAD} bytes ({args.base}), "
+          f"{usbip_device.MAX_PAYLOAD} (this tree, floor)")
     # Rounds interleave the rows, so a change of load on a shared machine touches every row alike.
     runs: dict[str, list[tuple[float, int, int]]] = {row: [] for row in rows}
     for _ in range(args.rounds):
-        for row in rows:
-            runs[row].append(run_row(row, args))
-    print(f"{'device':18} {'CPU us/URB':>10} {'x floor':>8} {'frames whole':>13} {'bad':>4}")
+        for row, (module, tcp) in rows.items():
+            runs[row].append(run_row(module, tcp, args))
+    print(f"{'device':18} {'CPU us/frame':>12} {'x floor':>8} {'URBs/frame':>10} {'CPU us/URB':>10} {'frames bad':>10}")
     floor = statistics.median(cpu for cpu, _, _ in runs["floor"])
-    for row in rows:
-        cpu = statistics.median(cpu for cpu, _, _ in runs[row])
-        whole, bad = sum(w for _, w, _ in runs[row]), sum(b for _, _, b in runs[row])
-        print(f"{row:18} {cpu / args.urbs * 1e6:10.1f} {cpu / floor:8.2f} {whole:13d} {bad:4d}")
+    for row, results in runs.items():
+        cpu = statistics.median(cpu for cpu, _, _ in results)
+        urbs = statistics.median(urbs for _, urbs, _ in results)
+        print(f"{row:18} {cpu / args.frames * 1e6:12.0f} {cpu / floor:8.2f} {urbs / args.frames:10.1f} "
+              f"{cpu / urbs * 1e6:10.1f} {sum(bad for _, _, bad in results):10d}")
     return 0
 
 
