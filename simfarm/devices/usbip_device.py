@@ -46,10 +46,12 @@ _INBOX = 2 * (_HEADER + 0xFFFF)
 _IOV_MAX = 1020  # sendmsg's buffers per call (Linux's IOV_MAX is 1024), a multiple of a reply's 3
 CMD_SUBMIT, CMD_UNLINK, RET_SUBMIT, RET_UNLINK = 1, 2, 3, 4
 _OUT = 0
-_HIGH_SPEED = 3
+# SuperSpeed: a bulk packet is 1024 bytes (512 at high speed), and uvcvideo sizes bulk URBs at
+# dwMaxPayloadTransferSize, at most 32 packets: a frame takes half the URBs it would at high speed.
+_SUPER_SPEED = 5
 _STREAM_EP = 0x81
-_BULK_PACKET = 512
-# One payload per URB: uvcvideo sizes bulk URBs at dwMaxPayloadTransferSize, at most 32 packets.
+_BULK_PACKET = 1024
+# One payload per URB.
 MAX_PAYLOAD = 32 * _BULK_PACKET
 _PAYLOAD_HEADER = 2  # bHeaderLength, bmHeaderInfo (EOH | EOF | FID)
 _CHUNK = MAX_PAYLOAD - _PAYLOAD_HEADER  # frame bytes per payload
@@ -57,12 +59,16 @@ _GUID = {PixelFormat.YUYV: bytes.fromhex("5955593200001000800000aa00389b71")}
 # Standard requests (bRequest) and descriptor types this device answers.
 _GET_STATUS, _CLEAR_FEATURE, _SET_ADDRESS, _GET_DESCRIPTOR = 0x00, 0x01, 0x05, 0x06
 _GET_CONFIGURATION, _SET_CONFIGURATION, _GET_INTERFACE = 0x08, 0x09, 0x0A
-_DEVICE, _CONFIGURATION, _STRING = 1, 2, 3
+_DEVICE, _CONFIGURATION, _STRING, _BOS = 1, 2, 3, 0x0F
+# Binary device object store: a USB 2.0 extension (no LPM) and the SuperSpeed capability (full, high and
+# SuperSpeed; no U1/U2 exit latencies, so the host leaves link power management off).
+_BOS_BODY = bytes([7, 0x10, 0x02, 0, 0, 0, 0]) + struct.pack("<BBBBHBBH", 10, 0x10, 0x03, 0, 0x000E, 1, 0, 0)
+BOS = struct.pack("<BBHB", 5, _BOS, 5 + len(_BOS_BODY), 2) + _BOS_BODY
 
 
 def descriptors(profile: Profile) -> tuple[bytes, bytes]:
-    """(device, configuration) descriptors of a UVC 1.1 webcam with a bulk streaming endpoint."""
-    device = struct.pack("<BBHBBBBHHHBBBB", 18, 1, 0x0200, 0xEF, 0x02, 0x01, 64, profile.vendor_id,
+    """(device, configuration) descriptors of a SuperSpeed UVC 1.1 webcam with a bulk streaming endpoint."""
+    device = struct.pack("<BBHBBBBHHHBBBB", 18, 1, 0x0300, 0xEF, 0x02, 0x01, 9, profile.vendor_id,
                          profile.product_id, 0x0100, 1, 2, 3, 1)
     bits = sum(1 << PU_BITS[c.name] for c in profile.controls)
     class_vc = b"".join((
@@ -81,8 +87,10 @@ def descriptors(profile: Profile) -> tuple[bytes, bytes]:
         bytes([8, 0x0B, 0, 2, 0x0E, 0x03, 0, 2]),  # interface association: video, interfaces 0-1
         bytes([9, 0x04, 0, 0, 0, 0x0E, 0x01, 0, 2]), vc_header, class_vc,  # video control, no interrupt ep
         bytes([9, 0x04, 1, 0, 1, 0x0E, 0x02, 0, 0]), vs_header, formats, color,  # video streaming
-        struct.pack("<BBBBHB", 7, 0x05, _STREAM_EP, 0x02, _BULK_PACKET, 0)))  # bulk IN
-    config = struct.pack("<BBHBBBBB", 9, 0x02, 9 + len(body), 2, 1, 0, 0x80, 250) + body
+        struct.pack("<BBBBHB", 7, 0x05, _STREAM_EP, 0x02, _BULK_PACKET, 0),  # bulk IN
+        bytes([6, 0x30, 0, 0, 0, 0])))  # its SuperSpeed companion: no bursts, no streams
+    # bMaxPower counts 8 mA at SuperSpeed: 496 mA, within a root port's 900.
+    config = struct.pack("<BBHBBBBB", 9, 0x02, 9 + len(body), 2, 1, 0, 0x80, 62) + body
     return device, config
 
 
@@ -216,14 +224,14 @@ class UsbipWebcamDevice:
         self.error: str | None = None
 
     def plug(self) -> int:
-        """Attach to a free high-speed vhci-hcd port; returns the port (enumeration follows)."""
+        """Attach to a free SuperSpeed vhci-hcd port; returns the port (enumeration follows)."""
         kmodule.ensure("vhci_hcd")
         port = _free_port()
         # A Unix socket pair: vhci-hcd asks only for a stream socket, and it skips loopback TCP's
         # per-segment work (and Nagle's delays) on every URB.
         device_end, host_end = socket.socketpair()
         try:
-            (VHCI / "attach").write_text(f"{port} {host_end.fileno()} {(0x100 + port) << 16 | 2} {_HIGH_SPEED}")
+            (VHCI / "attach").write_text(f"{port} {host_end.fileno()} {(0x100 + port) << 16 | 2} {_SUPER_SPEED}")
         except OSError as exc:
             device_end.close()
             raise EnvironmentProblem(f"vhci-hcd refused port {port}: {exc.strerror}") from None
@@ -343,7 +351,9 @@ class UsbipWebcamDevice:
                 text = b"\x04\x03\x09\x04" if index == 0 else (
                     _string(self._strings[index - 1]) if index <= len(self._strings) else None)
                 return text[:setup.length] if text is not None else None
-            return None  # no device qualifier, no BOS: a high-speed-only USB 2.0 device
+            if kind == _BOS:
+                return BOS[:setup.length]
+            return None  # no device qualifier: a SuperSpeed device has none
         if setup.request == _GET_STATUS:
             return b"\x00\x00"[:setup.length]
         if setup.request == _GET_CONFIGURATION:
@@ -411,22 +421,22 @@ def detach(port: int) -> None:
 
 
 def free_ports() -> int:
-    """How many high-speed ports of vhci-hcd are free."""
+    """How many SuperSpeed ports of vhci-hcd are free."""
     return len(_free_ports())
 
 
 def _free_port() -> int:
     if free := _free_ports():
         return free[0]
-    raise EnvironmentProblem("no free high-speed vhci-hcd port")
+    raise EnvironmentProblem("no free SuperSpeed vhci-hcd port")
 
 
 def _free_ports() -> list[int]:
-    """The free high-speed ports of vhci-hcd, as its status files number them."""
+    """The free SuperSpeed ports of vhci-hcd, as its status files number them."""
     free = []
     for status in sorted(VHCI.parent.glob("vhci_hcd.*/status*")):
         for line in (sysfs.read(status) or "").splitlines()[1:]:
             hub, port, state = line.split()[:3]
-            if hub == "hs" and int(state) == 4:  # VDEV_ST_NULL
+            if hub == "ss" and int(state) == 4:  # VDEV_ST_NULL
                 free.append(int(port))
     return free

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from simfarm.backends import uvc_profiles
-from simfarm.devices.usbip_device import MAX_PAYLOAD, BulkSink, UsbipWebcamDevice, descriptors
+from simfarm.devices.usbip_device import BOS, MAX_PAYLOAD, BulkSink, UsbipWebcamDevice, descriptors
 from simfarm.devices.uvc_requests import COMMIT, SET_CUR, STREAMING
 from simfarm.spec import PixelFormat, Size
 
@@ -50,8 +50,18 @@ def test_descriptors_are_well_formed_and_carry_the_profile(name: str) -> None:
     vc_total = struct.unpack_from("<H", vc_header, 5)[0]
     start = config.index(vc_header)
     assert sum(len(p) for p in walk(config[start:start + vc_total])) == vc_total
-    endpoint = next(p for p in parts if p[1] == 0x05)
-    assert (endpoint[2], endpoint[3]) == (0x81, 0x02)  # bulk IN
+    at = next(i for i, p in enumerate(parts) if p[1] == 0x05)
+    endpoint, companion = parts[at], parts[at + 1]
+    assert (endpoint[2], endpoint[3], struct.unpack_from("<H", endpoint, 4)[0]) == (0x81, 0x02, 1024)  # bulk IN
+    assert companion[1] == 0x30  # SuperSpeed endpoint companion, which a SuperSpeed endpoint must have
+
+
+def test_a_superspeed_device_with_its_binary_object_store() -> None:
+    device, _config = descriptors(uvc_profiles.load("lowres", "s"))
+    assert struct.unpack_from("<H", device, 2)[0] == 0x0300 and device[7] == 9  # USB 3.0, ep0 of 2**9 bytes
+    assert (BOS[1], struct.unpack_from("<H", BOS, 2)[0], BOS[4]) == (0x0F, len(BOS), 2)
+    capabilities = walk(BOS[5:])
+    assert [c[2] for c in capabilities] == [0x02, 0x03]  # USB 2.0 extension, SuperSpeed
 
 
 class FakeHost:
@@ -124,7 +134,7 @@ def streaming() -> Iterator[tuple[FakeHost, BulkSink, UsbipWebcamDevice, threadi
 
 def test_a_frame_goes_out_in_payloads_one_per_pending_urb_with_its_frame_id(streaming) -> None:
     host, sink, _device, _stopped = streaming
-    frames = [np.arange(320 * 240 * 2, dtype=np.uint16).astype(np.uint8), np.full(320 * 240 * 2, 7, np.uint8)]
+    frames = [(np.arange(320 * 240 * 2) % 251).astype(np.uint8), np.full(320 * 240 * 2, 7, np.uint8)]
     urbs = [host.submit() for _ in range(5)]  # uvcvideo keeps five pending
     for fid, frame in enumerate(frames):
         sink.write_frame(frame)
