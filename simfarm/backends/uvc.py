@@ -181,7 +181,7 @@ class UvcBackend:
         for module in kmodule.WEBCAM_MODULES:
             kmodule.ensure(module)
         if (free := usbip_device.free_ports()) < len(specs):
-            raise EnvironmentProblem(f"vhci-hcd has {free} free high-speed ports and {len(specs)} uvc cameras "
+            raise EnvironmentProblem(f"vhci-hcd has {free} free SuperSpeed ports and {len(specs)} uvc cameras "
                                      "need one each", "tear down other uvc farms, or provision fewer cameras")
 
     def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
