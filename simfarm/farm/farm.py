@@ -222,7 +222,7 @@ class Farm:
             record.directory.mkdir(parents=True)
             record.save()
         # The supervisor checks every camera's frames before it answers (see readiness.py).
-        wait = timeout + readiness.longest_s(impl.name)
+        wait = timeout + readiness.longest_s(impl.name, len(specs))
         if plan:
             from .publish_plan import START_S  # here: what publishes nothing needs no MediaMTX client
             wait += START_S

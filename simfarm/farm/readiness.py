@@ -36,25 +36,23 @@ class Readable(Protocol):
 
 
 def check_frames(cameras: Iterable[Readable], backend: str, *, frames: int = FRAMES) -> None:
-    """Read ``frames`` frames from every camera of a ``backend`` farm, all at once; they must carry its codes, in order.
+    """Read ``frames`` frames from every camera of a ``backend`` farm; they must carry its codes, in order.
 
     vivid draws frames without codes: there one frame read is all that is checked.
     A uvc webcam is streamed in the camera's spec (uvcvideo has no read(2)).
-    Raises EnvironmentProblem naming the first camera (in ``cameras``' order) that does not deliver.
+    Raises EnvironmentProblem naming the first camera that does not deliver.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    cameras = list(cameras)
-    # A reader mostly waits for the next frame, so the cameras are read side by side.
-    with ThreadPoolExecutor(max(1, len(cameras)), thread_name_prefix="readiness") as pool:
-        list(pool.map(lambda cam: _check(cam, backend, frames), cameras))
+    # One camera at a time: readers side by side (threads) were slow enough under emulation for the
+    # writer to lap v4l2loopback's ring under one of them, which then read its frames out of order.
+    for cam in cameras:
+        _check(cam, backend, frames)
 
 
-def longest_s(backend: str, *, frames: int = FRAMES) -> float:
-    """The longest :func:`check_frames` can take before it gives up (the cameras are read side by side)."""
+def longest_s(backend: str, cameras: int, *, frames: int = FRAMES) -> float:
+    """The longest :func:`check_frames` can take on ``cameras`` cameras before it gives up."""
     if backend == "vivid":
-        return FRAME_S
-    return frames * (WEBCAM_FIRST_FRAME_S if backend == "uvc" else FRAME_S)
+        return cameras * FRAME_S
+    return cameras * frames * (WEBCAM_FIRST_FRAME_S if backend == "uvc" else FRAME_S)
 
 
 def _check(cam: Readable, backend: str, frames: int) -> None:
