@@ -10,8 +10,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import BadInput
 
 
@@ -38,20 +36,26 @@ class Located(dict):
 
 def load(path: str | Path) -> Any:
     """Parse ``path``; a syntax error or duplicate key becomes BadInput with its line."""
+    import yaml  # here: a farm given on the command line alone reads no file, and provisioning it needs no parser
+
     path = str(path)
     try:
         text = Path(path).read_text()
     except OSError as exc:
         raise BadInput(f"cannot read {path}: {exc.strerror}") from None
 
-    class _Loader(yaml.SafeLoader):
+    # libyaml's parser where PyYAML has it: the pure-Python one took most of a supervisor's loading
+    # of the pattern files, a second or more of every provision under emulation.
+    safe: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class _Loader(safe):  # type: ignore[valid-type, misc]
         pass
 
     # YAML 1.1 reads 0x0 as hex and 1:30 as base 60; a size or a time here
     # is meant as text, so only plain decimals become integers.
     _Loader.yaml_implicit_resolvers = {
         first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:int"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+        for first, resolvers in safe.yaml_implicit_resolvers.items()}
     _Loader.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?(0|[1-9][0-9]*)$"),
                                   list("-+0123456789"))
 

@@ -2,21 +2,27 @@
 
 The farm (simfarm.farm) imports this package; backends import only the
 farm's leaf modules (state, live, device_faults), never the farm itself.
+Only the backend asked for is imported: a loopback farm's provisioner and
+supervisor load nothing of vivid's or of the USB webcams'.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from ..spec import parse_backend
 from .base import Backend, ProducedCamera, SupervisedCamera
-from .loopback import LoopbackBackend
-from .uvc import UvcBackend
-from .vivid import VividBackend
+
+# backend name -> (its module in this package, its class)
+_BACKENDS = {"loopback": ("loopback", "LoopbackBackend"), "vivid": ("vivid", "VividBackend"),
+             "uvc": ("uvc", "UvcBackend")}
 
 
 def get(name: str) -> Backend:
     """The backend called ``name`` (see simfarm.spec.BACKENDS)."""
-    backends: dict[str, Backend] = {"loopback": LoopbackBackend(), "vivid": VividBackend(), "uvc": UvcBackend()}
-    return backends[parse_backend(name)]
+    module, cls = _BACKENDS[parse_backend(name)]
+    backend: Backend = getattr(importlib.import_module(f".{module}", __name__), cls)()
+    return backend
 
 
 __all__ = ["Backend", "ProducedCamera", "SupervisedCamera", "get"]

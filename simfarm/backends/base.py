@@ -10,13 +10,18 @@ names (everything is recorded before it is made).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..devices import nodes
-from ..faults import FaultHandle, FaultListener, FaultSet, Mark
-from ..farm.device_faults import DeviceFaults
-from ..farm.state import FarmRecord, NodeRecord
-from ..spec import CameraSpec
+
+# Named in annotations only: a provisioning process that loads a backend to check a request
+# (default_spec, preflight) must not pay for the fault machinery (numpy) it never runs.
+if TYPE_CHECKING:
+    from ..faults import FaultHandle, FaultListener, FaultSet, Mark
+    from ..farm.device_faults import DeviceFaults
+    from ..farm.state import FarmRecord, NodeRecord
+    from ..patterns import PatternLibrary
+    from ..spec import CameraSpec
 
 
 class SupervisedCamera(Protocol):
@@ -89,3 +94,19 @@ def camera_label(farm: str, index: int) -> str:
     """Camera ``index`` of ``farm``'s label: what its node (or USB serial) carries, so simfarm
     knows it for its own."""
     return f"simfarm-{farm}-{index}"
+
+
+def checked_patterns(record: FarmRecord, specs: Sequence[CameraSpec]) -> PatternLibrary:
+    """The farm's pattern library, holding every pattern ``specs`` name (the patterns' own producer).
+
+    The supervisor makes it before anything else: a pattern it lacks, or a bad
+    pattern file, is BadInput with nothing made. (The provisioner leaves this
+    check here, where the library is loaded anyway, so that it needs no numpy.)
+    """
+    from ..patterns import PatternLibrary
+
+    library = PatternLibrary(record.spec.get("patterns_dirs", ()))
+    for spec in specs:
+        if spec.producer == "numpy":
+            library.get(spec.pattern)
+    return library

@@ -38,7 +38,7 @@ from ..patterns import PatternLibrary
 from ..producers.producer import Producer
 from ..spec import CameraSpec
 from . import uvc_profiles
-from .base import NodePaths, SupervisedCamera, camera_label
+from .base import NodePaths, SupervisedCamera, camera_label, checked_patterns
 from .uvc_webcam import UsbWebcam
 
 DEFAULT_PROFILE = "generic-720p"
@@ -185,9 +185,10 @@ class UvcBackend:
                                      "need one each", "tear down other uvc farms, or provision fewer cameras")
 
     def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
-        library = PatternLibrary(record.spec.get("patterns_dirs", ()))
-        return [UvcCamera(i, CameraSpec.parse(**cam), NodeRecord(i, camera_label(record.name, i)), library, listener)
-                for i, cam in enumerate(record.spec["cameras"])]
+        specs = [CameraSpec.parse(**cam) for cam in record.spec["cameras"]]
+        library = checked_patterns(record, specs)
+        return [UvcCamera(i, spec, NodeRecord(i, camera_label(record.name, i)), library, listener)
+                for i, spec in enumerate(specs)]
 
     def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
         for cam in cameras:

@@ -16,16 +16,16 @@ import time
 from collections.abc import Iterator
 
 import numpy as np
-from linuxpy.video import device as v4l2
 
 from ..errors import BadInput, EnvironmentProblem
 from ..frames import pixfmt
 from ..frames.video import LumaFrame
 from ..spec import CameraSpec, PixelFormat, Size
-from . import nodes
+from . import nodes, v4l2_ioctl
+from .frame_waits import FRAME_S, WEBCAM_FIRST_FRAME_S
 
 
-def read_luma(path: str, *, count: int, timeout: float = 5.0) -> Iterator[LumaFrame]:
+def read_luma(path: str, *, count: int, timeout: float = FRAME_S) -> Iterator[LumaFrame]:
     """Yield the luma of ``count`` frames from ``path``; a frame not seen within ``timeout`` s raises.
 
     A node without read(2) (a webcam: uvcvideo) is streamed in the format it is set to.
@@ -37,9 +37,9 @@ def read_luma(path: str, *, count: int, timeout: float = 5.0) -> Iterator[LumaFr
             fd = -1
             yield from stream_luma(path, None, count=count, timeout=timeout)
             return
-        fmt = v4l2.get_format(fd, v4l2.BufferType.VIDEO_CAPTURE)
+        fmt = v4l2_ioctl.get_format(fd, v4l2_ioctl.VIDEO_CAPTURE)
         size = Size(fmt.width, fmt.height)
-        pixel_format = PixelFormat.from_fourcc(int(fmt.pixel_format))
+        pixel_format = PixelFormat.from_fourcc(fmt.fourcc)
         for _ in range(count):
             data = _read_frame(fd, max(fmt.size, 1), timeout, path)
             yield LumaFrame(pixfmt.luma(np.frombuffer(data, np.uint8), pixel_format, size),
@@ -52,31 +52,25 @@ def read_luma(path: str, *, count: int, timeout: float = 5.0) -> Iterator[LumaFr
 def _readable(fd: int, path: str) -> bool:
     """Whether capture node ``path`` offers read(2); BadInput when it is no capture node at all."""
     try:
-        caps = v4l2.read_capabilities(fd)
+        caps = v4l2_ioctl.query_capability(fd)
     except OSError:
         raise BadInput(f"{path} is not a V4L2 device") from None
-    offered = v4l2.Capability(caps.device_caps)
-    if v4l2.Capability.VIDEO_CAPTURE not in offered:
-        raise BadInput(f"{path} is not a video capture node ({caps.driver.decode()}: {caps.card.decode()}; "
+    if not caps.device_caps & v4l2_ioctl.CAP_VIDEO_CAPTURE:
+        raise BadInput(f"{path} is not a video capture node ({caps.driver}: {caps.card}; "
                        "a webcam's metadata node, or an output node, carries no frames)")
-    return v4l2.Capability.READWRITE in offered
-
-
-# A USB webcam's first frame comes once uvcvideo has negotiated the stream and the device has
-# rendered its pattern for the format the reader chose: seconds under emulation.
-WEBCAM_FIRST_FRAME_S = 60.0
+    return bool(caps.device_caps & v4l2_ioctl.CAP_READWRITE)
 
 
 def luma_frames(path: str, webcam: CameraSpec | None, *, count: int,
                 timeout: float | None = None) -> Iterator[LumaFrame]:
     """:func:`read_luma`, or for a ``webcam`` node :func:`stream_luma` in that spec; ``timeout``
-    defaults to 5 s, for a webcam to :data:`WEBCAM_FIRST_FRAME_S`."""
+    defaults to :data:`FRAME_S`, for a webcam to :data:`WEBCAM_FIRST_FRAME_S`."""
     if webcam is None:
-        return read_luma(path, count=count, timeout=5.0 if timeout is None else timeout)
+        return read_luma(path, count=count, timeout=FRAME_S if timeout is None else timeout)
     return stream_luma(path, webcam, count=count, timeout=WEBCAM_FIRST_FRAME_S if timeout is None else timeout)
 
 
-def stream_luma(path: str, spec: CameraSpec | None, *, count: int, timeout: float = 5.0) -> Iterator[LumaFrame]:
+def stream_luma(path: str, spec: CameraSpec | None, *, count: int, timeout: float = FRAME_S) -> Iterator[LumaFrame]:
     """Yield the luma of ``count`` frames streamed from ``path`` with mmap buffers, after asking for
     ``spec``'s format, size and rate (None: as the node is set); a frame not seen within ``timeout`` s
     raises, as does the device going away meanwhile (ENODEV: a webcam unplugged)."""
@@ -89,6 +83,8 @@ def stream_luma(path: str, spec: CameraSpec | None, *, count: int, timeout: floa
 
 
 def _stream_luma(path: str, spec: CameraSpec | None, count: int, timeout: float) -> Iterator[LumaFrame]:
+    from linuxpy.video import device as v4l2  # here: reading a loopback node needs none of it (v4l2_ioctl)
+
     with v4l2.Device(path, blocking=False) as device:
         if spec is not None:
             device.set_format(v4l2.BufferType.VIDEO_CAPTURE, spec.size.width, spec.size.height, spec.format.value)

@@ -91,23 +91,24 @@ class NodeBusy(InUse):
 
 def is_capture_device(path: str) -> bool:
     """Whether the node currently announces VIDEO_CAPTURE in its device caps."""
-    from linuxpy.video import device as v4l2  # here: node_path users (status, teardown) need no linuxpy
+    from . import v4l2_ioctl  # here: node_path users (status, teardown) need no ioctls
+
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        caps = v4l2.read_capabilities(fd)
-        return bool(caps.device_caps & v4l2.Capability.VIDEO_CAPTURE)
+        return bool(v4l2_ioctl.query_capability(fd).device_caps & v4l2_ioctl.CAP_VIDEO_CAPTURE)
     finally:
         os.close(fd)
 
 
 def open_output(number: int, fmt: PixelFormat, size: Size, fps: Fraction) -> int:
     """Open node N for writing frames of ``fmt``/``size`` at ``fps``; returns the fd."""
-    from linuxpy.video import device as v4l2
+    from . import v4l2_ioctl
+
     path = node_path(number)
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
-        v4l2.set_format(fd, v4l2.BufferType.VIDEO_OUTPUT, size.width, size.height, fmt.value)
-        v4l2.set_fps(fd, v4l2.BufferType.VIDEO_OUTPUT, fps)
+        v4l2_ioctl.set_format(fd, v4l2_ioctl.VIDEO_OUTPUT, size.width, size.height, v4l2_ioctl.fourcc(fmt.value))
+        v4l2_ioctl.set_fps(fd, v4l2_ioctl.VIDEO_OUTPUT, fps)
     except OSError as exc:
         os.close(fd)
         raise EnvironmentProblem(f"{path} refused {fmt.name} {size}@{fps}: {exc.strerror}") from None

@@ -23,12 +23,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .. import yamlfile
 from ..errors import BadInput, SimfarmError
 from ..faults.durations import parse_duration
 from ..spec import CameraSpec, parse_backend, parse_node_numbers
-from .publish_plan import PublishOptions
+
+if TYPE_CHECKING:
+    from .publish_plan import PublishOptions
 
 PUBLISH_KEYS = ("publish", "service_mediamtx", "record", "record_segment", "mediamtx", "mediamtx_api")
 KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", *PUBLISH_KEYS}
@@ -79,6 +82,8 @@ class FarmPlan:
         segment = given.get("record_segment")
         if segment is not None and not given.get("record"):
             raise BadInput("record-segment needs record (--record, or record: true)")
+        from .publish_plan import PublishOptions  # here: it brings the MediaMTX client, which only publishing needs
+
         return PublishOptions(record=bool(given.get("record")), mediamtx=given.get("mediamtx"),
                               api=given.get("mediamtx_api"), camera_paths=not given.get("service_mediamtx"),
                               segment_seconds=None if segment is None else _whole_seconds(segment))

@@ -52,12 +52,28 @@ class ControlServer:
             os.chown(path, -1, grp.getgrnam("video").gr_gid)
         except (KeyError, PermissionError):
             pass  # no video group, or not ours to give: owner-only access remains
-        self._thread = threading.Thread(target=self._server.serve_forever, name="control", daemon=True)
+        self._wake_read, self._wake_write = os.pipe2(os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._serve, name="control", daemon=True)
         self._thread.start()
 
+    def _serve(self) -> None:
+        # Not serve_forever(), which sees shutdown() only at its next poll, half a second later: every
+        # teardown waited that long for the supervisor, and as long again for each of its workers.
+        import selectors
+
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._server, selectors.EVENT_READ, "request")
+            selector.register(self._wake_read, selectors.EVENT_READ, "close")
+            while "close" not in [key.data for key, _ in selector.select()]:
+                self._server.handle_request()  # one is waiting: this accepts it and hands it to a thread
+
     def close(self) -> None:
-        self._server.shutdown()
+        """Stop serving, at once; requests being handled finish in their own threads."""
+        os.write(self._wake_write, b"x")
+        self._thread.join()
         self._server.server_close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
 
 
 def tell(fd: int, message: dict) -> None:

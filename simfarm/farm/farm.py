@@ -199,8 +199,8 @@ class Farm:
         core, at most one per camera; 0: the supervisor itself). Only a
         loopback farm that does not publish has workers."""
         from .. import backends
-        from . import publish_plan
-        from .workers import worker_count
+        from . import readiness
+        from .worker_count import worker_count
         impl = backends.get(backend)
         specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec({})] * cameras
         _validate(name, specs, nodes, patterns_dirs, impl.name)
@@ -221,15 +221,17 @@ class Farm:
                 raise BadInput(f"farm {name!r} already exists (simfarm teardown --farm {name})")
             record.directory.mkdir(parents=True)
             record.save()
+        # The supervisor checks every camera's frames before it answers (see readiness.py).
+        wait = timeout + readiness.longest_s(impl.name, len(specs))
+        if plan:
+            from .publish_plan import START_S  # here: what publishes nothing needs no MediaMTX client
+            wait += START_S
         try:
-            _start_supervisor(record, timeout + (publish_plan.START_S if plan else 0))
-            farm = cls(FarmRecord.load(name) or record)
-            if plan is None or not plan["camera_paths"]:  # else the supervisor checked before its publishers
-                farm.verify_frames()
+            _start_supervisor(record, wait)
         except BaseException:
             _undo(name)
             raise
-        return farm
+        return cls(FarmRecord.load(name) or record)
 
     @classmethod
     def attach(cls, name: str = "default") -> Farm:
@@ -340,13 +342,12 @@ class Farm:
         """
         from . import readiness
 
-        readiness.check_frames(self.cameras, coded=self.backend != "vivid", frames=frames,
-                               stream=self.backend == "uvc")
+        readiness.check_frames(self.cameras, self.backend, frames=frames)
 
 
 def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
               patterns_dirs: Sequence[str], backend: str) -> None:
-    from ..patterns.library import PatternLibrary
+    """What can be checked without the pattern library (the supervisor checks patterns: backends.base)."""
     from ..spec import MAX_CAMERAS
 
     check_farm_name(name)
@@ -354,10 +355,6 @@ def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
         raise BadInput(f"a camera profile describes a USB webcam (--backend uvc), not a {backend} camera")
     if not 1 <= len(specs) <= MAX_CAMERAS:
         raise BadInput(f"cameras must be 1..{MAX_CAMERAS}, not {len(specs)}")
-    library = PatternLibrary(patterns_dirs)
-    for cam in specs:
-        if cam.producer == "numpy":
-            library.get(cam.pattern)
     if numbers is not None:
         if len(numbers) < len(specs) or len(set(numbers)) != len(numbers):
             raise BadInput(f"need {len(specs)} distinct node numbers, got {list(numbers)}")

@@ -17,15 +17,17 @@ so do device-level ones, which stop and restart that producer.
 from __future__ import annotations
 
 import threading
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from .. import backends
 from ..errors import BadInput
 from ..faults import FaultHandle, FaultSpec, Role
 from .device_faults import DeviceFaults
 from .live import LiveCamera
-from .publishing import Publisher
 from .scenario_run import Router, run_scenario
+
+if TYPE_CHECKING:
+    from .publishing import Publisher  # set by a publishing supervisor, which imports it
 
 CAMERA_OPS = ("fault", "clear", "faults", "scenario")
 

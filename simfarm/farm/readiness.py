@@ -1,19 +1,25 @@
 """Whether cameras deliver their own frames: a few read back from each node and decoded.
 
-Run by the provisioner once the supervisor is up, or, on a publishing farm,
-by the supervisor before its publishers take the nodes: v4l2loopback lets
-one reader stream a node at a time, so nobody else can read it after that.
+Run by the supervisor once its cameras stream, before it tells the
+provisioner it is ready (and, on a publishing farm, before its publishers
+take the nodes: v4l2loopback lets one reader stream a node at a time, so
+nobody else can read it after that); ``Farm.verify_frames`` runs it again on
+request. The provisioner only waits for the verdict: this module loads what
+reading needs (numpy, linuxpy) only when it reads.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from ..devices import capture
+from ..devices.frame_waits import FRAME_S, WEBCAM_FIRST_FRAME_S
 from ..errors import EnvironmentProblem
-from ..frames.code import decode
-from ..spec import CameraSpec
+
+if TYPE_CHECKING:
+    from ..spec import CameraSpec
+
+FRAMES = 3  # read from each camera: enough to see its codes in order
 
 
 class Readable(Protocol):
@@ -29,20 +35,37 @@ class Readable(Protocol):
     def spec(self) -> CameraSpec: ...
 
 
-def check_frames(cameras: Iterable[Readable], *, coded: bool, frames: int = 3, stream: bool = False) -> None:
-    """Read ``frames`` frames from every camera; with ``coded``, they must carry its codes, in order.
+def check_frames(cameras: Iterable[Readable], backend: str, *, frames: int = FRAMES) -> None:
+    """Read ``frames`` frames from every camera of a ``backend`` farm; they must carry its codes, in order.
 
-    vivid draws frames without codes: there (``coded=False``) one frame read is all that is checked.
-    ``stream``: the node is a webcam's, streamed in the camera's spec (uvcvideo has no read(2)).
+    vivid draws frames without codes: there one frame read is all that is checked.
+    A uvc webcam is streamed in the camera's spec (uvcvideo has no read(2)).
     Raises EnvironmentProblem naming the first camera that does not deliver.
     """
+    # One camera at a time: readers side by side (threads) were slow enough under emulation for the
+    # writer to lap v4l2loopback's ring under one of them, which then read its frames out of order.
     for cam in cameras:
-        if cam.device is None:
-            raise EnvironmentProblem(f"camera {cam.index} has no node")
-        if not coded:
-            list(capture.read_luma(cam.device, count=1))
-            continue
-        seen = [decode(f.luma) for f in capture.luma_frames(cam.device, cam.spec if stream else None, count=frames)]
-        ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]
-        if not ours or ours != sorted(ours):
-            raise EnvironmentProblem(f"{cam.device} did not deliver camera {cam.index}'s frames (decoded: {seen})")
+        _check(cam, backend, frames)
+
+
+def longest_s(backend: str, cameras: int, *, frames: int = FRAMES) -> float:
+    """The longest :func:`check_frames` can take on ``cameras`` cameras before it gives up."""
+    if backend == "vivid":
+        return cameras * FRAME_S
+    return cameras * frames * (WEBCAM_FIRST_FRAME_S if backend == "uvc" else FRAME_S)
+
+
+def _check(cam: Readable, backend: str, frames: int) -> None:
+    from ..devices import capture
+    from ..frames.code import decode
+
+    if cam.device is None:
+        raise EnvironmentProblem(f"camera {cam.index} has no node")
+    if backend == "vivid":
+        list(capture.read_luma(cam.device, count=1))
+        return
+    stream = cam.spec if backend == "uvc" else None
+    seen = [decode(f.luma) for f in capture.luma_frames(cam.device, stream, count=frames)]
+    ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]
+    if not ours or ours != sorted(ours):
+        raise EnvironmentProblem(f"{cam.device} did not deliver camera {cam.index}'s frames (decoded: {seen})")

@@ -15,17 +15,21 @@ def reclaim(record: FarmRecord, *, timeout: float = 10.0) -> None:
     be ours (process start time, node label) first. Raises InUse (and keeps
     the record, so a later run can finish) while readers hold a node.
     """
-    # Imported here: the backends and the publisher bring in linuxpy and
-    # numpy, which commands that find nothing to reclaim never need (nor signal).
+    # Imported here: commands that find nothing to reclaim need neither a backend nor signal;
+    # only a farm that publishes has processes in sessions of their own (a managed MediaMTX and
+    # its hooks) or paths on a server, and only it needs the MediaMTX client (seconds of a
+    # teardown under emulation).
     import signal
 
     from .. import backends
-    from . import publishing
 
     for proc in [record.supervisor, *record.processes]:
         if proc is not None and proc.alive():
             os.kill(proc.pid, signal.SIGKILL)
-    publishing.reclaim(record, timeout)
+    if record.spec.get("publish"):
+        from . import publishing
+
+        publishing.reclaim(record, timeout)
     try:
         backends.get(record.backend).release(record, timeout)
     except InUse as busy:

@@ -4,7 +4,8 @@ Started by `provision` (CLI or API) with the farm's record already on disk.
 It has the farm's backend (simfarm.backends) make the cameras and feeds them,
 answers on the control socket, and on stop (request, SIGTERM, SIGINT) or any
 failure while starting, removes everything it made. Readiness goes back to the provisioner through an
-inherited pipe; if the provisioner has gone, starting is abandoned.
+inherited pipe once every camera has delivered its own frames (readiness.py), so the provisioner
+needs none of what reading them takes; if the provisioner has gone, starting is abandoned.
 
 Control operations (JSON lines, see control.py for the framing); every reply
 is ``{"ok": true, ...}`` or ``{"ok": false, "error": ..., "exit_code": 2|1}``,
@@ -51,7 +52,7 @@ import signal
 import sys
 import threading
 import time
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from .. import backends
 from ..errors import SimfarmError
@@ -60,11 +61,14 @@ from . import readiness
 from .control import SOCKET, ControlServer, tell
 from .host import CameraHost
 from .live import LiveCamera
-from .publishing import Publisher
 from .reclaim import reclaim
 from .scenario_run import Router
 from .state import FAULT_LOG, FarmRecord, ProcessId, amend_record, global_lock
 from .workers import WorkerPool
+
+# Imported where a farm publishes: the MediaMTX client and the fault proxy cost every other farm's start.
+if TYPE_CHECKING:
+    from .publishing import Publisher
 
 
 class Supervisor:
@@ -86,7 +90,8 @@ class Supervisor:
         self.publisher: Publisher | None = None
 
     def start(self, *, private_fds: tuple[int, ...] = ()) -> None:
-        """Create and feed every camera; on failure the caller calls shutdown().
+        """Create and feed every camera and check that each delivers its own frames; on failure the
+        caller calls shutdown().
 
         ``private_fds`` are closed in worker processes (the provisioner's readiness pipe, whose
         end of file tells the provisioner that the supervisor has died).
@@ -95,11 +100,16 @@ class Supervisor:
             self.host.start(self.workers, private_fds)  # forks: before this process starts any thread
         else:
             self.backend.create(self.record, self.cameras)
-            if plan := self.record.spec.get("publish"):
-                # Publishing is refused at provision for backends other than loopback, whose frames carry codes.
-                published = cast(list[LiveCamera], self.cameras) if plan.get("camera_paths", True) else []
-                readiness.check_frames(published, coded=True)
-                self.publisher = self.host.publisher = Publisher.start(plan, self.record, published, self.router)
+        # Here rather than in the provisioner, which would have to import numpy and linuxpy to read
+        # frames; and before a publisher takes a node (v4l2loopback streams to one reader at a time).
+        readiness.check_frames(self.cameras, self.backend.name)
+        if plan := self.record.spec.get("publish"):
+            from .publishing import Publisher
+
+            # Publishing is refused at provision for backends other than loopback and for workers.
+            assert isinstance(self.host, CameraHost)
+            published = cast(list[LiveCamera], self.cameras) if plan.get("camera_paths", True) else []
+            self.publisher = self.host.publisher = Publisher.start(plan, self.record, published, self.router)
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
         self._set_phase("running")
 
@@ -146,17 +156,21 @@ def main(argv: list[str]) -> int:
         return 1
     record.supervisor = ProcessId.me()
     record.save()
-    supervisor = Supervisor(record)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: supervisor.stop_requested.set())
+    supervisor: Supervisor | None = None
     try:
+        # Making the cameras checks what provisioning left to the supervisor (a camera's pattern,
+        # which needs the pattern library and so numpy): bad input is refused before anything is made.
+        supervisor = Supervisor(record)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_, stop=supervisor.stop_requested: stop.set())
         supervisor.start(private_fds=(ready_fd,))
         tell(ready_fd, {"ok": True})
     except (SimfarmError, OSError) as exc:
         code = exc.exit_code if isinstance(exc, SimfarmError) else 1
         print(f"supervisor: start failed: {exc}", file=sys.stderr, flush=True)
         try:
-            supervisor.shutdown()
+            if supervisor is not None:  # else nothing was made: the provisioner removes the record
+                supervisor.shutdown()
         finally:
             try:
                 tell(ready_fd, {"ok": False, "error": str(exc), "exit_code": code})
@@ -174,4 +188,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_code = main(sys.argv[1:])
+    # What the farm owned is reclaimed and every log line written (the fault logs flush each one):
+    # nothing is left for the interpreter's finalisation (numpy's, OpenCV's, the threads'), which
+    # teardown would otherwise wait for.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)

@@ -39,7 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.loopback import LoopbackBackend, LoopbackDeviceFaults
+from ..backends.loopback import LoopbackBackend
+from ..backends.loopback_faults import LoopbackDeviceFaults
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultLog
 from ..producers.build import shared_cycle
@@ -53,26 +54,6 @@ from .state import FarmRecord, NodeRecord, ProcessId, amend_record
 # How long the supervisor waits for a worker to start at all, beyond its cameras' first frames
 # (started one after another, each given FIRST_FRAME_TIMEOUT_S).
 START_SLACK_S = 30.0
-
-
-def worker_count(requested: int | None, cameras: int, *, in_supervisor: str | None = None) -> int:
-    """How many worker processes run ``cameras`` cameras; 0 runs them in the supervisor itself.
-
-    ``requested`` None: one per core this process may use, no more than there
-    are cameras, and none for a single one. ``in_supervisor`` says why this
-    farm's cameras must run in the supervisor (a backend or option that has
-    no workers), refusing an explicit request for them.
-    """
-    if requested is not None and requested < 0:
-        raise BadInput(f"workers must be 0 or more, not {requested}")
-    if in_supervisor is not None:
-        if requested:
-            raise BadInput(f"workers: {in_supervisor} runs its cameras in the supervisor (use workers 0)")
-        return 0
-    if requested is None:
-        wanted = min(len(os.sched_getaffinity(0)), cameras)
-        return wanted if wanted > 1 else 0
-    return min(requested, cameras)
 
 
 @dataclass

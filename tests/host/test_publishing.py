@@ -264,6 +264,11 @@ def test_snapshot_of_an_unreachable_stream_is_an_environment_problem() -> None:
 
 # --- reclaiming after a supervisor died -----------------------------------------------------------
 
+# A farm publishing through a MediaMTX it started (a plan as PublishOptions.resolve makes it): only
+# such a farm has processes (the server) whose sessions hold more of its processes (the hooks).
+MANAGED_PLAN = {"record": False, "binary": "/opt/mediamtx", "api": None, "record_format": "fmp4",
+                "segment_seconds": None, "camera_paths": True}
+
 def test_reclaim_kills_a_dead_supervisors_server_and_what_it_started() -> None:
     # A session leader with two children in process groups of their own, as MediaMTX runs its hooks.
     leader = subprocess.Popen(["sh", "-c", "set -m; sleep 300 & sleep 300 & echo started; exec sleep 300"],
@@ -271,7 +276,7 @@ def test_reclaim_kills_a_dead_supervisors_server_and_what_it_started() -> None:
     assert leader.stdout is not None and leader.stdout.readline() == "started\n"
     members = session_members(leader.pid)
     assert len(members) == 2
-    record = FarmRecord(name="lab", spec={"cameras": []}, phase="running")
+    record = FarmRecord(name="lab", spec={"cameras": [], "publish": MANAGED_PLAN}, phase="running")
     record.directory.mkdir(parents=True)
     record.processes.append(ProcessId.of(leader.pid))  # type: ignore[arg-type]
     record.save()
@@ -289,7 +294,7 @@ def test_reclaim_leaves_alone_a_session_whose_leader_pid_is_someone_elses() -> N
         assert stranger.stdout is not None and stranger.stdout.readline() == "started\n"
         ours = ProcessId.of(stranger.pid)
         assert ours is not None
-        record = FarmRecord(name="lab", spec={"cameras": []}, phase="running",
+        record = FarmRecord(name="lab", spec={"cameras": [], "publish": MANAGED_PLAN}, phase="running",
                             processes=[ProcessId(ours.pid, ours.start_ticks - 1)])  # the pid was reused
         record.directory.mkdir(parents=True)
         record.save()

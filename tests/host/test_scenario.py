@@ -120,7 +120,7 @@ def test_appending_an_entry_leaves_the_draws_of_the_others_alone(tmp_path):
      "for 'never' is not a duration"),
     ("timeline:\n  - {camera: 0, fault: drop}\n  - {camera: 0, fault: drop, camera: 1}\n", 3,
      "duplicate key 'camera'"),
-    ("timeline:\n  - camera: 0\n    fault: drop: 3\n", 3, "mapping values are not allowed here"),
+    ("timeline:\n  - camera: 0\n    fault: drop: 3\n", 3, "mapping values are not allowed"),
 ])
 def test_malformed_scenarios_name_the_file_and_line(tmp_path, text, line, message):
     path = tmp_path / "scenario.yaml"

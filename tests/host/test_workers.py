@@ -9,7 +9,7 @@ import pytest
 
 from simfarm import Farm
 from simfarm.errors import BadInput
-from simfarm.farm import config, workers
+from simfarm.farm import config, worker_count
 from simfarm.farm.publish_plan import PublishOptions
 from simfarm.farm.state import FarmRecord, NodeRecord, amend_record, farm_names
 
@@ -23,16 +23,16 @@ from simfarm.farm.state import FarmRecord, NodeRecord, amend_record, farm_names
     (0, 16, 0),
 ])
 def test_worker_count(monkeypatch: pytest.MonkeyPatch, requested: int | None, cameras: int, expected: int) -> None:
-    monkeypatch.setattr(workers.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
-    assert workers.worker_count(requested, cameras) == expected
+    monkeypatch.setattr(worker_count.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert worker_count.worker_count(requested, cameras) == expected
 
 
 def test_workers_are_refused_where_cameras_run_in_the_supervisor() -> None:
-    assert workers.worker_count(None, 8, in_supervisor="the vivid backend") == 0
+    assert worker_count.worker_count(None, 8, in_supervisor="the vivid backend") == 0
     with pytest.raises(BadInput, match="the vivid backend runs its cameras in the supervisor"):
-        workers.worker_count(2, 8, in_supervisor="the vivid backend")
+        worker_count.worker_count(2, 8, in_supervisor="the vivid backend")
     with pytest.raises(BadInput, match="workers must be 0 or more"):
-        workers.worker_count(-1, 8)
+        worker_count.worker_count(-1, 8)
 
 
 @pytest.mark.parametrize("kwargs, words", [
