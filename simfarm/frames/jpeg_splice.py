@@ -21,7 +21,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from ..spec import Size
@@ -55,6 +54,8 @@ class SplicingEncoder:
 
     def __init__(self, size: Size, quality: int, changing_rows: int) -> None:
         # The picture rows encoded per frame: the changing rows, rounded up to whole MCU rows.
+        import cv2  # on first use, as in pixfmt
+
         self.rows = -(-changing_rows // MCU_ROWS) * MCU_ROWS
         self._quality = quality
         self._params = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,

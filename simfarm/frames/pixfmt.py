@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-import cv2
 import numpy as np
 
 from ..spec import PixelFormat, Size
@@ -115,6 +114,7 @@ def encode_jpeg_bgr(bgr: np.ndarray, quality: int = 85, *, params: Sequence[int]
 
     ``params`` are further ``cv2.IMWRITE_*`` parameter/value pairs.
     """
+    import cv2  # on first use: a farm of raw cameras never loads OpenCV (a fifth of the supervisor's imports)
     ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(bgr), [cv2.IMWRITE_JPEG_QUALITY, quality, *params])
     if not ok:
         raise ValueError("OpenCV could not encode the frame as JPEG")
@@ -124,7 +124,7 @@ def encode_jpeg_bgr(bgr: np.ndarray, quality: int = 85, *, params: Sequence[int]
 def to_rgb(buf: np.ndarray, fmt: PixelFormat, size: Size) -> np.ndarray:
     """The (H, W, 3) uint8 RGB picture in ``buf`` (a new array)."""
     if fmt is PixelFormat.MJPEG:
-        return _decode_jpeg(buf, cv2.IMREAD_COLOR, size)[:, :, ::-1].copy()
+        return _decode_jpeg(buf, size, colour=True)[:, :, ::-1].copy()
     planes = _planes(buf, fmt, size)
     if fmt is PixelFormat.RGB24:
         return planes[0].reshape(size.height, size.width, 3).copy()
@@ -156,7 +156,7 @@ def luma(buf: np.ndarray, fmt: PixelFormat, size: Size) -> np.ndarray:
     RGB formats are converted, GREY is mapped from full range, MJPEG is decoded.
     """
     if fmt is PixelFormat.MJPEG:
-        return _full_to_limited(_decode_jpeg(buf, cv2.IMREAD_GRAYSCALE, size))
+        return _full_to_limited(_decode_jpeg(buf, size, colour=False))
     if fmt is PixelFormat.GREY:
         return _full_to_limited(_planes(buf, fmt, size)[0])
     if fmt in (PixelFormat.RGB24, PixelFormat.BGR24):
@@ -276,8 +276,10 @@ def _chroma(rgb: np.ndarray, *, vertical: bool) -> np.ndarray:
     return _to_u8(_convert(blocks, _RGB_TO_YUV[1:]) + _YUV_OFFSET[1:])
 
 
-def _decode_jpeg(buf: np.ndarray, mode: int, size: Size) -> np.ndarray:
-    picture = cv2.imdecode(buf, mode)
+def _decode_jpeg(buf: np.ndarray, size: Size, *, colour: bool) -> np.ndarray:
+    import cv2
+
+    picture = cv2.imdecode(buf, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
     if picture is None:
         raise ValueError("buffer is not a decodable JPEG")
     if picture.shape[:2] != (size.height, size.width):

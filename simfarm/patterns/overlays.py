@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from ..spec import Size
@@ -21,7 +20,6 @@ from . import params as p
 from .params import Colour, Param
 
 POSITIONS = ("top-left", "top", "top-right", "center", "bottom-left", "bottom", "bottom-right")
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 class DynamicOverlay(Protocol):
@@ -43,7 +41,9 @@ class _TextBox:
     baseline_y: int
 
     def draw(self, patch: np.ndarray, text: str, colour: Colour) -> None:
-        cv2.putText(patch, text, (self.pad, self.baseline_y), _FONT, self.scale, colour,
+        import cv2  # on first use: patterns without text never load OpenCV
+
+        cv2.putText(patch, text, (self.pad, self.baseline_y), cv2.FONT_HERSHEY_SIMPLEX, self.scale, colour,
                     self.thickness, cv2.LINE_AA)
 
     def cut(self, frame: np.ndarray) -> np.ndarray:
@@ -57,11 +57,13 @@ def _even(value: float) -> int:
 
 def _layout(widest_text: str, size: Size, share: float, position: str) -> _TextBox:
     """A box sized for ``widest_text`` with glyphs ``share`` of the frame height tall."""
+    import cv2
+
     target = max(8.0, share * size.height)
-    (_, unit_height), _ = cv2.getTextSize(widest_text, _FONT, 1.0, 1)
+    (_, unit_height), _ = cv2.getTextSize(widest_text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
     scale = target / unit_height
     thickness = max(1, round(scale * 1.5))
-    (text_w, text_h), baseline = cv2.getTextSize(widest_text, _FONT, scale, thickness)
+    (text_w, text_h), baseline = cv2.getTextSize(widest_text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
     pad = max(2, text_h // 4)
     width = min(_even(text_w + 2 * pad + 1), _even(size.width))
     height = min(_even(text_h + baseline + 2 * pad + 1), _even(size.height))

@@ -86,3 +86,17 @@ def test_public_api_names_resolve_on_first_use() -> None:
     assert Farm.__module__ == "simfarm.farm.farm"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         simfarm.nope  # noqa: B018
+
+
+def test_a_raw_camera_farm_loads_no_opencv() -> None:
+    """The supervisor's modules and a raw camera's cycle need no OpenCV (a fifth of the
+    supervisor's imports): MJPEG, text overlays and JPEG decoding load it on first use."""
+    code = ("import sys; import simfarm.farm.supervisor, simfarm.farm.host, simfarm.backends.loopback;"
+            "from simfarm.patterns import PatternLibrary; from simfarm.producers.build import shared_cycle;"
+            "from simfarm.spec import CameraSpec; shared_cycle(CameraSpec(), PatternLibrary());"
+            "assert 'cv2' not in sys.modules, 'raw'; from simfarm.frames import pixfmt;"
+            "import numpy as np; pixfmt.encode_jpeg_bgr(np.zeros((16, 16, 3), np.uint8));"
+            "assert 'cv2' in sys.modules")
+    done = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
