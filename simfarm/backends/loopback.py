@@ -85,8 +85,9 @@ class LoopbackBackend:
             return
         busy: InUse | None = None
         for node in list(record.nodes):
-            if node.number is None:
-                # The ADD ioctl may have succeeded after the record was written.
+            if node.number is None or nodes.card_label(node.number) != node.label:
+                # The ADD ioctl may have succeeded after the record was written, or a replug in a
+                # worker process gave the node another number than this copy of the record holds.
                 found = nodes.numbers_with_label(node.label)
                 node.number = found[0] if found else None
             if node.number is not None:
