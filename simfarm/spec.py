@@ -64,6 +64,11 @@ class PixelFormat(enum.Enum):
     BGR24 = "BGR3"
     MJPEG = "MJPG"
 
+    @property
+    def fourcc(self) -> int:
+        """The kernel's little-endian fourcc integer (the inverse of :meth:`from_fourcc`)."""
+        return int.from_bytes(self.value.encode(), "little")
+
     @classmethod
     def from_fourcc(cls, code: int) -> PixelFormat:
         """From the kernel's little-endian fourcc integer."""

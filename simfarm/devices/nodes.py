@@ -107,7 +107,7 @@ def open_output(number: int, fmt: PixelFormat, size: Size, fps: Fraction) -> int
     path = node_path(number)
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
-        v4l2_ioctl.set_format(fd, v4l2_ioctl.VIDEO_OUTPUT, size.width, size.height, v4l2_ioctl.fourcc(fmt.value))
+        v4l2_ioctl.set_format(fd, v4l2_ioctl.VIDEO_OUTPUT, size.width, size.height, fmt.fourcc)
         v4l2_ioctl.set_fps(fd, v4l2_ioctl.VIDEO_OUTPUT, fps)
     except OSError as exc:
         os.close(fd)

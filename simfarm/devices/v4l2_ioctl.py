@@ -49,12 +49,8 @@ class Capability(NamedTuple):
 class Format(NamedTuple):
     width: int
     height: int
-    fourcc: int  # little-endian, e.g. int.from_bytes(b"YUYV", "little")
+    fourcc: int  # little-endian, as PixelFormat.fourcc
     size: int  # bytes a frame takes (sizeimage)
-
-
-def fourcc(text: str) -> int:
-    return int.from_bytes(text.encode(), "little")
 
 
 def query_capability(fd: int) -> Capability:

@@ -55,6 +55,12 @@ def longest_s(backend: str, cameras: int, *, frames: int = FRAMES) -> float:
     return cameras * frames * (WEBCAM_FIRST_FRAME_S if backend == "uvc" else FRAME_S)
 
 
+def stream_spec(cam: Readable, backend: str) -> CameraSpec | None:
+    """The spec a reader streams ``cam``'s node in: a uvc webcam's (uvcvideo has no read(2));
+    None for nodes read with read(2) as they are set."""
+    return cam.spec if backend == "uvc" else None
+
+
 def _check(cam: Readable, backend: str, frames: int) -> None:
     from ..devices import capture
     from ..frames.code import decode
@@ -64,8 +70,7 @@ def _check(cam: Readable, backend: str, frames: int) -> None:
     if backend == "vivid":
         list(capture.read_luma(cam.device, count=1))
         return
-    stream = cam.spec if backend == "uvc" else None
-    seen = [decode(f.luma) for f in capture.luma_frames(cam.device, stream, count=frames)]
+    seen = [decode(f.luma) for f in capture.luma_frames(cam.device, stream_spec(cam, backend), count=frames)]
     ours = [c.sequence for c in seen if c is not None and c.camera == cam.index]
     if not ours or ours != sorted(ours):
         raise EnvironmentProblem(f"{cam.device} did not deliver camera {cam.index}'s frames (decoded: {seen})")

@@ -53,9 +53,9 @@ class SplicingEncoder:
     """
 
     def __init__(self, size: Size, quality: int, changing_rows: int) -> None:
-        # The picture rows encoded per frame: the changing rows, rounded up to whole MCU rows.
         import cv2  # on first use, as in pixfmt
 
+        # The picture rows encoded per frame: the changing rows, rounded up to whole MCU rows.
         self.rows = -(-changing_rows // MCU_ROWS) * MCU_ROWS
         self._quality = quality
         self._params = (cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,

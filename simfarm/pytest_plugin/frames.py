@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..devices import capture
 from ..devices.loopback_control import LoopbackConfig
 from ..errors import EnvironmentProblem
+from ..farm import readiness
 from ..farm.farm import Camera
 from ..frames.code import FrameCode, decode
 from ..spec import CameraSpec
@@ -18,8 +19,7 @@ def read_codes(camera: Camera, n: int = 5, *, timeout: float | None = None) -> l
 
 
 def _webcam(camera: Camera) -> CameraSpec | None:
-    """A uvc camera's spec: its node is streamed in it (uvcvideo has no read(2))."""
-    return camera.spec if camera.farm.backend == "uvc" else None
+    return readiness.stream_spec(camera, camera.farm.backend)
 
 
 # Frames a loopback node keeps (see devices.loopback_control): a reader may

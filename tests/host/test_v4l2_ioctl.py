@@ -11,6 +11,7 @@ from linuxpy.video import device as v4l2
 from linuxpy.video import raw
 
 from simfarm.devices import v4l2_ioctl
+from simfarm.spec import PixelFormat
 
 
 class Calls:
@@ -39,7 +40,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
 
 
 def test_set_format_packs_what_linuxpy_does(calls: Calls) -> None:
-    v4l2_ioctl.set_format(3, v4l2_ioctl.VIDEO_OUTPUT, 640, 480, v4l2_ioctl.fourcc("YUYV"))
+    v4l2_ioctl.set_format(3, v4l2_ioctl.VIDEO_OUTPUT, 640, 480, PixelFormat.YUYV.fourcc)
     expected = raw.v4l2_format()
     expected.type = v4l2.BufferType.VIDEO_OUTPUT
     pix = expected.fmt.pix
@@ -63,7 +64,7 @@ def test_get_format_reads_the_pix_format(calls: Calls) -> None:
     reply.fmt.pix.width, reply.fmt.pix.height = 320, 240
     reply.fmt.pix.pixelformat, reply.fmt.pix.sizeimage = raw.v4l2_fourcc(*"GREY"), 320 * 240
     calls.reply = reply
-    assert v4l2_ioctl.get_format(3, v4l2_ioctl.VIDEO_CAPTURE) == (320, 240, v4l2_ioctl.fourcc("GREY"), 320 * 240)
+    assert v4l2_ioctl.get_format(3, v4l2_ioctl.VIDEO_CAPTURE) == (320, 240, PixelFormat.GREY.fourcc, 320 * 240)
     request, sent = calls.seen[0]
     assert request == unsigned(raw.IOC.G_FMT) and sent[:4] == bytes(ctypes.c_uint32(v4l2_ioctl.VIDEO_CAPTURE))
 
