@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 
 from ..spec import parse_backend
-from .base import Backend, ProducedCamera, SupervisedCamera
+from .base import Backend, ProducedCamera, SupervisedCamera, WorkerBackend
 
 # backend name -> (its module in this package, its class)
 _BACKENDS = {"loopback": ("loopback", "LoopbackBackend"), "vivid": ("vivid", "VividBackend"),
@@ -25,4 +25,4 @@ def get(name: str) -> Backend:
     return backend
 
 
-__all__ = ["Backend", "ProducedCamera", "SupervisedCamera", "get"]
+__all__ = ["Backend", "ProducedCamera", "SupervisedCamera", "WorkerBackend", "get"]

@@ -9,7 +9,7 @@ names (everything is recorded before it is made).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from ..devices import nodes
@@ -62,6 +62,7 @@ class ProducedCamera(SupervisedCamera, Protocol):
     """A camera whose frames simfarm's producers write (loopback, uvc): frame-level faults apply."""
 
     faults: FaultSet
+    library: PatternLibrary  # where its pattern comes from
 
 
 class Backend(Protocol):
@@ -80,14 +81,31 @@ class Backend(Protocol):
     def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
         """Make every camera's nodes and start them; the caller undoes it all on failure."""
 
-    def device_faults(self, record: FarmRecord, listener: FaultListener) -> DeviceFaults:
-        """Carries out this backend's device-level faults (saving ``record`` as nodes change)."""
+    def device_faults(self, record: FarmRecord, listener: FaultListener,
+                      save: Callable[[], None] | None = None) -> DeviceFaults:
+        """Carries out this backend's device-level faults, calling ``save`` (default: ``record.save``)
+        as nodes change."""
 
     def release(self, record: FarmRecord, timeout: float) -> None:
         """Remove every node (and module) ``record`` names that is still ours, dropping each from it.
 
         Raises InUse, the rest done, while readers hold something open.
         """
+
+
+class WorkerBackend(Backend, Protocol):
+    """A backend whose cameras can run in worker processes (simfarm.farm.workers): the supervisor
+    makes what it can before it forks them, each worker starts its share."""
+
+    # The longest starting one camera (start_cameras) may take.
+    start_s: float
+
+    def make_nodes(self, record: FarmRecord, cameras: Sequence[SupervisedCamera]) -> None:
+        """Record every camera in ``record``, and make what outlives a worker, before any worker forks."""
+
+    def start_cameras(self, cameras: Sequence[SupervisedCamera], save: Callable[[], None]) -> None:
+        """Start ``cameras`` (made by make_nodes) in this process; ``save`` writes their nodes into
+        the farm record as they change."""
 
 
 def camera_label(farm: str, index: int) -> str:

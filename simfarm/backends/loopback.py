@@ -9,10 +9,11 @@ are imported by the supervisor when it makes them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..devices import loopback, loopback_params, nodes
+from ..devices.frame_waits import FIRST_WRITE_S
 from ..errors import InUse
 from ..farm.state import FarmRecord, NodeRecord, global_lock
 from ..spec import CameraSpec
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 class LoopbackBackend:
     name = "loopback"
+    start_s = FIRST_WRITE_S
 
     def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
         return CameraSpec()
@@ -42,15 +44,11 @@ class LoopbackBackend:
                 for i, spec in enumerate(specs)]
 
     def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
-        from ..farm.live import LiveCamera
-
         self.make_nodes(record, cameras)
-        for cam in cameras:
-            assert isinstance(cam, LiveCamera)
-            cam.start_stream()
+        self.start_cameras(cameras, record.save)
 
-    def make_nodes(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
-        """Every camera's node, recorded before it is made; no producer yet (workers start those)."""
+    def make_nodes(self, record: FarmRecord, cameras: Sequence[SupervisedCamera]) -> None:
+        """Every camera's node, recorded before it is made; no producer yet (start_cameras)."""
         requested: list[int] | None = record.spec.get("nodes")
         with global_lock():
             # Asked again here, under the lock: the module may have come or gone since preflight.
@@ -70,11 +68,20 @@ class LoopbackBackend:
                     cam.node.number = number
                 record.save()
 
-    def device_faults(self, record: FarmRecord, listener: FaultListener) -> LoopbackDeviceFaults:
+    def start_cameras(self, cameras: Sequence[SupervisedCamera], save: Callable[[], None]) -> None:
+        """A producer on each camera's node; returns once each has written its first frame."""
+        from ..farm.live import LiveCamera
+
+        for cam in cameras:
+            assert isinstance(cam, LiveCamera)
+            cam.start_stream()
+
+    def device_faults(self, record: FarmRecord, listener: FaultListener,
+                      save: Callable[[], None] | None = None) -> LoopbackDeviceFaults:
         from .loopback_faults import LoopbackDeviceFaults
 
         # Asked at each fault: create() decides, after this is made, whether the module is ours (0.12).
-        return LoopbackDeviceFaults(record.save, listener, hotplug=lambda: record.module is None)
+        return LoopbackDeviceFaults(save or record.save, listener, hotplug=lambda: record.module is None)
 
     def release(self, record: FarmRecord, timeout: float) -> None:
         if record.module is not None:

@@ -26,9 +26,10 @@ port: the device stays, uvcvideo's nodes go and come back).
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ..devices import kmodule, nodes, usbdevfs, usbip, usbip_device
+from ..devices.frame_waits import WEBCAM_FIRST_FRAME_S
 from ..devices.uvc_gadget import Profile
 from ..errors import BadInput, EnvironmentProblem
 from ..faults import FaultHandle, FaultListener, FaultSet, FaultSpec, Mark
@@ -52,6 +53,7 @@ class UvcCamera(NodePaths):
         self.index = index
         self.spec = spec
         self.node = node
+        self.library = library
         self.faults = FaultSet(index, spec.format, spec.size, spec.fps, listener=listener)
         self.device_faults: dict[str, FaultHandle] = {}
         profile = uvc_profiles.load(spec.profile or DEFAULT_PROFILE, node.label)
@@ -157,13 +159,12 @@ class UvcDeviceFaults(DeviceFaults[UvcCamera]):
         self._save()
 
     def _plug(self, cam: UvcCamera) -> None:
-        with global_lock():  # vhci-hcd ports are chosen free, then taken: one process at a time
-            cam.plug()
-            self._save()
+        _plug(cam, self._save)
 
 
 class UvcBackend:
     name = "uvc"
+    start_s = WEBCAM_FIRST_FRAME_S  # plugging in: enumeration and uvcvideo's probing
 
     def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
         """The profile's first stream: its first format, size and rate, as a webcam defaults to."""
@@ -191,19 +192,29 @@ class UvcBackend:
                 for i, spec in enumerate(specs)]
 
     def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
+        self.make_nodes(record, cameras)
+        self.start_cameras(cameras, record.save)
+
+    def make_nodes(self, record: FarmRecord, cameras: Sequence[SupervisedCamera]) -> None:
+        """Every camera recorded by its serial, before it is plugged in (so a crash mid-enumeration is
+        recoverable). The device itself is plugged in by the process that will run it (start_cameras):
+        its end of vhci-hcd's socket and the thread answering it live there."""
         for cam in cameras:
-            assert isinstance(cam, UvcCamera)
             if (found := usbip.find(cam.node.label)) is not None:
                 raise EnvironmentProblem(f"a USB device with serial {cam.node.label} is on vhci-hcd port "
                                          f"{found.port} already, and it is not this farm's")
-            record.nodes.append(cam.node)
-            record.save()  # before plugging in, so a crash mid-enumeration is recoverable
-            with global_lock():
-                cam.plug()
-                record.save()
+        record.nodes.extend(cam.node for cam in cameras)
+        record.save()
 
-    def device_faults(self, record: FarmRecord, listener: FaultListener) -> UvcDeviceFaults:
-        return UvcDeviceFaults(record.save, listener)
+    def start_cameras(self, cameras: Sequence[SupervisedCamera], save: Callable[[], None]) -> None:
+        """Plug each webcam in; returns once uvcvideo has made every capture node."""
+        for cam in cameras:
+            assert isinstance(cam, UvcCamera)
+            _plug(cam, save)
+
+    def device_faults(self, record: FarmRecord, listener: FaultListener,
+                      save: Callable[[], None] | None = None) -> UvcDeviceFaults:
+        return UvcDeviceFaults(save or record.save, listener)
 
     def release(self, record: FarmRecord, timeout: float) -> None:
         """Detach every port whose device carries one of the farm's serials (a pulled cable waits for
@@ -212,6 +223,12 @@ class UvcBackend:
             if (found := usbip.find(node.label)) is not None:
                 usbip_device.detach(found.port)
             record.nodes.remove(node)
+
+
+def _plug(cam: UvcCamera, save: Callable[[], None]) -> None:
+    with global_lock():  # vhci-hcd ports are chosen free, then taken: one process at a time
+        cam.plug()
+        save()
 
 
 def _check_offered(index: int, spec: CameraSpec, profile: Profile) -> None:

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patterns-dir", action="append", default=[], help="extra directory of pattern files")
     p.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for verified frames")
     p.add_argument("--workers", type=int, help="processes writing the frames (default: one per core, at most one "
-                   "per camera; 0: the supervisor itself); loopback farms that do not publish")
+                   "per camera; 0: the supervisor itself); loopback and uvc farms that do not publish")
     m = p.add_argument_group("publishing through MediaMTX (needs the mediamtx binary; see README)")
     m.add_argument("--publish", action="store_true", default=None,
                    help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")

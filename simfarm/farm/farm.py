@@ -196,8 +196,8 @@ class Farm:
         far is removed (vivid: unloaded) before the error is raised.
 
         ``workers``: how many processes write the frames (default: one per
-        core, at most one per camera; 0: the supervisor itself). Only a
-        loopback farm that does not publish has workers."""
+        core, at most one per camera; 0: the supervisor itself). Only loopback
+        and uvc farms that do not publish have workers."""
         from .. import backends
         from . import readiness
         from .worker_count import worker_count
@@ -206,7 +206,7 @@ class Farm:
         _validate(name, specs, nodes, patterns_dirs, impl.name)
         if publish and impl.name != "loopback":  # a webcam's reader picks its format: one reader per node
             raise BadInput(f"publishing needs the loopback backend, not {impl.name}")
-        only_supervisor = f"the {impl.name} backend" if impl.name != "loopback" else "publishing" if publish else None
+        only_supervisor = f"the {impl.name} backend" if impl.name == "vivid" else "publishing" if publish else None
         workers = worker_count(workers, len(specs), in_supervisor=only_supervisor)
         plan = publish.resolve() if publish else None  # no MediaMTX: fail before any device exists
         reclaim_stale()

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 from ..devices import nodes
+from ..devices.frame_waits import FIRST_WRITE_S
 from ..errors import EnvironmentProblem
 from ..faults import FaultHandle, FaultListener, FaultSet, Mark
 from ..patterns import PatternLibrary
@@ -23,8 +24,6 @@ from ..producers.sinks import FdSink
 from ..spec import CameraSpec
 from .state import NodeRecord
 
-# Rendering a pattern's ring for a new size takes a while, most of all under emulation.
-FIRST_FRAME_TIMEOUT_S = 30.0
 
 
 class LiveCamera:
@@ -69,7 +68,7 @@ class LiveCamera:
         self.producer.start()
         # v4l2loopback announces a capture format only once frames flow: a reader opening the
         # node before then gets EINVAL, so a camera counts as back only after its first frame.
-        error = None if self.producer.first_frame.wait(FIRST_FRAME_TIMEOUT_S) else "no frame written"
+        error = None if self.producer.first_frame.wait(FIRST_WRITE_S) else "no frame written"
         if error := error or self.producer.stats().error:
             self.stop_stream()
             raise EnvironmentProblem(f"{self.device} did not take {spec.format.name} {spec.size}: {error}")

@@ -77,10 +77,12 @@ class Supervisor:
         self.backend = backends.get(record.backend)
         self.router = Router(FaultLog.open(record.directory / FAULT_LOG))
         self.cameras = self.backend.cameras(record, self.router)
-        # Provisioning gives workers only to loopback farms that do not publish (farm.Farm.provision).
+        # Provisioning gives workers only to loopback and uvc farms that do not publish
+        # (farm.Farm.provision): their backends are WorkerBackends, their cameras produced.
         self.workers = int(record.spec.get("workers") or 0)
         self.host: CameraHost | WorkerPool = (
-            WorkerPool(record, cast(list[LiveCamera], self.cameras), self.router) if self.workers else
+            WorkerPool(record, cast(backends.WorkerBackend, self.backend),
+                       cast(list[backends.ProducedCamera], self.cameras), self.router) if self.workers else
             CameraHost(record.name, self.backend, self.cameras, self.router,
                        self.backend.device_faults(record, self.router)))
         self.stop_requested = threading.Event()

@@ -1,12 +1,15 @@
 """Worker processes: a farm's cameras spread over several processes, so that it uses the cores.
 
 One Python process writes frames on one core at a time; a farm of many
-cameras needs more. The supervisor makes every node itself (recorded first,
+cameras needs more. The supervisor has the backend (a backends.base.WorkerBackend:
+loopback, uvc) record every camera and make what it can (loopback: the nodes,
 under the global lock, as ever), renders the patterns' cycles, and then forks
-the workers, each of which runs a share of the cameras in a CameraHost
-(host.py): their producers, their frame-level faults (which act in those
-producers) and device-level ones (which stop and restart them; a node a
-worker replugs is written to the farm record under the record lock, see
+the workers, each of which starts its share of the cameras (uvc: plugs its
+webcams in, since a webcam's USB device is answered by a thread of the
+process that runs it) and runs them in a CameraHost (host.py): their
+producers, their frame-level faults (which act in those producers) and
+device-level ones (which stop and restart them; a node a worker makes or
+replugs is written to the farm record under the record lock, see
 state.amend_record). A worker answers on its own socket, ``worker-K.sock``
 in the farm's directory; the supervisor sends a camera's requests to the
 worker running it, sends farm-wide ones (status, faults, clear all,
@@ -39,20 +42,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backends.loopback import LoopbackBackend
-from ..backends.loopback_faults import LoopbackDeviceFaults
+from ..backends.base import ProducedCamera, WorkerBackend
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultLog
 from ..producers.build import shared_cycle
 from ..producers.sources import Cycle
 from . import control
 from .host import CameraHost
-from .live import FIRST_FRAME_TIMEOUT_S, LiveCamera
 from .scenario_run import Router, write_done
 from .state import FarmRecord, NodeRecord, ProcessId, amend_record
 
-# How long the supervisor waits for a worker to start at all, beyond its cameras' first frames
-# (started one after another, each given FIRST_FRAME_TIMEOUT_S).
+# How long the supervisor waits for a worker to start at all, beyond its cameras' own start
+# (one after another, each given its backend's start_s).
 START_SLACK_S = 30.0
 
 
@@ -61,7 +62,7 @@ class Worker:
     """One worker as its supervisor sees it."""
 
     index: int
-    cameras: list[LiveCamera]
+    cameras: list[ProducedCamera]
     socket: Path
     pid: int = 0
     error: str | None = None  # why it died, once it has
@@ -75,8 +76,10 @@ class Worker:
 class WorkerPool:
     """The supervisor's side: forks the workers, routes requests to them and merges the replies."""
 
-    def __init__(self, record: FarmRecord, cameras: list[LiveCamera], router: Router) -> None:
+    def __init__(self, record: FarmRecord, backend: WorkerBackend, cameras: list[ProducedCamera],
+                 router: Router) -> None:
         self.record = record
+        self.backend = backend
         self.cameras = cameras
         self.router = router
         self.workers: list[Worker] = []
@@ -95,7 +98,7 @@ class WorkerPool:
         ``private_fds`` are the supervisor's alone: closed in each worker. On
         failure the workers forked so far stay in ``workers`` for close().
         """
-        LoopbackBackend().make_nodes(self.record, list(self.cameras))
+        self.backend.make_nodes(self.record, self.cameras)
         self._cycles = [shared_cycle(cam.spec, cam.library) for cam in self.cameras
                         if cam.spec.producer == "numpy"]
         shares = [self.cameras[k::count] for k in range(count)]
@@ -107,7 +110,7 @@ class WorkerPool:
         for worker in self.workers:
             threading.Thread(target=self._watch, args=(worker,), name=f"watch-worker-{worker.index}",
                              daemon=True).start()
-        deadline = time.monotonic() + START_SLACK_S + FIRST_FRAME_TIMEOUT_S * max(map(len, shares))
+        deadline = time.monotonic() + START_SLACK_S + self.backend.start_s * max(map(len, shares))
         for worker, ready in zip(self.workers, self._ready):
             with os.fdopen(ready, "rb") as pipe:
                 wait = max(0.0, deadline - time.monotonic())
@@ -116,6 +119,15 @@ class WorkerPool:
             if not reply["ok"]:
                 raise EnvironmentProblem(f"worker {worker.index} did not start: "
                                          f"{reply.get('error') or worker.error or 'no reply in time'}")
+        self._learn_nodes()
+
+    def _learn_nodes(self) -> None:
+        """Take the nodes the workers made (a uvc webcam's, numbered by uvcvideo) from the farm record."""
+        saved = FarmRecord.load(self.record.name)
+        numbers = {node.camera: node for node in saved.nodes} if saved else {}
+        for cam in self.cameras:
+            if (node := numbers.get(cam.index)) is not None:
+                cam.node.number, cam.node.metadata = node.number, node.metadata
 
     def _fork(self, worker: Worker, private_fds: tuple[int, ...]) -> None:
         """Fork ``worker``, record it, then let it run; its readiness comes on a pipe in ``_ready``."""
@@ -130,7 +142,7 @@ class WorkerPool:
             code = 1
             try:
                 if os.read(go_read, 1) == b"g":  # EOF: the supervisor died before recording us
-                    code = _serve(self.record, worker, self.router, ready_write)
+                    code = _serve(self, worker, ready_write)
             finally:
                 os._exit(code)  # never the supervisor's clean-up: it is the supervisor's
         os.close(go_read)
@@ -250,14 +262,15 @@ class WorkerPool:
         return [worker.to_json() for worker in self.workers]
 
 
-def _failed(cam: LiveCamera, error: str) -> dict:
+def _failed(cam: ProducedCamera, error: str) -> dict:
     return {"camera": cam.index, "label": cam.node.label, "device": cam.device, "state": "error",
             "spec": cam.spec.to_json(), "running": False, "error": error, "held_by": None, "faults": []}
 
 
 # -- the worker's side ------------------------------------------------------
-def _serve(record: FarmRecord, worker: Worker, router: Router, ready: int) -> int:
-    """Run ``worker``'s share until told to stop; in the forked child."""
+def _serve(pool: WorkerPool, worker: Worker, ready: int) -> int:
+    """Run ``worker``'s share of ``pool`` until told to stop; in the forked child."""
+    record, router = pool.record, pool.router
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -265,13 +278,12 @@ def _serve(record: FarmRecord, worker: Worker, router: Router, ready: int) -> in
     # The cameras' FaultSets report to this router (they were made with it): in this process a
     # scenario's run log is only a part, and the supervisor writes ``done`` once all parts end.
     router.finished = _part_finished(record.directory / control.SOCKET)
-    devices = LoopbackDeviceFaults(_node_saver(record.name, cameras), router,
-                                   hotplug=lambda: record.module is None)
-    host = CameraHost(record.name, LoopbackBackend(), list(cameras), router, devices)
+    backend = pool.backend
+    save = _node_saver(record.name, cameras)
+    host = CameraHost(record.name, backend, list(cameras), router, backend.device_faults(record, router, save))
     server = None
     try:
-        for cam in cameras:
-            cam.start_stream()
+        backend.start_cameras(cameras, save)
 
         def handle(request: dict) -> dict:
             if request.get("op") == "stop":
@@ -292,7 +304,7 @@ def _serve(record: FarmRecord, worker: Worker, router: Router, ready: int) -> in
     return 0
 
 
-def _node_saver(name: str, cameras: list[LiveCamera]) -> Callable[[], None]:
+def _node_saver(name: str, cameras: list[ProducedCamera]) -> Callable[[], None]:
     """Writes this worker's cameras' nodes (a replug's new number) into the farm record, and nothing else."""
     def put(record: FarmRecord) -> None:
         ours: dict[int, NodeRecord] = {cam.index: cam.node for cam in cameras}

@@ -1,15 +1,18 @@
 """Worker processes in the kernel: a farm's cameras spread over processes stream their own
-codes, take faults where their producers run, and a killed worker is seen and reclaimed."""
+codes, take faults where their producers run, and a killed worker is seen and reclaimed
+(loopback nodes, and uvc webcams, which their workers plug in themselves)."""
 
 from __future__ import annotations
 
 import os
 import select
 import signal
+from pathlib import Path
 
 import pytest
 
 from simfarm import Farm
+from simfarm.devices import usbip
 from simfarm.farm.state import FarmRecord, ProcessId
 from simfarm.faults import read_log
 from simfarm.procfs import stat_fields
@@ -20,6 +23,7 @@ from kernel_helpers import simfarm, video_nodes, wait_until
 pytestmark = pytest.mark.hil
 
 SMALL = CameraSpec.parse(size="320x240", fps=15)
+WEBCAM = CameraSpec.parse(size="320x240", fps=15, profile=str(Path(__file__).parents[1] / "data" / "uvc-test.yaml"))
 
 
 def worker_pids(farm: Farm) -> list[int]:
@@ -94,3 +98,20 @@ def test_a_killed_supervisor_with_workers_is_reclaimed_by_the_next_command() -> 
     wait_gone(farm.supervisor_pid)
     assert simfarm("status").returncode == 0  # reclaims the farm: workers killed, nodes removed
     assert video_nodes() == before and not farm.state_dir.exists() and not alive(pids)
+
+
+def test_uvc_webcams_run_in_workers_and_a_killed_worker_pulls_its_cable() -> None:
+    before = video_nodes()
+    farm = Farm.provision(2, name="wusb", spec=WEBCAM, backend="uvc", workers=2)  # verified each camera's codes
+    status = farm.status()
+    assert [worker["cameras"] for worker in status["workers"]] == [[0], [1]]
+    assert [cam["state"] for cam in status["cameras"]] == ["idle", "idle"]  # plugged in, nobody streaming
+    pids = [farm.supervisor_pid, *worker_pids(farm)]
+    assert usbip.find("simfarm-wusb-0") and usbip.find("simfarm-wusb-1")
+    os.kill(pids[2], signal.SIGKILL)  # its end of vhci-hcd's socket closes: the kernel unplugs the webcam
+    wait_until(lambda: usbip.find("simfarm-wusb-1") is None, what="camera 1's webcam to leave the bus")
+    wait_until(lambda: "killed by signal 9" in (farm.status()["cameras"][1]["error"] or ""),
+               what="the supervisor to see its worker die")
+    assert usbip.find("simfarm-wusb-0") is not None and farm.status()["cameras"][0]["state"] == "idle"
+    farm.teardown()
+    assert video_nodes() == before and usbip.find("simfarm-wusb-0") is None and not alive(pids)
