@@ -5,8 +5,12 @@
                loopback, then uvc (four webcams plugged into vhci-hcd and enumerated)
     streams    the four uvc webcams read at once, each by a linuxpy mmap reader, for --seconds,
                at 320x240 and 640x480 in YUYV and MJPEG, 30 fps: frames per second each reader
-               got, sequence numbers missing between the first and last code it decoded, and
-               the supervisor's CPU seconds per camera per second
+               got, sequence numbers missing between the first and last code it decoded (of
+               them, how many the webcams dropped because the host had not yet taken the last
+               frame: status' usb.dropped; the rest the readers were too slow for), and
+               the farm's CPU seconds (supervisor and workers) per camera per second; side by
+               side with the webcams run in the supervisor (workers 0) and in worker processes
+               (the default: one per core)
 
 Needs vhci-hcd, uvcvideo and v4l2loopback: `simfarm vm -- scripts/bench_uvc.py`. Aim (issue
 12): 640x480@30 MJPEG and 320x240@30 YUYV with no missing frames on 4 cameras.
@@ -59,15 +63,24 @@ def provision_seconds(*args: str) -> float:
     return took
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def farm_pids(farm: Farm) -> list[int]:
+    """The supervisor's and its workers' pids."""
+    assert farm.supervisor_pid is not None
+    return [farm.supervisor_pid, *(worker["pid"] for worker in farm.status().get("workers", []))]
 
 
 def read_for(device: str, spec: CameraSpec, seconds: float, results: dict[str, tuple[int, int]]) -> None:
     """Stream ``device`` for ``seconds`` after its first frame: (frames got, sequence numbers missing)."""
     frames, sequences, end = 0, [], None
-    for frame in capture.stream_luma(device, spec, count=10**9, timeout=120):
+    for frame in capture.stream_luma(device, spec, count=10**9, timeout=120, strip_only=True):
         end = end or time.monotonic() + seconds
         frames += 1
         if (code := decode(frame.luma)) is not None:
@@ -78,20 +91,26 @@ def read_for(device: str, spec: CameraSpec, seconds: float, results: dict[str, t
     results[device] = (frames, missing)
 
 
-def stream_all(farm: Farm, size: Size, fmt: PixelFormat, seconds: float) -> tuple[float, int, float]:
-    """(fps per camera, frames missing in all, supervisor CPU s per camera per s) of one stream setting."""
+def usb_dropped(farm: Farm) -> int:
+    return sum(cam["usb"]["dropped"] for cam in farm.status()["cameras"])
+
+
+def stream_all(farm: Farm, size: Size, fmt: PixelFormat, seconds: float) -> tuple[float, int, int, float]:
+    """(fps per camera, frames missing in all, frames the webcams dropped, the farm's CPU s per camera
+    per s) of one stream setting."""
     spec = CameraSpec(size=size, fps=FPS, format=fmt)
     results: dict[str, tuple[int, int]] = {}
     readers = [threading.Thread(target=read_for, args=(cam.device, spec, seconds, results)) for cam in farm.cameras]
-    assert farm.supervisor_pid is not None
-    before, start = cpu_seconds(farm.supervisor_pid), time.monotonic()
+    pids, dropped = farm_pids(farm), usb_dropped(farm)
+    before, start = cpu_seconds(pids), time.monotonic()
     for reader in readers:
         reader.start()
     for reader in readers:
         reader.join()
-    elapsed, used = time.monotonic() - start, cpu_seconds(farm.supervisor_pid) - before
+    elapsed, used = time.monotonic() - start, cpu_seconds(pids) - before
     fps = sum(frames for frames, _ in results.values()) / len(results) / seconds
-    return fps, sum(missing for _, missing in results.values()), used / elapsed / len(results)
+    return (fps, sum(missing for _, missing in results.values()), usb_dropped(farm) - dropped,
+            used / elapsed / len(results))
 
 
 def main() -> int:
@@ -106,11 +125,15 @@ def main() -> int:
         print(f"provision --cameras {CAMERAS} 640x480@30: loopback {loopback:.1f} s, uvc {uvc:.1f} s "
               f"({uvc / loopback:.1f}x)")
         spec = CameraSpec(size=Size(320, 240), fps=FPS, profile=str(profile))
-        with Farm.provision(CAMERAS, name="bench", spec=spec, backend="uvc") as farm:
-            print(f"{'stream':18} {'fps/camera':>10} {'missing':>8} {'CPU s/s per camera':>19}")
-            for size, fmt in STREAMS:
-                fps, missing, cpu = stream_all(farm, size, fmt, args.seconds)
-                print(f"{fmt.name + ' ' + str(size) + '@30':18} {fps:10.1f} {missing:8d} {cpu:19.3f}")
+        print(f"{'stream':18} {'webcams run in':16} {'fps/camera':>10} {'missing':>8} {'by webcam':>9} "
+              f"{'CPU s/s per camera':>19}")
+        for workers in (0, None):
+            with Farm.provision(CAMERAS, name="bench", spec=spec, backend="uvc", workers=workers) as farm:
+                where = f"{len(farm_pids(farm)) - 1} workers" if workers is None else "the supervisor"
+                for size, fmt in STREAMS:
+                    fps, missing, dropped, cpu = stream_all(farm, size, fmt, args.seconds)
+                    print(f"{fmt.name + ' ' + str(size) + '@30':18} {where:16} {fps:10.1f} {missing:8d} "
+                          f"{dropped:9d} {cpu:19.3f}")
     return 0
 
 

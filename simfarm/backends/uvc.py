@@ -118,7 +118,7 @@ class UvcCamera(NodePaths):
                 "spec": (feed.stream or self.spec).to_json(), **(stats.to_json() if stats else {}), "error": error,
                 "controls": self.webcam.picture.values(),
                 "usb": {"vendor_id": f"{profile.vendor_id:04x}", "product_id": f"{profile.product_id:04x}",
-                        "serial": profile.serial, "profile": profile.name,
+                        "serial": profile.serial, "profile": profile.name, "dropped": self.webcam.usb.dropped,
                         "busid": found.busid if found else None, "port": found.port if found else None},
                 "faults": [handle.to_json() for handle in self.active_faults()]}
 

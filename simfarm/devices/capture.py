@@ -62,27 +62,35 @@ def _readable(fd: int, path: str) -> bool:
 
 
 def luma_frames(path: str, webcam: CameraSpec | None, *, count: int,
-                timeout: float | None = None) -> Iterator[LumaFrame]:
+                timeout: float | None = None, strip_only: bool = False) -> Iterator[LumaFrame]:
     """:func:`read_luma`, or for a ``webcam`` node :func:`stream_luma` in that spec; ``timeout``
     defaults to :data:`FRAME_S`, for a webcam to :data:`WEBCAM_FIRST_FRAME_S`."""
     if webcam is None:
         return read_luma(path, count=count, timeout=FRAME_S if timeout is None else timeout)
-    return stream_luma(path, webcam, count=count, timeout=WEBCAM_FIRST_FRAME_S if timeout is None else timeout)
+    return stream_luma(path, webcam, count=count, timeout=WEBCAM_FIRST_FRAME_S if timeout is None else timeout,
+                       strip_only=strip_only)
 
 
-def stream_luma(path: str, spec: CameraSpec | None, *, count: int, timeout: float = FRAME_S) -> Iterator[LumaFrame]:
+def stream_luma(path: str, spec: CameraSpec | None, *, count: int, timeout: float = FRAME_S,
+                strip_only: bool = False) -> Iterator[LumaFrame]:
     """Yield the luma of ``count`` frames streamed from ``path`` with mmap buffers, after asking for
     ``spec``'s format, size and rate (None: as the node is set); a frame not seen within ``timeout`` s
-    raises, as does the device going away meanwhile (ENODEV: a webcam unplugged)."""
+    raises, as does the device going away meanwhile (ENODEV: a webcam unplugged).
+
+    ``strip_only``: the reader decodes only codes, so a frame may be cut to its top rows, as
+    long as they hold the code strip: a simfarm MJPEG frame has only those decoded
+    (jpeg_splice.top_rows), which under emulation is what lets a reader keep up with 30 fps.
+    """
     try:
-        yield from _stream_luma(path, spec, count, timeout)
+        yield from _stream_luma(path, spec, count, timeout, strip_only)
     except OSError as exc:
         if exc.errno != errno.ENODEV:
             raise
         raise EnvironmentProblem(f"{path} went away while being streamed (ENODEV: unplugged)") from None
 
 
-def _stream_luma(path: str, spec: CameraSpec | None, count: int, timeout: float) -> Iterator[LumaFrame]:
+def _stream_luma(path: str, spec: CameraSpec | None, count: int, timeout: float,
+                 strip_only: bool) -> Iterator[LumaFrame]:
     from linuxpy.video import device as v4l2  # here: reading a loopback node needs none of it (v4l2_ioctl)
 
     with v4l2.Device(path, blocking=False) as device:
@@ -97,7 +105,18 @@ def _stream_luma(path: str, spec: CameraSpec | None, count: int, timeout: float)
                 if frame is None:
                     raise EnvironmentProblem(f"no frame from {path} within {timeout:g} s")
                 data = np.frombuffer(bytes(frame.data), np.uint8)
-                yield LumaFrame(pixfmt.luma(data, pixel_format, size), time.time() * 1000)
+                yield LumaFrame(_luma(data, pixel_format, size, strip_only), time.time() * 1000)
+
+
+def _luma(data: np.ndarray, fmt: PixelFormat, size: Size, strip_only: bool) -> np.ndarray:
+    if strip_only and fmt is PixelFormat.MJPEG:
+        from ..frames import jpeg_splice
+        from ..frames.code import strip_height
+
+        if (top := jpeg_splice.top_rows(data, strip_height(size.width))) is not None:
+            jpeg, height = top
+            return pixfmt.luma(jpeg, fmt, Size(size.width, height))
+    return pixfmt.luma(data, fmt, size)
 
 
 # v4l2loopback's poll() does not report readability to read(2) readers

@@ -121,19 +121,17 @@ class BulkSink:
     """A producer's sink: each frame cut into payloads that pending bulk URBs carry to the host.
 
     A frame that arrives while the last is still going out is dropped (the
-    reader is not reading: it stalls, as behind a real webcam).
+    host is not taking them as fast: it stalls, as behind a real webcam; see
+    UsbipWebcamDevice.dropped).
     """
 
     def __init__(self, device: UsbipWebcamDevice) -> None:
         self._device = device
         self._fid = 0
-        self.dropped = 0
 
     def write_frame(self, frame: np.ndarray) -> None:
         if self._device.send_frame(memoryview(frame).cast("B"), self._fid):
             self._fid ^= 1
-        else:
-            self.dropped += 1
 
     def close(self) -> None:
         """Nothing to close: the device outlives each stream."""
@@ -217,6 +215,9 @@ class UsbipWebcamDevice:
         self._frame: _Frame | None = None  # the frame going out
         self._copy = memoryview(bytearray())  # its data (see send_frame)
         self._streaming = False
+        # Frames dropped while streaming because the last was still going out: the host (uvcvideo's
+        # URBs through vhci-hcd) took them slower than they came. Shown in status, summed over streams.
+        self.dropped = 0
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._starting: threading.Thread | None = None
@@ -262,6 +263,7 @@ class UsbipWebcamDevice:
         while the last is still going out or nothing streams."""
         with self._lock:
             if self._frame is not None or not self._streaming:
+                self.dropped += self._streaming
                 return False
             # The one copy (producers stamp their ring frames in place), into a buffer kept for the next
             # frame: once the last payload went to sendmsg the kernel holds its own copy. Each payload

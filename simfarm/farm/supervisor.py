@@ -17,7 +17,10 @@ exit code 2 for bad input, in which case nothing was changed:
            running, error, held_by, faults: [fault JSON]}]  (state: streaming,
            unplugging while an unplug waits for the readers in held_by, unplugged, ...;
            a vivid camera: metadata_device, state ready, disconnected, or reconnecting
-           while the readers in held_by keep it from coming back, no counters);
+           while the readers in held_by keep it from coming back, no counters; a uvc camera:
+           state idle while no reader streams, metadata_device, controls, usb {vendor_id,
+           product_id, serial, profile, busid, port, dropped: frames the host had not yet
+           taken the last one for});
            a farm with worker processes adds workers [{worker, pid, cameras, error}] (error:
            why it died) and per camera worker (a dead worker's cameras: state error);
            a publishing farm adds publish {managed, api, rtsp (base URL), pid, version, log, recordings}

@@ -15,6 +15,10 @@ both images, and the SOF keeps the full height.
 Each top-rows encode's headers are checked against the full encode's (its
 SOF height aside) before splicing; a frame whose headers differ is encoded
 whole.
+
+The same layout lets a reader that needs only the code strip decode only
+the top MCU rows of such a frame (:func:`top_rows`): cut after them, with
+the SOF's height cut to match, they are a JPEG of their own.
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from . import pixfmt
 MCU_ROWS = 16  # picture rows per MCU row at 4:2:0 (2x2 luma blocks of 8x8)
 
 _MARKER = 0xFF
-_SOF0, _SOS = 0xC0, 0xDA
+_SOF0, _SOS, _DRI = 0xC0, 0xDA, 0xDD
 _RST0 = 0xD0
+_EOI = b"\xff\xd9"
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,11 +105,31 @@ class SplicingEncoder:
         return np.concatenate((cut.head, top[headers:-2], cut.tail))
 
 
+def top_rows(jpeg: np.ndarray, rows: int) -> tuple[np.ndarray, int] | None:
+    """(a JPEG of the top MCU rows of ``jpeg`` covering its first ``rows`` picture rows, their
+    height), or None unless ``jpeg`` is laid out as this module encodes (4:2:0, a restart marker
+    after each MCU row: simfarm's MJPEG frames) and taller than that."""
+    data = jpeg.tobytes()
+    try:
+        sof, scan, restart = _find_headers(data)
+    except (ValueError, IndexError):
+        return None
+    height, width = int.from_bytes(data[sof + 5:sof + 7], "big"), int.from_bytes(data[sof + 7:sof + 9], "big")
+    mcu_rows = -(-rows // MCU_ROWS)
+    if data[sof + 11] != 0x22 or restart != -(-width // MCU_ROWS) or mcu_rows * MCU_ROWS >= height:
+        return None
+    cut = _cut(jpeg, mcu_rows)
+    if cut is None:
+        return None
+    top = np.frombuffer(cut.top_head + data[scan:len(data) - len(cut.tail)] + _EOI, np.uint8)
+    return top, mcu_rows * MCU_ROWS
+
+
 def _cut(jpeg: np.ndarray, top_rows: int) -> _Cut | None:
     """``jpeg`` cut after its first ``top_rows`` MCU rows, or None if it is not laid out as expected."""
     data = jpeg.tobytes()
     try:
-        sof, scan = _find_headers(data)
+        sof, scan, _ = _find_headers(data)
     except (ValueError, IndexError):
         return None
     start = scan
@@ -118,17 +143,20 @@ def _cut(jpeg: np.ndarray, top_rows: int) -> _Cut | None:
     return _Cut(jpeg[:scan], jpeg[start - 2:], bytes(top_head))
 
 
-def _find_headers(data: bytes) -> tuple[int, int]:
-    """(offset of the SOF0 marker, offset of the scan data) in the baseline JPEG ``data``."""
-    at, sof = 2, None  # past SOI
+def _find_headers(data: bytes) -> tuple[int, int, int | None]:
+    """(offset of the SOF0 marker, offset of the scan data, restart interval in MCUs if any) in the
+    baseline JPEG ``data``."""
+    at, sof, restart = 2, None, None  # past SOI
     while True:
         if data[at] != _MARKER:
             raise ValueError("not a marker")
         kind, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
         if kind == _SOF0:
             sof = at
+        elif kind == _DRI:
+            restart = int.from_bytes(data[at + 4:at + 6], "big")
         at += 2 + length
         if kind == _SOS:
             if sof is None:
                 raise ValueError("no baseline SOF")
-            return sof, at
+            return sof, at, restart

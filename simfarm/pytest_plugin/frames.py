@@ -14,7 +14,7 @@ from ..spec import CameraSpec
 def read_codes(camera: Camera, n: int = 5, *, timeout: float | None = None) -> list[FrameCode | None]:
     """The codes of the next ``n`` frames of ``camera`` (None for a frame that does not decode);
     ``timeout`` for each frame, by default 5 s (a webcam's first: a minute, see capture.luma_frames)."""
-    frames = capture.luma_frames(camera.device, _webcam(camera), count=n, timeout=timeout)
+    frames = capture.luma_frames(camera.device, _webcam(camera), count=n, timeout=timeout, strip_only=True)
     return [decode(frame.luma) for frame in frames]
 
 
@@ -34,7 +34,7 @@ def streaming_problem(camera: Camera, n: int = 3 * RING) -> str | None:
     seen: list[FrameCode | None] = []
     run, last = 0, -1  # advancing codes in a row; the last sequence number of them
     try:
-        for frame in capture.luma_frames(camera.device, _webcam(camera), count=n):
+        for frame in capture.luma_frames(camera.device, _webcam(camera), count=n, strip_only=True):
             code = decode(frame.luma)
             seen.append(code)
             if code is None or code.camera != camera.index:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from simfarm.frames import pixfmt
+from simfarm.frames import jpeg_splice, pixfmt
 from simfarm.frames.code import FrameCode, decode, strip_height
 from simfarm.frames.picture import ControlRange, Picture
 from simfarm.frames.stamp import Stamper
@@ -151,3 +151,29 @@ def test_ffmpeg_decodes_every_code_of_a_spliced_stream(size: Size) -> None:
     assert decoded.stderr == b""
     frames = np.frombuffer(decoded.stdout, np.uint8).reshape(len(CODES), -1)
     assert [decode(pixfmt.luma(frame, PixelFormat.GREY, size)) for frame in frames] == CODES
+
+
+@pytest.mark.parametrize("size", [Size(320, 240), Size(640, 480), Size(1280, 720), Size(176, 144)])
+def test_a_reader_decodes_a_frames_code_from_its_top_rows_alone(size: Size) -> None:
+    sent = stamp_ring(size)
+    for code, jpeg in zip(CODES, sent):
+        cut = jpeg_splice.top_rows(jpeg, strip_height(size.width))
+        assert cut is not None
+        top, height = cut
+        assert strip_height(size.width) <= height < size.height and len(top) < len(jpeg)
+        luma = pixfmt.luma(top, MJPEG, Size(size.width, height))
+        assert decode(luma) == code
+        # The top rows decode to the same samples as the whole frame's top rows.
+        assert np.array_equal(luma, pixfmt.luma(jpeg, MJPEG, size)[:height])
+
+
+def test_a_jpeg_not_laid_out_as_simfarm_encodes_is_not_cut() -> None:
+    bgr = np.random.default_rng(3).integers(0, 256, (240, 320, 3), dtype=np.uint8)
+    plain = np.frombuffer(cv2.imencode(".jpg", bgr)[1].tobytes(), np.uint8)  # no restart markers
+    assert jpeg_splice.top_rows(plain, strip_height(320)) is None
+    every_two_rows = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+                                                cv2.IMWRITE_JPEG_RST_INTERVAL, 40])[1]
+    assert jpeg_splice.top_rows(every_two_rows, strip_height(320)) is None
+    ours = np.frombuffer(full_encode(bgr), np.uint8)
+    assert jpeg_splice.top_rows(ours, 240) is None  # nothing left to cut off
+    assert jpeg_splice.top_rows(ours, strip_height(320)) is not None

@@ -133,7 +133,7 @@ def streaming() -> Iterator[tuple[FakeHost, BulkSink, UsbipWebcamDevice, threadi
 
 
 def test_a_frame_goes_out_in_payloads_one_per_pending_urb_with_its_frame_id(streaming) -> None:
-    host, sink, _device, _stopped = streaming
+    host, sink, device, _stopped = streaming
     frames = [(np.arange(320 * 240 * 2) % 251).astype(np.uint8), np.full(320 * 240 * 2, 7, np.uint8)]
     urbs = [host.submit() for _ in range(5)]  # uvcvideo keeps five pending
     for fid, frame in enumerate(frames):
@@ -148,15 +148,15 @@ def test_a_frame_goes_out_in_payloads_one_per_pending_urb_with_its_frame_id(stre
             urbs.append(host.submit())
         assert got == frame.tobytes()
         assert payloads == [bytes([2, 0x80 | fid])] * (len(payloads) - 1) + [bytes([2, 0x82 | fid])]
-    assert sink.dropped == 0
+    assert device.dropped == 0
 
 
 def test_a_frame_offered_while_one_is_going_out_is_dropped_and_counted(streaming) -> None:
-    host, sink, _device, _stopped = streaming
+    host, sink, device, _stopped = streaming
     frame = np.zeros(320 * 240 * 2, np.uint8)
     sink.write_frame(frame)  # no URB pending: all of it waits
     sink.write_frame(frame)
-    assert sink.dropped == 1
+    assert device.dropped == 1
     seqnum = host.submit()
     assert host.reply()[:3] == (3, seqnum, 0)
 
