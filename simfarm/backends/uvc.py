@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ..devices import kmodule, nodes, usbdevfs, usbip, usbip_device
+from ..devices import kmodule, nodes, uevents, usbdevfs, usbip, usbip_device
 from ..devices.frame_waits import WEBCAM_FIRST_FRAME_S
 from ..devices.uvc_gadget import Profile
 from ..errors import BadInput, EnvironmentProblem
@@ -40,7 +40,7 @@ from ..producers.producer import Producer
 from ..spec import CameraSpec
 from . import uvc_profiles
 from .base import NodePaths, SupervisedCamera, camera_label, checked_patterns
-from .uvc_webcam import UsbWebcam
+from .uvc_webcam import UsbWebcam, wait_nodes_gone
 
 DEFAULT_PROFILE = "generic-720p"
 
@@ -221,7 +221,9 @@ class UvcBackend:
         no reader: readers get ENODEV)."""
         for node in list(record.nodes):
             if (found := usbip.find(node.label)) is not None:
+                watch = uevents.Watch("video4linux")
                 usbip_device.detach(found.port)
+                wait_nodes_gone(found.busid, watch)  # a pulled cable waits for no reader: no timeout of theirs
             record.nodes.remove(node)
 
 

@@ -58,6 +58,11 @@ def usb_capture_node(busid: str, index: int = 0) -> str | None:
     return None
 
 
+def usb_video_nodes(busid: str) -> list[str]:
+    """Every video node (capture and metadata) of the USB device at ``busid``."""
+    return [f"/dev/{entry.name}" for entry in sorted(Path("/sys/bus/usb/devices").glob(f"{busid}:*/video4linux/video*"))]
+
+
 def link_to(path: str, directory: str) -> str | None:
     """The link in ``directory`` (udev's /dev/v4l/by-id, by-path) that leads to node ``path``."""
     links = sorted(Path(directory).glob("*")) if Path(directory).is_dir() else []
