@@ -3,7 +3,8 @@
 
     provision  `simfarm provision --cameras 4` at 640x480@30 until every camera is verified:
                loopback, then uvc (four webcams plugged into vhci-hcd and enumerated)
-    streams    the four uvc webcams read at once, each by a linuxpy mmap reader, for --seconds,
+    streams    the four uvc webcams read at once, each by a linuxpy mmap reader in a process of
+               its own that decodes only the code strip, for --seconds,
                at 320x240 and 640x480 in YUYV and MJPEG, 30 fps: frames per second each reader
                got, sequence numbers missing between the first and last code it decoded (of
                them, how many the webcams dropped because the host had not yet taken the last
@@ -19,11 +20,12 @@ Needs vhci-hcd, uvcvideo and v4l2loopback: `simfarm vm -- scripts/bench_uvc.py`.
 from __future__ import annotations
 
 import argparse
+import importlib
+import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -77,7 +79,7 @@ def farm_pids(farm: Farm) -> list[int]:
     return [farm.supervisor_pid, *(worker["pid"] for worker in farm.status().get("workers", []))]
 
 
-def read_for(device: str, spec: CameraSpec, seconds: float, results: dict[str, tuple[int, int]]) -> None:
+def read_for(device: str, spec: CameraSpec, seconds: float) -> tuple[int, int]:
     """Stream ``device`` for ``seconds`` after its first frame: (frames got, sequence numbers missing)."""
     frames, sequences, end = 0, [], None
     for frame in capture.stream_luma(device, spec, count=10**9, timeout=120, strip_only=True):
@@ -88,7 +90,7 @@ def read_for(device: str, spec: CameraSpec, seconds: float, results: dict[str, t
         if time.monotonic() >= end:
             break
     missing = sequences[-1] - sequences[0] + 1 - len(set(sequences)) if sequences else 0
-    results[device] = (frames, missing)
+    return frames, missing
 
 
 def usb_dropped(farm: Farm) -> int:
@@ -99,17 +101,19 @@ def stream_all(farm: Farm, size: Size, fmt: PixelFormat, seconds: float) -> tupl
     """(fps per camera, frames missing in all, frames the webcams dropped, the farm's CPU s per camera
     per s) of one stream setting."""
     spec = CameraSpec(size=size, fps=FPS, format=fmt)
-    results: dict[str, tuple[int, int]] = {}
-    readers = [threading.Thread(target=read_for, args=(cam.device, spec, seconds, results)) for cam in farm.cameras]
     pids, dropped = farm_pids(farm), usb_dropped(farm)
-    before, start = cpu_seconds(pids), time.monotonic()
-    for reader in readers:
-        reader.start()
-    for reader in readers:
-        reader.join()
-    elapsed, used = time.monotonic() - start, cpu_seconds(pids) - before
-    fps = sum(frames for frames, _ in results.values()) / len(results) / seconds
-    return (fps, sum(missing for _, missing in results.values()), usb_dropped(farm) - dropped,
+    # A reader process per webcam, as a service would have: readers sharing one interpreter's GIL
+    # missed frames that the webcams had sent.
+    # What a reader loads at its first MJPEG frame, loaded before they fork: under emulation it took
+    # a second, and the webcams' next 30 frames counted as missing.
+    for module in ("cv2", "simfarm.frames.jpeg_splice"):
+        importlib.import_module(module)
+    with multiprocessing.get_context("fork").Pool(len(farm.cameras)) as readers:
+        before, start = cpu_seconds(pids), time.monotonic()
+        results = readers.starmap(read_for, [(cam.device, spec, seconds) for cam in farm.cameras])
+        elapsed, used = time.monotonic() - start, cpu_seconds(pids) - before
+    fps = sum(frames for frames, _ in results) / len(results) / seconds
+    return (fps, sum(missing for _, missing in results), usb_dropped(farm) - dropped,
             used / elapsed / len(results))
 
 
