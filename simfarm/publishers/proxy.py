@@ -321,11 +321,15 @@ class _Connection:
 
     def _half_close(self, sink: socket.socket) -> None:
         """One direction ended: pass the FIN on; once both have, the connection is over."""
-        try:
-            sink.shutdown(socket.SHUT_WR)
-        except OSError:
-            pass
         with self._lock:
+            # Under the lock _end sets done with: a reset's own shutdown ends the directions too, and
+            # a FIN passed on then would reach the client before its RST (it would see a clean close).
+            if self.done.is_set():
+                return
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
             self._ended += 1
             both = self._ended == 2
         if both:
