@@ -24,12 +24,20 @@ class LumaFrame:
     received_ms: float | None  # wall clock at arrival, for live sources only
 
 
+PROBE_TIMEOUT_S = 60.0
+
+
 def probe_size(source: str) -> tuple[int, int]:
     """Width and height of the first video stream of ``source``."""
-    result = subprocess.run(
-        [binaries.require("ffprobe"), "-v", "error", "-select_streams", "v:0",
-         "-show_entries", "stream=width,height", "-of", "json", source],
-        capture_output=True, text=True, timeout=60)
+    try:
+        result = subprocess.run(
+            [binaries.require("ffprobe"), "-v", "error", *_transport(source), "-select_streams", "v:0",
+             "-show_entries", "stream=width,height", "-of", "json", source],
+            capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        # A stream whose parameter sets are damaged (bitstream noise) keeps ffprobe looking for them.
+        raise BadInput(f"cannot read video from {source}: no stream parameters found within "
+                       f"{PROBE_TIMEOUT_S:g} s") from None
     streams = json.loads(result.stdout or "{}").get("streams") if result.returncode == 0 else None
     if not streams:
         reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no video stream"
@@ -37,13 +45,16 @@ def probe_size(source: str) -> tuple[int, int]:
     return int(streams[0]["width"]), int(streams[0]["height"])
 
 
+def _transport(source: str) -> list[str]:
+    # RTSP over TCP: UDP needs ports a test machine may not route, and MediaMTX may refuse it (461).
+    return ["-rtsp_transport", "tcp"] if source.startswith("rtsp://") else []
+
+
 def read_luma(source: str, *, max_frames: int | None = None, live: bool = False) -> Iterator[LumaFrame]:
     """Yield the luma plane of each frame; ``live`` stamps receive times."""
     width, height = probe_size(source)
-    cmd = [binaries.require("ffmpeg"), "-nostdin", "-loglevel", "error"]
-    if source.startswith("rtsp://"):
-        cmd += ["-rtsp_transport", "tcp"]
-    cmd += ["-i", source, "-map", "0:v:0", "-vsync", "passthrough"]
+    cmd = [binaries.require("ffmpeg"), "-nostdin", "-loglevel", "error", *_transport(source), "-i", source,
+           "-map", "0:v:0", "-vsync", "passthrough"]
     if max_frames:
         cmd += ["-frames:v", str(max_frames)]
     cmd += ["-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]

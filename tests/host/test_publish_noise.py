@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from simfarm.errors import BadInput
 from simfarm.frames.code import decode
+from simfarm.frames import video
 from simfarm.frames.video import read_luma
 from simfarm.publishers.mediamtx.hooks import PUBLISH_OUTPUT, rtsp_publish_argv
 
@@ -39,3 +41,12 @@ def test_noise_corrupts_the_packets_so_codes_fail_never_misread(coded_clip: Any,
 def test_noise_amount_must_be_positive() -> None:
     with pytest.raises(BadInput):
         rtsp_publish_argv(["-i", "x"], gop=15, ffmpeg="ffmpeg", noise=0)
+
+
+def test_a_source_whose_parameters_never_come_is_bad_input_not_a_hang(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A server that accepts and never sends keeps ffprobe looking for the stream's parameters, as a
+    # path whose parameter sets noise destroyed did (a reader must get one line, not a traceback).
+    monkeypatch.setattr(video, "PROBE_TIMEOUT_S", 2.0)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        with pytest.raises(BadInput, match="no stream parameters found within 2 s"):
+            video.probe_size(f"tcp://127.0.0.1:{silent.getsockname()[1]}")
