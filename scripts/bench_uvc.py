@@ -8,7 +8,9 @@
                at 320x240 and 640x480 in YUYV and MJPEG, 30 fps: frames per second each reader
                got, sequence numbers missing between the first and last code it decoded (of
                them, how many the webcams dropped because the host had not yet taken the last
-               frame: status' usb.dropped; the rest the readers were too slow for), and
+               frame: status' usb.dropped; the rest the readers were too slow for), the slots
+               the webcams' producers skipped because they could not serve them in time (never
+               produced, so not missing: sequence numbers count written frames), and
                the farm's CPU seconds (supervisor and workers) per camera per second; side by
                side with the webcams run in the supervisor (workers 0) and in worker processes
                (the default: one per core)
@@ -97,23 +99,34 @@ def usb_dropped(farm: Farm) -> int:
     return sum(cam["usb"]["dropped"] for cam in farm.status()["cameras"])
 
 
-def stream_all(farm: Farm, size: Size, fmt: PixelFormat, seconds: float) -> tuple[float, int, int, float]:
-    """(fps per camera, frames missing in all, frames the webcams dropped, the farm's CPU s per camera
-    per s) of one stream setting."""
+def skipped_slots(farm: Farm) -> dict[int, int]:
+    """Per streaming camera, the slots its producer could not serve in time (status ``dropped``), since
+    its stream started."""
+    return {cam["camera"]: cam["dropped"] for cam in farm.status()["cameras"] if cam["state"] == "streaming"}
+
+
+def stream_all(farm: Farm, size: Size, fmt: PixelFormat, seconds: float) -> tuple[float, int, int, int, float]:
+    """(fps per camera, frames missing in all, frames the webcams dropped, slots their producers
+    skipped, the farm's CPU s per camera per s) of one stream setting."""
     spec = CameraSpec(size=size, fps=FPS, format=fmt)
     pids, dropped = farm_pids(farm), usb_dropped(farm)
-    # A reader process per webcam, as a service would have: readers sharing one interpreter's GIL
-    # missed frames that the webcams had sent.
     # What a reader loads at its first MJPEG frame, loaded before they fork: under emulation it took
     # a second, and the webcams' next 30 frames counted as missing.
     for module in ("cv2", "simfarm.frames.jpeg_splice"):
         importlib.import_module(module)
+    # A reader process per webcam, as a service would have: readers sharing one interpreter's GIL
+    # missed frames that the webcams had sent.
     with multiprocessing.get_context("fork").Pool(len(farm.cameras)) as readers:
         before, start = cpu_seconds(pids), time.monotonic()
-        results = readers.starmap(read_for, [(cam.device, spec, seconds) for cam in farm.cameras])
+        pending = readers.starmap_async(read_for, [(cam.device, spec, seconds) for cam in farm.cameras])
+        skipped: dict[int, int] = {}
+        while not pending.ready():  # a stream's producer and its counters go when its reader stops
+            skipped.update(skipped_slots(farm))
+            pending.wait(0.5)
+        results = pending.get()
         elapsed, used = time.monotonic() - start, cpu_seconds(pids) - before
     fps = sum(frames for frames, _ in results) / len(results) / seconds
-    return (fps, sum(missing for _, missing in results), usb_dropped(farm) - dropped,
+    return (fps, sum(missing for _, missing in results), usb_dropped(farm) - dropped, sum(skipped.values()),
             used / elapsed / len(results))
 
 
@@ -130,14 +143,14 @@ def main() -> int:
               f"({uvc / loopback:.1f}x)")
         spec = CameraSpec(size=Size(320, 240), fps=FPS, profile=str(profile))
         print(f"{'stream':18} {'webcams run in':16} {'fps/camera':>10} {'missing':>8} {'by webcam':>9} "
-              f"{'CPU s/s per camera':>19}")
+              f"{'slots skipped':>13} {'CPU s/s per camera':>19}")
         for workers in (0, None):
             with Farm.provision(CAMERAS, name="bench", spec=spec, backend="uvc", workers=workers) as farm:
                 where = f"{len(farm_pids(farm)) - 1} workers" if workers is None else "the supervisor"
                 for size, fmt in STREAMS:
-                    fps, missing, dropped, cpu = stream_all(farm, size, fmt, args.seconds)
+                    fps, missing, dropped, skipped, cpu = stream_all(farm, size, fmt, args.seconds)
                     print(f"{fmt.name + ' ' + str(size) + '@30':18} {where:16} {fps:10.1f} {missing:8d} "
-                          f"{dropped:9d} {cpu:19.3f}")
+                          f"{dropped:9d} {skipped:13d} {cpu:19.3f}")
     return 0
 
 
