@@ -49,7 +49,7 @@ def numbers_with_label(label: str) -> list[int]:
 def usb_capture_node(busid: str, index: int = 0) -> str | None:
     """The capture node of the USB webcam at ``busid``: the one uvcvideo gives index 0 (``index``
     1 is its metadata node, which has no VIDEO_CAPTURE)."""
-    for entry in sorted(Path("/sys/bus/usb/devices").glob(f"{busid}:*/video4linux/video*")):
+    for entry in _usb_video_entries(busid):
         try:
             if (entry / "index").read_text().strip() == str(index):
                 return f"/dev/{entry.name}"
@@ -60,7 +60,12 @@ def usb_capture_node(busid: str, index: int = 0) -> str | None:
 
 def usb_video_nodes(busid: str) -> list[str]:
     """Every video node (capture and metadata) of the USB device at ``busid``."""
-    return [f"/dev/{entry.name}" for entry in sorted(Path("/sys/bus/usb/devices").glob(f"{busid}:*/video4linux/video*"))]
+    return [f"/dev/{entry.name}" for entry in _usb_video_entries(busid)]
+
+
+def _usb_video_entries(busid: str) -> list[Path]:
+    """The sysfs entries of the video nodes of the USB device at ``busid``, one per interface's node."""
+    return sorted(Path("/sys/bus/usb/devices").glob(f"{busid}:*/video4linux/video*"))
 
 
 def link_to(path: str, directory: str) -> str | None:

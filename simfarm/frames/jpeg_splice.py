@@ -118,7 +118,7 @@ def top_rows(jpeg: np.ndarray, rows: int) -> tuple[np.ndarray, int] | None:
     mcu_rows = -(-rows // MCU_ROWS)
     if data[sof + 11] != 0x22 or restart != -(-width // MCU_ROWS) or mcu_rows * MCU_ROWS >= height:
         return None
-    cut = _cut(jpeg, mcu_rows)
+    cut = _cut_at(jpeg, data, sof, scan, mcu_rows)
     if cut is None:
         return None
     top = np.frombuffer(cut.top_head + data[scan:len(data) - len(cut.tail)] + _EOI, np.uint8)
@@ -132,6 +132,11 @@ def _cut(jpeg: np.ndarray, top_rows: int) -> _Cut | None:
         sof, scan, _ = _find_headers(data)
     except (ValueError, IndexError):
         return None
+    return _cut_at(jpeg, data, sof, scan, top_rows)
+
+
+def _cut_at(jpeg: np.ndarray, data: bytes, sof: int, scan: int, top_rows: int) -> _Cut | None:
+    """:func:`_cut` once ``jpeg``'s bytes (``data``) and the offsets of its SOF0 and scan are known."""
     start = scan
     for row in range(top_rows):
         # Stuffed 0xFF data bytes are followed by 0x00, so the first FF Dn after a row's start ends it.

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import binaries
 from ..errors import BadInput, EnvironmentProblem
+from . import video
 from .code import FrameCode, decode
 
 # FFmpeg starting, reading the stream's parameters and waiting for a keyframe:
@@ -29,7 +30,7 @@ def grab(source: str, *, timeout: float = SNAPSHOT_TIMEOUT_S) -> tuple[np.ndarra
     if not url and not os.path.isfile(source):
         raise BadInput(f"cannot read {source}: no such file")
     cmd = [binaries.require("ffmpeg"), "-nostdin", "-loglevel", "error",
-           *(["-rtsp_transport", "tcp"] if source.startswith("rtsp://") else []),
+           *video.rtsp_input_args(source),
            "-i", source, "-map", "0:v:0", "-frames:v", "1", "-f", "image2pipe", "-c:v", "png", "pipe:1"]
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)

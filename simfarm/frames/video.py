@@ -31,7 +31,7 @@ def probe_size(source: str) -> tuple[int, int]:
     """Width and height of the first video stream of ``source``."""
     try:
         result = subprocess.run(
-            [binaries.require("ffprobe"), "-v", "error", *_transport(source), "-select_streams", "v:0",
+            [binaries.require("ffprobe"), "-v", "error", *rtsp_input_args(source), "-select_streams", "v:0",
              "-show_entries", "stream=width,height", "-of", "json", source],
             capture_output=True, text=True, timeout=PROBE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
@@ -45,15 +45,17 @@ def probe_size(source: str) -> tuple[int, int]:
     return int(streams[0]["width"]), int(streams[0]["height"])
 
 
-def _transport(source: str) -> list[str]:
-    # RTSP over TCP: UDP needs ports a test machine may not route, and MediaMTX may refuse it (461).
+def rtsp_input_args(source: str) -> list[str]:
+    """FFmpeg's input options for reading ``source``.
+
+    RTSP goes over TCP: UDP needs ports a test machine may not route, and MediaMTX may refuse it (461)."""
     return ["-rtsp_transport", "tcp"] if source.startswith("rtsp://") else []
 
 
 def read_luma(source: str, *, max_frames: int | None = None, live: bool = False) -> Iterator[LumaFrame]:
     """Yield the luma plane of each frame; ``live`` stamps receive times."""
     width, height = probe_size(source)
-    cmd = [binaries.require("ffmpeg"), "-nostdin", "-loglevel", "error", *_transport(source), "-i", source,
+    cmd = [binaries.require("ffmpeg"), "-nostdin", "-loglevel", "error", *rtsp_input_args(source), "-i", source,
            "-map", "0:v:0", "-vsync", "passthrough"]
     if max_frames:
         cmd += ["-frames:v", str(max_frames)]
