@@ -256,7 +256,10 @@ class WorkerPool:
         for worker in self.workers:
             if not worker.exited.wait(timeout):
                 os.kill(worker.pid, signal.SIGKILL)
-                worker.exited.wait()
+                # A process stuck in the kernel dies only when the kernel lets go: leave it to reclaim.
+                if not worker.exited.wait(timeout):
+                    print(f"worker {worker.index} (pid {worker.pid}) did not die within {timeout:g} s of SIGKILL",
+                          file=sys.stderr, flush=True)
 
     def summary(self) -> list[dict]:
         return [worker.to_json() for worker in self.workers]

@@ -30,14 +30,14 @@ def worker_pids(farm: Farm) -> list[int]:
     return [worker["pid"] for worker in farm.status()["workers"]]
 
 
-def wait_gone(pid: int) -> None:
+def wait_gone(pid: int, timeout: float = 120) -> None:
     """Until ``pid`` (not our child) has exited: its pidfd turns readable."""
     try:
         fd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
     try:
-        select.select([fd], [], [])
+        assert select.select([fd], [], [], timeout)[0], f"process {pid} still runs after {timeout:g} s"
     finally:
         os.close(fd)
 
