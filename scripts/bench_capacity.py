@@ -23,7 +23,11 @@ N processes of the usual recipe, each
 on a node of its own. FFmpeg does not count late frames; with -re a process
 that cannot keep up falls behind and stays behind, so its late % is the
 shortfall of frames written against N * fps * seconds (a lower bound), and
-it drops none. The three take turns at each N, so that load from elsewhere
+it drops none. And the floor: N processes of scripts/paced_floor.py, each a
+bare Python loop writing one constant frame to a node of its own at the rate,
+paced and counted as the producers are (late, dropped) but doing none of their
+work: what paced writing alone costs here, one process per camera. The four
+take turns at each N, so that load from elsewhere
 on the machine hits them alike; each stops after the first N whose late and
 dropped % together pass ``--collapse`` (default 50 %), or when it fails to
 start. A tool holds N cameras when both are under 1 %.
@@ -41,12 +45,15 @@ import argparse
 import json
 import os
 import platform
+import select
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 from simfarm import Farm
 from simfarm.devices import nodes
@@ -58,12 +65,13 @@ from simfarm.spec import CameraSpec, Size
 SERIES = (("640x480", 30), ("320x240", 15))
 FARM = "capbench"
 TICK = os.sysconf("SC_CLK_TCK")
-FFMPEG_START_S = 300.0  # every FFmpeg writing frames; it starts slowly under emulation
+FFMPEG_START_S = 300.0  # every FFmpeg writing frames (every floor ready); they start slowly under emulation
+FLOOR = Path(__file__).with_name("paced_floor.py")
 
 
 @dataclass
 class Point:
-    tool: str  # simfarm | simfarm-1proc | ffmpeg
+    tool: str  # simfarm | simfarm-1proc | ffmpeg | floor
     size: str
     fps: int
     cameras: int
@@ -191,9 +199,46 @@ def ffmpeg_point(cameras: int, size: str, fps: int, seconds: float, warmup: floa
                  (cpu1 - cpu0) / (t1 - t0) / cameras, rss, pss, cameras)
 
 
+def floor_point(cameras: int, size: str, fps: int, seconds: float, warmup: float) -> Point:
+    """N floors (paced_floor.py), one process per node, started together."""
+    with loopback_nodes(cameras) as numbers:
+        procs = [subprocess.Popen([sys.executable, str(FLOOR), nodes.node_path(number), size, str(fps),
+                                   str(warmup + seconds), "--wait-go", "--measure-after", str(warmup)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for number in numbers]
+        try:
+            deadline = time.monotonic() + FFMPEG_START_S
+            for proc in procs:
+                assert proc.stdout is not None and proc.stdin is not None
+                if not select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0] \
+                        or proc.stdout.readline() != "ready\n":
+                    raise RuntimeError(f"a floor did not start: {proc.stderr.read() if proc.poll() else 'no answer'}")
+            start = time.monotonic() + 0.5
+            for proc in procs:
+                proc.stdin.write(f"{start}\n")
+                proc.stdin.flush()
+            pids = [proc.pid for proc in procs]
+            time.sleep(start + warmup - time.monotonic())
+            t0, cpu0 = time.monotonic(), cpu_seconds(pids)
+            time.sleep(seconds)
+            t1, cpu1 = time.monotonic(), cpu_seconds(pids)
+            rss, pss = memory_mb(pids)
+            counts = [tuple(map(int, proc.communicate(timeout=FFMPEG_START_S)[1].split()[-3:])) for proc in procs]
+        finally:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+    written, late, dropped = (sum(column) for column in zip(*counts))
+    slots = max(1, written + dropped)
+    return Point("floor", size, fps, cameras, 100 * late / slots, 100 * dropped / slots,
+                 (cpu1 - cpu0) / (t1 - t0) / cameras, rss, pss, cameras)
+
+
 def measure(tool: str, cameras: int, size: str, fps: int, args: argparse.Namespace) -> Point:
     if tool == "ffmpeg":
         return ffmpeg_point(cameras, size, fps, args.seconds, args.warmup)
+    if tool == "floor":
+        return floor_point(cameras, size, fps, args.seconds, args.warmup)
     workers = 0 if tool == "simfarm-1proc" else args.workers
     point = simfarm_point(cameras, size, fps, args.seconds, args.warmup, workers)
     point.tool = tool
@@ -247,7 +292,7 @@ def main() -> int:
     parser.add_argument("--max", type=int, default=64, help="most cameras tried")
     parser.add_argument("--collapse", type=float, default=50.0, help="late %% that ends a series")
     parser.add_argument("--workers", type=int, help="simfarm's worker processes (default: provision's)")
-    parser.add_argument("--tools", default="simfarm,simfarm-1proc,ffmpeg", help="which to measure, comma-separated")
+    parser.add_argument("--tools", default="simfarm,simfarm-1proc,ffmpeg,floor", help="which to measure, comma-separated")
     parser.add_argument("--json", help="write every figure here (for scripts/plot_capacity.py)")
     args = parser.parse_args()
     print(f"where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}, {len(os.sched_getaffinity(0))} CPUs, "
@@ -256,10 +301,11 @@ def main() -> int:
           f"{'RSS MB':>8} {'PSS MB':>8} {'PSS/cam':>8}")
     points = [point for size, fps in SERIES for point in series(args.tools.split(","), size, fps, args)]
     for size, fps in SERIES:
-        held = {tool: capacity(points, tool, size) for tool in ("simfarm", "simfarm-1proc", "ffmpeg")}
+        held = {tool: capacity(points, tool, size) for tool in ("simfarm", "simfarm-1proc", "ffmpeg", "floor")}
         ratio = f"{held['simfarm'] / held['ffmpeg']:.0f}x" if held["ffmpeg"] else "FFmpeg held none"
         print(f"{size}@{fps}: cameras under 1 % late and 1 % dropped: simfarm {held['simfarm']}, in one process "
-              f"{held['simfarm-1proc']}, one FFmpeg per camera {held['ffmpeg']} (simfarm / FFmpeg: {ratio})")
+              f"{held['simfarm-1proc']}, one FFmpeg per camera {held['ffmpeg']} (simfarm / FFmpeg: {ratio}), "
+              f"the floor {held['floor']}")
         print(memory_check(points, size))
     if args.json:
         with open(args.json, "w") as out:

@@ -6,7 +6,7 @@ DURATION seconds, each into its own pipe drained by `cat > /dev/null`:
 
     writer   one camera's producer (smpte75, codes stamped, faults planned)
     floor    a bare Python loop that sleeps to each absolute deadline and
-             write()s one constant frame: what any paced writer pays
+             write()s one constant frame: what any paced writer pays (paced_floor.py)
     ffmpeg   `ffmpeg -re -f lavfi -i testsrc2 ... -f rawvideo`, the usual recipe
 
 Prints CPU seconds per second of stream for each, and writer/floor and
@@ -21,13 +21,13 @@ printed (the ratios are medians of each window's own ratio).
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 import statistics
 import subprocess
 import sys
 import time
 from fractions import Fraction
+from pathlib import Path
 
 FPS = 30
 FLOOR_TARGET = 1.5
@@ -65,30 +65,11 @@ def writer_child(size: str, seconds: float) -> None:
     print(f"{stats.written} {stats.late} {stats.dropped}", file=sys.stderr)
 
 
-def floor_child(size: str, seconds: float) -> None:
-    """Runs in a child process: the floor, a bare paced loop writing one constant frame to stdout."""
-    width, height = map(int, size.split("x"))
-    # A black YUYV frame in memory of its own. Not bytes(n): that is calloc'd, all
-    # its pages are the kernel's one zero page, and write() would copy a single
-    # cached 4 KiB page over and over, far cheaper than any real frame.
-    frame = memoryview(bytes(bytearray(b"\x10\x80") * (width * height)))
-    fd = sys.stdout.fileno()
-    # The writer's sink grows its pipe to a whole frame too (sinks.FdSink).
-    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(frame.nbytes, int(open("/proc/sys/fs/pipe-max-size").read())))
-    period, start = 1 / FPS, time.monotonic()
-    for k in range(int(seconds * FPS)):
-        if (delay := start + k * period - time.monotonic()) > 0:
-            time.sleep(delay)
-        view = frame
-        while view:
-            view = view[os.write(fd, view):]
-
-
 def run_side_by_side(size: str, seconds: float) -> dict:
     length = WARMUP + seconds + 1
     argv = {
         "writer": [sys.executable, __file__, "--child", size, str(length)],
-        "floor": [sys.executable, __file__, "--floor", size, str(length)],
+        "floor": [sys.executable, str(Path(__file__).with_name("paced_floor.py")), "-", size, str(FPS), str(length)],
         "ffmpeg": ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
                    "-i", f"testsrc2=size={size}:rate={FPS}", "-t", str(length),
                    "-f", "rawvideo", "-pix_fmt", "yuyv422", "pipe:1"],
@@ -113,9 +94,6 @@ def run_side_by_side(size: str, seconds: float) -> dict:
 def main() -> int:
     if sys.argv[1:2] == ["--child"]:
         writer_child(sys.argv[2], float(sys.argv[3]))
-        return 0
-    if sys.argv[1:2] == ["--floor"]:
-        floor_child(sys.argv[2], float(sys.argv[3]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10.0)

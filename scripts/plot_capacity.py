@@ -23,10 +23,12 @@ WIDTH, HEIGHT = 900, 520
 LEFT, RIGHT, TOP, BOTTOM = 80, 260, 50, 60
 FLOOR, CEILING = 0.01, 100.0  # late % range drawn
 INK, GRID = (40, 40, 40), (225, 225, 225)
-# BGR, by (tool, size): simfarm blue, simfarm in one process green, FFmpeg red; the smaller series lighter.
+# BGR, by (tool, size): simfarm blue, simfarm in one process green, FFmpeg red, the bare paced loop grey;
+# the smaller series lighter.
 COLOURS = {("simfarm", "640x480"): (180, 80, 20), ("simfarm", "320x240"): (230, 170, 110),
            ("simfarm-1proc", "640x480"): (60, 140, 40), ("simfarm-1proc", "320x240"): (140, 210, 130),
-           ("ffmpeg", "640x480"): (40, 40, 200), ("ffmpeg", "320x240"): (120, 130, 240)}
+           ("ffmpeg", "640x480"): (40, 40, 200), ("ffmpeg", "320x240"): (120, 130, 240),
+           ("floor", "640x480"): (90, 90, 90), ("floor", "320x240"): (170, 170, 170)}
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
