@@ -213,9 +213,11 @@ def floor_point(cameras: int, size: str, fps: int, seconds: float, warmup: float
                 if not select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0] \
                         or proc.stdout.readline() != "ready\n":
                     raise RuntimeError(f"a floor did not start: {proc.stderr.read() if proc.poll() else 'no answer'}")
+            # Phases spread over a period, as a farm's cameras (started one after another) have them:
+            # all deadlines at once would make every floor but the first late in a queue of writes.
             start = time.monotonic() + 0.5
-            for proc in procs:
-                proc.stdin.write(f"{start}\n")
+            for index, proc in enumerate(procs):
+                proc.stdin.write(f"{start + index / fps / cameras}\n")
                 proc.stdin.flush()
             pids = [proc.pid for proc in procs]
             time.sleep(start + warmup - time.monotonic())
@@ -293,14 +295,17 @@ def main() -> int:
     parser.add_argument("--collapse", type=float, default=50.0, help="late %% that ends a series")
     parser.add_argument("--workers", type=int, help="simfarm's worker processes (default: provision's)")
     parser.add_argument("--tools", default="simfarm,simfarm-1proc,ffmpeg,floor", help="which to measure, comma-separated")
+    parser.add_argument("--series", default=",".join(f"{size}@{fps}" for size, fps in SERIES),
+                        help="which series, comma-separated SIZE@FPS")
     parser.add_argument("--json", help="write every figure here (for scripts/plot_capacity.py)")
     args = parser.parse_args()
     print(f"where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}, {len(os.sched_getaffinity(0))} CPUs, "
           f"kernel {platform.release()}; {args.seconds:g} s per point after {args.warmup:g} s")
     print(f"  {'tool':<13} {'series':<10} {'cams':>4} {'late %':>7} {'dropped%':>8} {'CPU/cam':>8} {'procs':>5} "
           f"{'RSS MB':>8} {'PSS MB':>8} {'PSS/cam':>8}")
-    points = [point for size, fps in SERIES for point in series(args.tools.split(","), size, fps, args)]
-    for size, fps in SERIES:
+    chosen = [(size, int(fps)) for size, _, fps in (item.partition("@") for item in args.series.split(","))]
+    points = [point for size, fps in chosen for point in series(args.tools.split(","), size, fps, args)]
+    for size, fps in chosen:
         held = {tool: capacity(points, tool, size) for tool in ("simfarm", "simfarm-1proc", "ffmpeg", "floor")}
         ratio = f"{held['simfarm'] / held['ffmpeg']:.0f}x" if held["ffmpeg"] else "FFmpeg held none"
         print(f"{size}@{fps}: cameras under 1 % late and 1 % dropped: simfarm {held['simfarm']}, in one process "

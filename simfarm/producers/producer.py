@@ -30,7 +30,7 @@ import numpy as np
 from ..faults import FaultSet, SlotWriter
 from ..frames.code import SEQUENCE_WRAP, FrameCode
 from ..frames.stamp import Stamper
-from .pacing import Pacer
+from .pacing import PROCESS_ORIGIN, Pacer, spread_phase
 from .sinks import Sink
 from .sources import FrameSource
 
@@ -123,7 +123,7 @@ class Producer:
             self._calls.append(call)
 
     def _run(self) -> None:
-        pacer = Pacer(self.fps, stop=self._stop)
+        pacer = Pacer(self.fps, stop=self._stop, phase=spread_phase(self.camera), origin=PROCESS_ORIGIN)
         writer = SlotWriter(self.sink.write_frame)
         paced: Fraction | None = None  # the rate a fps fault imposes, None: our own
         # The stream clock is base + served * period, restarted at each change of rate so it does not drift.

@@ -14,7 +14,7 @@ from simfarm.frames.analysis import analyze
 from simfarm.frames.code import decode
 from simfarm.patterns import PatternLibrary
 from simfarm.producers.build import build_producer
-from simfarm.producers.pacing import Pacer
+from simfarm.producers.pacing import Pacer, spread_phase
 from simfarm.producers.sinks import FdSink
 from simfarm.spec import CameraSpec
 
@@ -52,6 +52,25 @@ def test_pacer_does_not_drift_over_an_hour_of_slots() -> None:
     for _ in range(30 * 3600):
         slot = pacer.next_slot()
     assert slot.deadline == pytest.approx(100.0 + (30 * 3600 - 1) * 1001 / 30000, abs=1e-6)
+
+
+def test_a_phased_pacer_puts_its_slots_on_the_clocks_grid_from_the_next_point() -> None:
+    clock, period = FakeClock(), 1 / 30
+    pacer = Pacer(Fraction(30), phase=0.25, origin=42.5, clock=clock, sleep=clock.sleep)
+    slots = [pacer.next_slot() for _ in range(4)]
+    assert [s.index for s in slots] == [0, 1, 2, 3] and not any(s.late for s in slots)
+    assert 100.0 < slots[0].deadline <= 100.0 + period
+    for slot in slots:
+        grid_points = (slot.deadline - 42.5 - 0.25 * period) / period
+        assert grid_points == pytest.approx(round(grid_points), abs=1e-6)
+
+
+def test_cameras_phases_are_spread_over_the_period_for_any_number_of_cameras() -> None:
+    for cameras in (2, 3, 5, 8, 16, 64, 256):
+        phases = sorted(spread_phase(camera) for camera in range(cameras))
+        gaps = [b - a for a, b in zip(phases, phases[1:])] + [1 - phases[-1] + phases[0]]
+        # Evenly would be 1/N apart; no two cameras' slots fall close together.
+        assert min(gaps) > 0.4 / cameras, cameras
 
 
 # Pacing is held for ten seconds in one format; the others check stamping and framing.
