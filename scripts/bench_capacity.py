@@ -67,6 +67,7 @@ FARM = "capbench"
 TICK = os.sysconf("SC_CLK_TCK")
 FFMPEG_START_S = 300.0  # every FFmpeg writing frames (every floor ready); they start slowly under emulation
 FLOOR = Path(__file__).with_name("paced_floor.py")
+FLOOR_MARGIN_S = 5.0  # floors write on past the window, so its CPU is sampled while every one still runs
 
 
 @dataclass
@@ -203,7 +204,8 @@ def floor_point(cameras: int, size: str, fps: int, seconds: float, warmup: float
     """N floors (paced_floor.py), one process per node, started together."""
     with loopback_nodes(cameras) as numbers:
         procs = [subprocess.Popen([sys.executable, str(FLOOR), nodes.node_path(number), size, str(fps),
-                                   str(warmup + seconds), "--wait-go", "--measure-after", str(warmup)],
+                                   str(warmup + seconds + FLOOR_MARGIN_S), "--wait-go", "--measure-after",
+                                   str(warmup), "--measure-for", str(seconds)],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for number in numbers]
         try:

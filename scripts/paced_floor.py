@@ -7,11 +7,12 @@ dropped), with none of their work per frame (no pattern, no code, no faults).
 bench_writer.py runs it beside a producer into a pipe; bench_capacity.py runs one per camera
 into a v4l2loopback node. Usage:
 
-    scripts/paced_floor.py PATH WxH FPS SECONDS [--wait-go] [--measure-after S]
+    scripts/paced_floor.py PATH WxH FPS SECONDS [--wait-go] [--measure-after S] [--measure-for S]
 
 PATH "-" is stdout; a /dev/videoN node is set to YUYV at the size and rate first. ``--wait-go`` prints "ready" once set up and starts at the CLOCK_MONOTONIC
 time read from stdin, so many floors start together. At the end it prints "written late
-dropped" (slots from ``--measure-after`` seconds on) on stderr.
+dropped" on stderr, of the slots from ``--measure-after`` seconds on (for ``--measure-for``
+seconds: a measuring parent samples the CPU of floors still running).
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def open_sink(path: str, width: int, height: int, fps: float, frame_bytes: int) 
 
 
 def run(fd: int, frame: memoryview, fps: float, start: float, seconds: float,
-        measure_after: float) -> tuple[int, int, int]:
-    """Write ``frame`` to ``fd`` at ``fps`` from ``start`` for ``seconds``: (written, late, dropped)."""
-    period, end, counted_from = 1 / fps, start + seconds, start + measure_after
+        counted: tuple[float, float]) -> tuple[int, int, int]:
+    """Write ``frame`` to ``fd`` at ``fps`` from ``start`` for ``seconds``: (written, late, dropped)
+    of the slots due from ``counted[0]`` to ``counted[1]`` seconds after ``start``."""
+    period, end = 1 / fps, start + seconds
+    counted_from, counted_to = start + counted[0], start + counted[1]
     written = late = dropped = 0
     k = 0
     while (deadline := start + k * period) < end:
@@ -56,7 +59,7 @@ def run(fd: int, frame: memoryview, fps: float, start: float, seconds: float,
         view = frame
         while view:
             view = view[os.write(fd, view):]
-        if deadline >= counted_from:
+        if counted_from <= deadline < counted_to:
             written, late, dropped = written + 1, late + is_late, dropped + behind
         k += 1
     return written, late, dropped
@@ -70,6 +73,7 @@ def main() -> int:
     parser.add_argument("seconds", type=float)
     parser.add_argument("--wait-go", action="store_true")
     parser.add_argument("--measure-after", type=float, default=0.0)
+    parser.add_argument("--measure-for", type=float, help="seconds counted (default: to the end)")
     args = parser.parse_args()
     if args.wait_go and args.path == "-":
         parser.error("--wait-go answers on stdout: give a PATH to write frames to")
@@ -83,7 +87,8 @@ def main() -> int:
     if args.wait_go:
         print("ready", flush=True)
         start = float(sys.stdin.readline())
-    print(*run(fd, frame, args.fps, start, args.seconds, args.measure_after), file=sys.stderr)
+    counted = (args.measure_after, args.measure_after + args.measure_for if args.measure_for else args.seconds)
+    print(*run(fd, frame, args.fps, start, args.seconds, counted), file=sys.stderr)
     return 0
 
 

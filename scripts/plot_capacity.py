@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Draw bench_capacity.py's figures as a PNG: late frames (%) against cameras, simfarm and FFmpeg-per-camera.
+"""Draw bench_capacity.py's figures as a PNG: late frames (%) against cameras, simfarm, FFmpeg-per-camera, the floor.
 
     scripts/plot_capacity.py capacity.json -o docs/capacity.png
 
 The y axis is the share of frame slots not served on time: late or dropped
-for simfarm, the shortfall of frames written for FFmpeg (see bench_capacity.py).
+for simfarm and the floor, the shortfall of frames written for FFmpeg (see
+bench_capacity.py).
 Both axes are logarithmic (cameras 1, 2, 4, ...; 0.01 % to 100 %, values
 below 0.01 drawn at 0.01); the 1 % line is the target's threshold.
 Drawn with OpenCV, which simfarm already depends on.
