@@ -2,9 +2,10 @@
 
 `v4l2-compliance -d NODE -s` (scripts/compliance.py) on one camera of each
 backend. A uvc webcam passes every test but those that uvcvideo itself fails
-on this kernel, as every real webcam does: it lets STREAMON succeed with no
-buffers allocated, where the suite wants EINVAL (the MMAP tests; fixed
-upstream when uvcvideo moved to the vb2 ioctl helpers). A streaming test may
+on this kernel, as every real webcam does: STREAMON with no buffers allocated
+gets EBUSY (the handle holds no streaming privilege), where the suite wants
+EINVAL (the MMAP tests; fixed upstream when uvcvideo moved to the vb2 ioctl
+helpers). A streaming test may
 also see a sequence gap when the suite, slowed by emulation, has no buffer
 queued as a frame arrives: uvcvideo drops that frame and counts it, as it
 would behind a real webcam. The figures are printed for the README.
