@@ -59,6 +59,7 @@ from simfarm import Farm
 from simfarm.devices import nodes
 from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
 from simfarm.errors import SimfarmError
+from simfarm.producers.pacing import spread_phase
 from simfarm.procfs import stat_fields
 from simfarm.spec import CameraSpec, Size
 
@@ -215,11 +216,11 @@ def floor_point(cameras: int, size: str, fps: int, seconds: float, warmup: float
                 if not select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0] \
                         or proc.stdout.readline() != "ready\n":
                     raise RuntimeError(f"a floor did not start: {proc.stderr.read() if proc.poll() else 'no answer'}")
-            # Phases spread over a period, as a farm's cameras (started one after another) have them:
-            # all deadlines at once would make every floor but the first late in a queue of writes.
+            # Phases spread over the period as a farm's cameras have them: all deadlines at once
+            # would make every floor but the first late in a queue of writes.
             start = time.monotonic() + 0.5
             for index, proc in enumerate(procs):
-                proc.stdin.write(f"{start + index / fps / cameras}\n")
+                proc.stdin.write(f"{start + spread_phase(index) / fps}\n")
                 proc.stdin.flush()
             pids = [proc.pid for proc in procs]
             time.sleep(start + warmup - time.monotonic())

@@ -26,7 +26,7 @@ import sys
 import time
 from fractions import Fraction
 
-LATE_FRACTION = 0.25  # as simfarm.producers.pacing
+from simfarm.producers.pacing import LATE_FRACTION
 
 
 def open_sink(path: str, width: int, height: int, fps: float, frame_bytes: int) -> int:
