@@ -177,14 +177,26 @@ def _usb_webcams(version: str) -> Check:
 
 
 def _accel() -> Check:
+    """Which accelerator a VM launch would use and why, without booting anything: the kept boot-probe
+    verdict of this host boot, else the in-process checks "not yet proven by a boot". TCG works (ok);
+    where KVM was refused the detail says how to get it."""
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         return Check("vm.accel", "vm", False, "no QEMU to probe", kernel.SETUP_REMEDY)
     try:
-        chosen = accel.choose(None)  # asks KVM in-process: QEMU would take longer than all the rest
+        guest = kernel.preferred(kernel.candidates())
+    except EnvironmentProblem:
+        guest = None  # vm.kernel reports it
+    try:
+        chosen = accel.report(qemu, guest.image if guest else None)
     except BadInput as exc:
         return Check("vm.accel", "vm", False, str(exc), f"unset {accel.ENV_OVERRIDE}")
-    return Check("vm.accel", "vm", True, f"{chosen.name}: {chosen.reason}")
+    detail = f"{chosen.name}: {chosen.reason}"
+    if chosen.name == "tcg" and accel.ENV_OVERRIDE not in chosen.reason:
+        detail += ("; for KVM: usermod -aG kvm $USER" if "permission" in chosen.reason else
+                   "; for KVM (the VM ~20x faster) use a host with hardware virtualization: "
+                   "bare metal, or nested VMX/SVM")
+    return Check("vm.accel", "vm", True, detail)
 
 
 def vm_checks() -> list[Check]:

@@ -13,12 +13,13 @@ is imported only to ask: it costs a twentieth of Python's start-up.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
+
+from . import cachefile
 
 ENV = "SIMFARM_CACHE_DIR"
 
@@ -71,24 +72,10 @@ def _path() -> Path:
 
 
 def _load() -> dict[str, object]:
-    try:
-        kept = json.loads(_path().read_text())
-    except (OSError, ValueError):
-        return {}
-    return kept if isinstance(kept, dict) else {}
+    return cachefile.load(_path())
 
 
 def _store(key: str, answer: list[object]) -> None:
-    # Written whole and renamed into place: two doctors at once each leave a valid file.
-    # A cache that cannot be written (read-only home) only means asking again next time.
-    path = _path()
     kept = _load()
     kept[key] = answer
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(json.dumps(kept))
-        os.replace(partial, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            partial.unlink()
+    cachefile.store(_path(), kept)

@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--memory", default="2G", help="guest memory, e.g. 2G or 512M (default 2G)")
     p.add_argument("--rwdir", type=Path, action="append", default=[],
                    help="another directory whose writes must reach the host (the current one always does)")
+    p.add_argument("--boot-timeout", type=float, metavar="SECONDS",
+                   help="stop the VM (exit 124) if the guest shows no sign of life within SECONDS: "
+                        "the kernel's first console line within a third of it, the guest script's start "
+                        "within all of it (default: $SIMFARM_VM_BOOT_TIMEOUT, else 60 under KVM, 600 under TCG)")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(run=_run)
 
@@ -29,4 +33,5 @@ def _run(args: argparse.Namespace) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         raise BadInput("simfarm vm: missing command (usage: simfarm vm [options] -- COMMAND [ARGS...])")
-    return run_in_vm(command, kernel=args.kernel, cpus=args.cpus, memory=args.memory, rwdirs=args.rwdir)
+    return run_in_vm(command, kernel=args.kernel, cpus=args.cpus, memory=args.memory, rwdirs=args.rwdir,
+                     boot_timeout=args.boot_timeout)

@@ -29,8 +29,9 @@ from ..errors import BadInput, EnvironmentProblem
 from ..publishers.mediamtx.binary import find_binary
 from . import accel as accel_mod
 from . import kernel as kernel_mod
-from . import images, package
+from . import images, package, watchdog as watchdog_mod
 from .accel import Accel
+from .watchdog import Watchdog
 
 GUEST_SCRIPT = Path(__file__).with_name("guest.py")
 # vng pastes paths unquoted into a shell command line and virtme-run accepts
@@ -84,8 +85,10 @@ def shared_dirs(cwd: Path, rwdirs: Sequence[Path]) -> list[Path]:
 
 def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str, cwd: Path,
                 rwdirs: Sequence[Path], home: Path, guest_argv: Sequence[str],
-                disks: Sequence[Path] = ()) -> list[str]:
-    """The vng invocation that boots ``image`` and runs ``guest_argv`` in ``cwd``."""
+                disks: Sequence[Path] = (), console: Path | None = None) -> list[str]:
+    """The vng invocation that boots ``image`` and runs ``guest_argv`` in ``cwd``; with
+    ``console``, the kernel's early console and the guest script's start go to that file
+    (see vm.watchdog)."""
     argv = [vng, "--run", str(_safe(image, "kernel image")), "--force-9p",
             "--cpus", str(cpus), "--memory", memory, "--cwd", str(cwd)]
     for directory in rwdirs:
@@ -98,6 +101,9 @@ def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str, 
     # below $HOME are still mounted on top and reach the host.
     if home != Path("/") and not home.is_relative_to("/home"):
         argv += ["--overlay-rwdir", str(_safe(home, "home directory"))]
+    if console is not None:
+        argv += [f"--qemu-opts={watchdog_mod.qemu_options(_safe(console, 'console file'))}",
+                 "--append", " ".join(watchdog_mod.KERNEL_OPTIONS)]
     if accel.name == "tcg":
         argv.append("--disable-kvm")
     return argv + ["--exec", shlex.join(guest_argv)]
@@ -116,7 +122,7 @@ def _require_vng() -> str:
     return vng
 
 
-def _run_relayed(argv: Sequence[str], env: Mapping[str, str]) -> int:
+def _run_relayed(argv: Sequence[str], env: Mapping[str, str], watchdog: Watchdog | None = None) -> int:
     """Run vng with its output copied to our stdout and stderr as it comes.
 
     QEMU opens /proc/self/fd/1 and /2 as *files* (O_TRUNC, own offsets):
@@ -126,24 +132,29 @@ def _run_relayed(argv: Sequence[str], env: Mapping[str, str]) -> int:
     stdin is /dev/null (a background group must not read the terminal).
     SIGTERM and SIGHUP sent to us (a CI job's timeout, a closed terminal)
     go on to that session: their default action would end this process
-    alone and leave QEMU running with nobody to stop it.
+    alone and leave QEMU running with nobody to stop it. A ``watchdog``
+    watches the session meanwhile and stops it if the guest never starts.
     """
     with _SignalForwarder() as forwarder:
         proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, start_new_session=True)
         forwarder.start(proc.pid)
-        relays = [threading.Thread(target=_copy, args=(pipe, fd), daemon=True)
-                  for pipe, fd in ((proc.stdout, 1), (proc.stderr, 2))]
-        for relay in relays:
-            relay.start()
+        ended = threading.Event()
+        threads = [threading.Thread(target=_copy, args=(proc.stdout, 1, None), daemon=True),
+                   threading.Thread(target=_copy, args=(proc.stderr, 2, watchdog), daemon=True)]
+        if watchdog is not None:
+            threads.append(threading.Thread(target=watchdog.watch, args=(proc.pid, ended), daemon=True))
+        for thread in threads:
+            thread.start()
         try:
             code = proc.wait()
         finally:
             if proc.poll() is None:  # interrupted: do not leave QEMU running
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait()
-    for relay in relays:
-        relay.join()
+            ended.set()
+    for thread in threads:
+        thread.join()
     return code
 
 
@@ -188,11 +199,13 @@ class _SignalForwarder:
             pass  # the group ended on its own meanwhile
 
 
-def _copy(source: IO[bytes], fd: int) -> None:
+def _copy(source: IO[bytes], fd: int, watchdog: Watchdog | None) -> None:
     with source, open(fd, "wb", closefd=False) as sink:
         while chunk := os.read(source.fileno(), 65536):
             sink.write(chunk)
             sink.flush()
+            if watchdog is not None:
+                watchdog.saw_output(chunk)
 
 
 def _host_mediamtx() -> str | None:
@@ -204,22 +217,30 @@ def _host_mediamtx() -> str | None:
 
 
 def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int = 2,
-              memory: str = "2G", cwd: Path | None = None, rwdirs: Sequence[Path] = ()) -> int:
+              memory: str = "2G", cwd: Path | None = None, rwdirs: Sequence[Path] = (),
+              boot_timeout: float | None = None) -> int:
     """Boot the VM, run ``command`` there in ``cwd`` (default: the current
     directory) with this process's environment, stream its output, and return
     its exit code. 125 means the guest could not be prepared; 255 that the
-    guest died (e.g. a kernel panic)."""
+    guest died (e.g. a kernel panic); 124 that the guest showed no sign of
+    life within ``boot_timeout`` seconds (default: ``$SIMFARM_VM_BOOT_TIMEOUT``,
+    else 60 under KVM and 600 under TCG) and was stopped."""
     if not command:
         raise BadInput("no command to run in the VM")
     if cpus < 1:
         raise BadInput(f"--cpus {cpus}: must be at least 1")
     if not _MEMORY.fullmatch(memory):
         raise BadInput(f"--memory {memory!r}: expected a size like 2G or 512M")
+    try:
+        requested_bound = watchdog_mod.requested_bound(boot_timeout)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
     dirs = shared_dirs(cwd or Path.cwd(), rwdirs)
     vng = _require_vng()
     qemu = binaries.require("qemu-system-x86_64")
     guest_kernel = kernel_mod.find(kernel)
-    accel = accel_mod.choose(qemu)
+    accel = accel_mod.choose(qemu, guest_kernel.image)
+    bound = requested_bound or watchdog_mod.DEFAULT_BOUND[accel.name]
     print(f"simfarm vm: kernel {guest_kernel.version}, accel {accel.name} ({accel.reason}), "
           f"v4l2loopback {guest_kernel.loopback_version}, {cpus} CPUs, {memory}",
           file=sys.stderr, flush=True)
@@ -235,10 +256,15 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
                                       "images": [image.mount() for image in attached],
                                       "package": package.build(Path(tmp)),
                                       **({"mediamtx": mediamtx} if mediamtx else {})}))
+        console = Path(tmp, "console")
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
-                           rwdirs=dirs, home=Path.home(), disks=disks,
+                           rwdirs=dirs, home=Path.home(), disks=disks, console=console,
                            guest_argv=[_guest_python(), "-I", str(GUEST_SCRIPT), str(launch)])
         # vng starts `virtme-run` from PATH; make sure it is the one beside vng.
         env = {**os.environ, "PATH": f"{os.path.dirname(vng)}:{os.environ.get('PATH', '')}"}
-        code = _run_relayed(argv, env)
+        watchdog = Watchdog(console, bound, accel.name)
+        code = _run_relayed(argv, env, watchdog)
+    if watchdog.cause is not None:
+        print(watchdog.cause, file=sys.stderr, flush=True)
+        return watchdog_mod.EXIT_CODE
     return 128 - code if code < 0 else code  # killed by signal N: 128+N, as shells say
