@@ -15,7 +15,7 @@ On a machine shared with other work one window's ratio swings by a third
 and more, so each size is measured in ROUNDS windows and the medians are
 printed (the ratios are medians of each window's own ratio).
 
-    scripts/bench_writer.py [--seconds 10] [--rounds 3] [--sizes 640x480,1280x720]
+    scripts/bench/bench_writer.py [--seconds 10] [--rounds 3] [--sizes 640x480,1280x720]
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: how many cameras stream on time, simfarm beside one FFmpeg per camera (issue 11).
 
-Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench_capacity.py`
+Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench/bench_capacity.py`
 on a machine whose kernel cannot load the module.
 
 For N = 1, 2, 4, 8, ... cameras in each series (640x480@30 and 320x240@15
@@ -23,7 +23,7 @@ N processes of the usual recipe, each
 on a node of its own. FFmpeg does not count late frames; with -re a process
 that cannot keep up falls behind and stays behind, so its late % is the
 shortfall of frames written against N * fps * seconds (a lower bound), and
-it drops none. And the floor: N processes of scripts/paced_floor.py, each a
+it drops none. And the floor: N processes of scripts/bench/paced_floor.py, each a
 bare Python loop writing one constant frame to a node of its own at the rate,
 paced and counted as the producers are (late, dropped) but doing none of their
 work: what paced writing alone costs here, one process per camera. The four
@@ -36,7 +36,7 @@ Memory target (issue 11): 32 identical cameras cost at most 2x the memory of
 one plus their frame buffers (one per camera: W * H * 2 bytes in YUYV),
 judged on PSS.
 
-``--json FILE`` writes every figure for scripts/plot_capacity.py.
+``--json FILE`` writes every figure for scripts/bench/plot_capacity.py.
 """
 
 from __future__ import annotations
@@ -300,7 +300,7 @@ def main() -> int:
     parser.add_argument("--tools", default="simfarm,simfarm-1proc,ffmpeg,floor", help="which to measure, comma-separated")
     parser.add_argument("--series", default=",".join(f"{size}@{fps}" for size, fps in SERIES),
                         help="which series, comma-separated SIZE@FPS")
-    parser.add_argument("--json", help="write every figure here (for scripts/plot_capacity.py)")
+    parser.add_argument("--json", help="write every figure here (for scripts/bench/plot_capacity.py)")
     args = parser.parse_args()
     print(f"where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}, {len(os.sched_getaffinity(0))} CPUs, "
           f"kernel {platform.release()}; {args.seconds:g} s per point after {args.warmup:g} s")

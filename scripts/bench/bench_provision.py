@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: how long `simfarm provision --cameras 4` takes, beside the bare kernel cost, and where it goes.
 
-Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench_provision.py`
+Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench/bench_provision.py`
 on a machine whose kernel cannot load the module.
 
     provision   command start to "every camera verified" (CLI, supervisor start, pattern rendering,

@@ -18,7 +18,7 @@ Printed: the device process's CPU microseconds per frame (and each row's ratio t
 per URB; medians of --rounds rounds that interleave the rows. Absolute figures depend on the machine
 and its load: compare rows of one run.
 
-    scripts/bench_urb.py [--size 320x240] [--frames 600] [--fps 300] [--rounds 3] [--base c8d492a]
+    scripts/bench/bench_urb.py [--size 320x240] [--frames 600] [--fps 300] [--rounds 3] [--base c8d492a]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ PENDING = 5  # uvcvideo's URBs per stream (UVC_URBS)
 COMMAND = struct.Struct(">IIIIIiiiii8s")  # CMD_SUBMIT: basic header, flags, length, ..., setup
 RETURN = struct.Struct(">IIIIIii20x")  # RET_SUBMIT: basic header, status, actual_length
 HEADER = 48
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def submit(seqnum: int, length: int, *, ep: int = 1, out: bool = False, setup: bytes = bytes(8)) -> bytes:

@@ -10,8 +10,8 @@ run. On a machine shared with other work the CPU ratio is the steadier one:
 waiting for a core inflates wall times, not CPU times. Target (issue 11):
 --help, status, teardown, fault and doctor at most 1.5x.
 
-    scripts/bench_startup.py [--runs 11]
-    simfarm vm -- scripts/bench_startup.py     # the figure that counts: under TCG
+    scripts/bench/bench_startup.py [--runs 11]
+    simfarm vm -- scripts/bench/bench_startup.py     # the figure that counts: under TCG
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@
                side with the webcams run in the supervisor (workers 0) and in worker processes
                (the default: one per core)
 
-Needs vhci-hcd, uvcvideo and v4l2loopback: `simfarm vm -- scripts/bench_uvc.py`. Aim (issue
+Needs vhci-hcd, uvcvideo and v4l2loopback: `simfarm vm -- scripts/bench/bench_uvc.py`. Aim (issue
 12): 640x480@30 MJPEG and 320x240@30 YUYV with no missing frames on 4 cameras.
 """
 
