@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import ModuleType
@@ -47,6 +48,8 @@ from simfarm.devices import usbip_device
 from simfarm.devices.uvc_requests import COMMIT, SET_CUR, STREAMING
 from simfarm.frames import pixfmt
 from simfarm.spec import PixelFormat, Size
+
+from _common import take_turns
 
 PROFILES = {Size(320, 240): "lowres", Size(640, 480): "generic-720p"}  # YUYV at that size is format 1, frame 1
 PENDING = 5  # uvcvideo's URBs per stream (UVC_URBS)
@@ -232,10 +235,7 @@ def main() -> int:
           f"fps, median of {args.rounds} rounds; URBs of {base.MAX_PAYLOAD} bytes ({args.base}), "
           f"{usbip_device.MAX_PAYLOAD} (this tree, floor)")
     # Rounds interleave the rows, so a change of load on a shared machine touches every row alike.
-    runs: dict[str, list[tuple[float, int, int]]] = {row: [] for row in rows}
-    for _ in range(args.rounds):
-        for row, (module, tcp) in rows.items():
-            runs[row].append(run_row(module, tcp, args))
+    runs = take_turns(args.rounds, {row: partial(run_row, module, tcp, args) for row, (module, tcp) in rows.items()})
     print(f"{'device':18} {'CPU us/frame':>12} {'x floor':>8} {'URBs/frame':>10} {'CPU us/URB':>10} {'frames bad':>10}")
     floor = statistics.median(cpu for cpu, _, _ in runs["floor"])
     for row, results in runs.items():
