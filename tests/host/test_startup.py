@@ -2,7 +2,7 @@
 
 A structural check, not a timing: each command runs in a fresh interpreter
 under ``-X importtime`` and the modules it imported are read back from its
-stderr (``scripts/bench_startup.py`` measures the time itself).
+stderr (``scripts/bench/bench_startup.py`` measures the time itself).
 """
 
 from __future__ import annotations

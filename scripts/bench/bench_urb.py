@@ -18,7 +18,7 @@ Printed: the device process's CPU microseconds per frame (and each row's ratio t
 per URB; medians of --rounds rounds that interleave the rows. Absolute figures depend on the machine
 and its load: compare rows of one run.
 
-    scripts/bench_urb.py [--size 320x240] [--frames 600] [--fps 300] [--rounds 3] [--base c8d492a]
+    scripts/bench/bench_urb.py [--size 320x240] [--frames 600] [--fps 300] [--rounds 3] [--base c8d492a]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import threading
 import time
 from collections.abc import Callable
 from fractions import Fraction
+from functools import partial
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import ModuleType
@@ -48,12 +49,14 @@ from simfarm.devices.uvc_requests import COMMIT, SET_CUR, STREAMING
 from simfarm.frames import pixfmt
 from simfarm.spec import PixelFormat, Size
 
+from _common import take_turns
+
 PROFILES = {Size(320, 240): "lowres", Size(640, 480): "generic-720p"}  # YUYV at that size is format 1, frame 1
 PENDING = 5  # uvcvideo's URBs per stream (UVC_URBS)
 COMMAND = struct.Struct(">IIIIIiiiii8s")  # CMD_SUBMIT: basic header, flags, length, ..., setup
 RETURN = struct.Struct(">IIIIIii20x")  # RET_SUBMIT: basic header, status, actual_length
 HEADER = 48
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def submit(seqnum: int, length: int, *, ep: int = 1, out: bool = False, setup: bytes = bytes(8)) -> bytes:
@@ -232,10 +235,7 @@ def main() -> int:
           f"fps, median of {args.rounds} rounds; URBs of {base.MAX_PAYLOAD} bytes ({args.base}), "
           f"{usbip_device.MAX_PAYLOAD} (this tree, floor)")
     # Rounds interleave the rows, so a change of load on a shared machine touches every row alike.
-    runs: dict[str, list[tuple[float, int, int]]] = {row: [] for row in rows}
-    for _ in range(args.rounds):
-        for row, (module, tcp) in rows.items():
-            runs[row].append(run_row(module, tcp, args))
+    runs = take_turns(args.rounds, {row: partial(run_row, module, tcp, args) for row, (module, tcp) in rows.items()})
     print(f"{'device':18} {'CPU us/frame':>12} {'x floor':>8} {'URBs/frame':>10} {'CPU us/URB':>10} {'frames bad':>10}")
     floor = statistics.median(cpu for cpu, _, _ in runs["floor"])
     for row, results in runs.items():

@@ -15,7 +15,7 @@ On a machine shared with other work one window's ratio swings by a third
 and more, so each size is measured in ROUNDS windows and the medians are
 printed (the ratios are medians of each window's own ratio).
 
-    scripts/bench_writer.py [--seconds 10] [--rounds 3] [--sizes 640x480,1280x720]
+    scripts/bench/bench_writer.py [--seconds 10] [--rounds 3] [--sizes 640x480,1280x720]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import subprocess
 import sys
 import time
 from fractions import Fraction
-from pathlib import Path
+
+from _common import floor_argv, medians, met, window
 
 FPS = 30
 FLOOR_TARGET = 1.5
@@ -69,7 +70,7 @@ def run_side_by_side(size: str, seconds: float) -> dict:
     length = WARMUP + seconds + 1
     argv = {
         "writer": [sys.executable, __file__, "--child", size, str(length)],
-        "floor": [sys.executable, str(Path(__file__).with_name("paced_floor.py")), "-", size, str(FPS), str(length)],
+        "floor": floor_argv("-", size, FPS, length),
         "ffmpeg": ["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
                    "-i", f"testsrc2=size={size}:rate={FPS}", "-t", str(length),
                    "-f", "rawvideo", "-pix_fmt", "yuyv422", "pipe:1"],
@@ -79,16 +80,13 @@ def run_side_by_side(size: str, seconds: float) -> dict:
              for name, args in argv.items()}
     for s in sinks.values():
         s.stdin.close()
-    time.sleep(WARMUP)
-    before = {name: cpu_seconds(p.pid) for name, p in procs.items()}
-    time.sleep(seconds)  # the measurement window
-    after = {name: cpu_seconds(p.pid) for name, p in procs.items()}
+    before, after, _ = window(seconds, lambda: {name: cpu_seconds(p.pid) for name, p in procs.items()}, WARMUP)
     errors = {name: p.communicate()[1] for name, p in procs.items()}
     for s in sinks.values():
         s.wait()
     written, late, dropped = errors["writer"].split()[-3:]
-    return {"size": size, **{name: (after[name] - before[name]) / seconds for name in procs},
-            "written": int(written), "late": int(late), "dropped": int(dropped)}
+    return ({name: (after[name] - before[name]) / seconds for name in procs}
+            | {"written": int(written), "late": int(late), "dropped": int(dropped)})
 
 
 def main() -> int:
@@ -106,7 +104,7 @@ def main() -> int:
     worst = 0.0
     for size in args.sizes.split(","):
         rounds = [run_side_by_side(size, args.seconds) for _ in range(args.rounds)]
-        r = {key: statistics.median(round_[key] for round_ in rounds) for key in rounds[0] if key != "size"}
+        r = medians(rounds)
         to_floor = [round_["writer"] / round_["floor"] for round_ in rounds]
         ratio = statistics.median(to_floor)
         worst = max(worst, ratio)
@@ -115,7 +113,7 @@ def main() -> int:
               f"{r['written']:6.0f}  {r['late']:4.0f}  {r['dropped']:7.0f}  "
               f"({', '.join(f'{x:.2f}' for x in to_floor)})")
     print(f"target: writer <= {FLOOR_TARGET}x the floor; worst {worst:.2f}x "
-          f"({'met' if worst <= FLOOR_TARGET else 'NOT met'}); expected frames "
+          f"({met(worst <= FLOOR_TARGET)}); expected frames "
           f"{int((args.seconds + WARMUP + 1) * FPS)} at {Fraction(FPS)} fps")
     return 0
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: how many cameras stream on time, simfarm beside one FFmpeg per camera (issue 11).
 
-Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench_capacity.py`
+Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench/bench_capacity.py`
 on a machine whose kernel cannot load the module.
 
 For N = 1, 2, 4, 8, ... cameras in each series (640x480@30 and 320x240@15
@@ -23,7 +23,7 @@ N processes of the usual recipe, each
 on a node of its own. FFmpeg does not count late frames; with -re a process
 that cannot keep up falls behind and stays behind, so its late % is the
 shortfall of frames written against N * fps * seconds (a lower bound), and
-it drops none. And the floor: N processes of scripts/paced_floor.py, each a
+it drops none. And the floor: N processes of scripts/bench/paced_floor.py, each a
 bare Python loop writing one constant frame to a node of its own at the rate,
 paced and counted as the producers are (late, dropped) but doing none of their
 work: what paced writing alone costs here, one process per camera. The four
@@ -36,7 +36,7 @@ Memory target (issue 11): 32 identical cameras cost at most 2x the memory of
 one plus their frame buffers (one per camera: W * H * 2 bytes in YUYV),
 judged on PSS.
 
-``--json FILE`` writes every figure for scripts/plot_capacity.py.
+``--json FILE`` writes every figure for scripts/bench/plot_capacity.py.
 """
 
 from __future__ import annotations
@@ -47,27 +47,24 @@ import os
 import platform
 import select
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from simfarm import Farm
 from simfarm.devices import nodes
 from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
 from simfarm.errors import SimfarmError
 from simfarm.producers.pacing import spread_phase
-from simfarm.procfs import stat_fields
 from simfarm.spec import CameraSpec, Size
+
+from _common import cpu_seconds, farm_pids, floor_argv, memory_mb, met, wait_started, where, window
 
 SERIES = (("640x480", 30), ("320x240", 15))
 FARM = "capbench"
-TICK = os.sysconf("SC_CLK_TCK")
 FFMPEG_START_S = 300.0  # every FFmpeg writing frames (every floor ready); they start slowly under emulation
-FLOOR = Path(__file__).with_name("paced_floor.py")
 FLOOR_MARGIN_S = 5.0  # floors write on past the window, so its CPU is sampled while every one still runs
 
 
@@ -94,50 +91,22 @@ class Point:
         return self.late_pct + self.dropped_pct
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """utime + stime of ``pids`` (those still running)."""
-    total = 0
-    for pid in pids:
-        if (fields := stat_fields(pid)) is not None:
-            total += int(fields[11]) + int(fields[12])  # stat fields 14 and 15
-    return total / TICK
-
-
-def memory_mb(pids: list[int]) -> tuple[float, float]:
-    """Summed (RSS, PSS) of ``pids`` in MB."""
-    rss = pss = 0
-    for pid in pids:
-        try:
-            text = open(f"/proc/{pid}/smaps_rollup").read()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key in ("Rss", "Pss"):
-                kb = int(value.split()[0])
-                rss, pss = (rss + kb, pss) if key == "Rss" else (rss, pss + kb)
-    return rss / 1024, pss / 1024
-
-
 def simfarm_point(cameras: int, size: str, fps: int, seconds: float, warmup: float,
                   workers: int | None) -> Point:
     spec = CameraSpec.parse(size=size, fps=fps)
     with Farm.provision(cameras, name=FARM, spec=spec, workers=workers, timeout=600) as farm:
-        pids = [farm.supervisor_pid or 0, *(w["pid"] for w in farm.status().get("workers", []))]
-        time.sleep(warmup)
+        pids = farm_pids(farm)
 
-        def sample() -> tuple[float, float, int, int, int]:
+        def sample() -> tuple[float, int, int, int]:
             cams = farm.status()["cameras"]
-            return (time.monotonic(), cpu_seconds(pids), sum(c["written"] for c in cams),
+            return (cpu_seconds(pids), sum(c["written"] for c in cams),
                     sum(c["late"] for c in cams), sum(c["dropped"] for c in cams))
 
-        t0, cpu0, written0, late0, dropped0 = sample()
-        time.sleep(seconds)
-        t1, cpu1, written1, late1, dropped1 = sample()
+        (cpu0, written0, late0, dropped0), (cpu1, written1, late1, dropped1), elapsed = window(seconds, sample, warmup)
         rss, pss = memory_mb(pids)
     slots = max(1, (written1 - written0) + (dropped1 - dropped0))
     return Point("simfarm", size, fps, cameras, 100 * (late1 - late0) / slots, 100 * (dropped1 - dropped0) / slots,
-                 (cpu1 - cpu0) / (t1 - t0) / cameras, rss, pss, len(pids))
+                 (cpu1 - cpu0) / elapsed / cameras, rss, pss, len(pids))
 
 
 class FfmpegCamera:
@@ -182,51 +151,48 @@ def ffmpeg_point(cameras: int, size: str, fps: int, seconds: float, warmup: floa
     with loopback_nodes(cameras) as numbers:
         procs = [FfmpegCamera(number, size, fps) for number in numbers]
         try:
-            deadline = time.monotonic() + FFMPEG_START_S
-            for proc in procs:
-                proc.started.wait(max(0.0, deadline - time.monotonic()))
+            # The event is set when FFmpeg ends too: whether it wrote is judged once all had their time.
+            wait_started(procs, lambda proc, left: proc.started.wait(left), FFMPEG_START_S)
             if failed := [proc for proc in procs if proc.process.poll() is not None or not proc.frames]:
                 raise RuntimeError(f"{len(failed)} of {cameras} FFmpegs wrote no frame")
-            time.sleep(warmup)
             pids = [proc.process.pid for proc in procs]
-            t0, cpu0, frames0 = time.monotonic(), cpu_seconds(pids), sum(p.frames for p in procs)
-            time.sleep(seconds)
-            t1, cpu1, frames1 = time.monotonic(), cpu_seconds(pids), sum(p.frames for p in procs)
+            (cpu0, frames0), (cpu1, frames1), elapsed = window(
+                seconds, lambda: (cpu_seconds(pids), sum(p.frames for p in procs)), warmup)
             rss, pss = memory_mb(pids)
         finally:
             for proc in procs:
                 proc.stop()
-    expected = cameras * fps * (t1 - t0)
+    expected = cameras * fps * elapsed
     return Point("ffmpeg", size, fps, cameras, max(0.0, 100 * (1 - (frames1 - frames0) / expected)), 0.0,
-                 (cpu1 - cpu0) / (t1 - t0) / cameras, rss, pss, cameras)
+                 (cpu1 - cpu0) / elapsed / cameras, rss, pss, cameras)
+
+
+def floor_ready(proc: subprocess.Popen[str], left: float) -> bool:
+    assert proc.stdout is not None
+    return bool(select.select([proc.stdout], [], [], left)[0]) and proc.stdout.readline() == "ready\n"
 
 
 def floor_point(cameras: int, size: str, fps: int, seconds: float, warmup: float) -> Point:
     """N floors (paced_floor.py), one process per node, started together."""
     with loopback_nodes(cameras) as numbers:
-        procs = [subprocess.Popen([sys.executable, str(FLOOR), nodes.node_path(number), size, str(fps),
-                                   str(warmup + seconds + FLOOR_MARGIN_S), "--wait-go", "--measure-after",
-                                   str(warmup), "--measure-for", str(seconds)],
+        procs = [subprocess.Popen(floor_argv(nodes.node_path(number), size, fps, warmup + seconds + FLOOR_MARGIN_S,
+                                             "--wait-go", "--measure-after", str(warmup),
+                                             "--measure-for", str(seconds)),
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for number in numbers]
         try:
-            deadline = time.monotonic() + FFMPEG_START_S
-            for proc in procs:
-                assert proc.stdout is not None and proc.stdin is not None
-                if not select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))[0] \
-                        or proc.stdout.readline() != "ready\n":
-                    raise RuntimeError(f"a floor did not start: {proc.stderr.read() if proc.poll() else 'no answer'}")
+            if silent := wait_started(procs, floor_ready, FFMPEG_START_S):
+                proc = silent[0]
+                raise RuntimeError(f"a floor did not start: {proc.stderr.read() if proc.poll() else 'no answer'}")
             # Phases spread over the period as a farm's cameras have them: all deadlines at once
             # would make every floor but the first late in a queue of writes.
             start = time.monotonic() + 0.5
             for index, proc in enumerate(procs):
+                assert proc.stdin is not None
                 proc.stdin.write(f"{start + spread_phase(index) / fps}\n")
                 proc.stdin.flush()
             pids = [proc.pid for proc in procs]
-            time.sleep(start + warmup - time.monotonic())
-            t0, cpu0 = time.monotonic(), cpu_seconds(pids)
-            time.sleep(seconds)
-            t1, cpu1 = time.monotonic(), cpu_seconds(pids)
+            cpu0, cpu1, elapsed = window(seconds, lambda: cpu_seconds(pids), start + warmup - time.monotonic())
             rss, pss = memory_mb(pids)
             counts = [tuple(map(int, proc.communicate(timeout=FFMPEG_START_S)[1].split()[-3:])) for proc in procs]
         finally:
@@ -236,7 +202,7 @@ def floor_point(cameras: int, size: str, fps: int, seconds: float, warmup: float
     written, late, dropped = (sum(column) for column in zip(*counts))
     slots = max(1, written + dropped)
     return Point("floor", size, fps, cameras, 100 * late / slots, 100 * dropped / slots,
-                 (cpu1 - cpu0) / (t1 - t0) / cameras, rss, pss, cameras)
+                 (cpu1 - cpu0) / elapsed / cameras, rss, pss, cameras)
 
 
 def measure(tool: str, cameras: int, size: str, fps: int, args: argparse.Namespace) -> Point:
@@ -285,9 +251,8 @@ def memory_check(points: list[Point], size: str, many: int = 32) -> str:
     one, lots = by_count[1].pss_mb, by_count[many].pss_mb
     frame = Size.parse(size).width * Size.parse(size).height * 2 / 2**20
     allowed = 2 * one + many * frame
-    verdict = "met" if lots <= allowed else "NOT met"
     return (f"memory ({size}): {many} cameras {lots:.1f} MB PSS, 1 camera {one:.1f} MB; target <= 2 x {one:.1f} + "
-            f"{many} x {frame:.2f} (frame buffers) = {allowed:.1f} MB: {verdict}")
+            f"{many} x {frame:.2f} (frame buffers) = {allowed:.1f} MB: {met(lots <= allowed)}")
 
 
 def main() -> int:
@@ -300,9 +265,9 @@ def main() -> int:
     parser.add_argument("--tools", default="simfarm,simfarm-1proc,ffmpeg,floor", help="which to measure, comma-separated")
     parser.add_argument("--series", default=",".join(f"{size}@{fps}" for size, fps in SERIES),
                         help="which series, comma-separated SIZE@FPS")
-    parser.add_argument("--json", help="write every figure here (for scripts/plot_capacity.py)")
+    parser.add_argument("--json", help="write every figure here (for scripts/bench/plot_capacity.py)")
     args = parser.parse_args()
-    print(f"where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}, {len(os.sched_getaffinity(0))} CPUs, "
+    print(f"where: {where()}, {len(os.sched_getaffinity(0))} CPUs, "
           f"kernel {platform.release()}; {args.seconds:g} s per point after {args.warmup:g} s")
     print(f"  {'tool':<13} {'series':<10} {'cams':>4} {'late %':>7} {'dropped%':>8} {'CPU/cam':>8} {'procs':>5} "
           f"{'RSS MB':>8} {'PSS MB':>8} {'PSS/cam':>8}")
@@ -317,7 +282,7 @@ def main() -> int:
         print(memory_check(points, size))
     if args.json:
         with open(args.json, "w") as out:
-            json.dump({"where": os.environ.get("SIMFARM_VM_ACCEL", "host"), "cpus": len(os.sched_getaffinity(0)),
+            json.dump({"where": where(), "cpus": len(os.sched_getaffinity(0)),
                        "seconds": args.seconds, "workers": args.workers,
                        "points": [{**asdict(p), "pss_per_camera_mb": p.pss_per_camera_mb,
                                 "off_time_pct": p.off_time_pct} for p in points]},

@@ -15,7 +15,7 @@
                side with the webcams run in the supervisor (workers 0) and in worker processes
                (the default: one per core)
 
-Needs vhci-hcd, uvcvideo and v4l2loopback: `simfarm vm -- scripts/bench_uvc.py`. Aim (issue
+Needs vhci-hcd, uvcvideo and v4l2loopback: `simfarm vm -- scripts/bench/bench_uvc.py`. Aim (issue
 12): 640x480@30 MJPEG and 320x240@30 YUYV with no missing frames on 4 cameras.
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import multiprocessing
-import os
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from simfarm import Farm
 from simfarm.devices import capture
 from simfarm.frames.code import decode
 from simfarm.spec import CameraSpec, PixelFormat, Size
+
+from _common import SIMFARM, cpu_seconds, farm_pids, run_seconds
 
 CAMERAS = 4
 FPS = Fraction(30)
@@ -58,27 +59,10 @@ controls:
 
 def provision_seconds(*args: str) -> float:
     """Wall time of `simfarm provision` with ``args`` (the farm is torn down afterwards)."""
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "simfarm", "provision", "--cameras", str(CAMERAS), "--farm", "bench",
-                    "--size", "640x480", "--fps", "30", *args], check=True, stdout=subprocess.DEVNULL)
-    took = time.perf_counter() - start
-    subprocess.run([sys.executable, "-m", "simfarm", "teardown", "--farm", "bench"], check=True,
-                   stdout=subprocess.DEVNULL)
+    took, _ = run_seconds([*SIMFARM, "provision", "--cameras", str(CAMERAS), "--farm", "bench",
+                           "--size", "640x480", "--fps", "30", *args])
+    subprocess.run([*SIMFARM, "teardown", "--farm", "bench"], check=True, stdout=subprocess.DEVNULL)
     return took
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def farm_pids(farm: Farm) -> list[int]:
-    """The supervisor's and its workers' pids."""
-    assert farm.supervisor_pid is not None
-    return [farm.supervisor_pid, *(worker["pid"] for worker in farm.status().get("workers", []))]
 
 
 def read_for(device: str, spec: CameraSpec, seconds: float) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: how long `simfarm provision --cameras 4` takes, beside the bare kernel cost, and where it goes.
 
-Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench_provision.py`
+Needs v4l2loopback >= 0.13: run it as `simfarm vm -- scripts/bench/bench_provision.py`
 on a machine whose kernel cannot load the module.
 
     provision   command start to "every camera verified" (CLI, supervisor start, pattern rendering,
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -44,19 +43,16 @@ from simfarm.devices import loopback, nodes
 from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
 from simfarm.spec import CameraSpec, PixelFormat, Size
 
+from _common import SIMFARM, medians, run_seconds, where
+
 SIZE, FPS = Size(640, 480), Fraction(30)
 FARM = "bench"
-SIMFARM = [sys.executable, "-m", "simfarm"]
 
 
 def seconds(run: Callable[[], object]) -> float:
     start = time.perf_counter()
     run()
     return time.perf_counter() - start
-
-
-def command(argv: list[str], env: dict[str, str] | None = None) -> Callable[[], object]:
-    return lambda: subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, env=env)
 
 
 def provision_argv(cameras: int) -> list[str]:
@@ -97,18 +93,18 @@ def provision_and_parts(cameras: int) -> dict[str, float]:
     """One provision and teardown through the CLI, with the in-process parts measured on the live farm."""
     from simfarm import Farm
 
-    times = {"provision": seconds(command(provision_argv(cameras)))}
+    times = {"provision": run_seconds(provision_argv(cameras))[0]}
     farm = Farm.attach(FARM)
     times["verify frames"] = seconds(farm.verify_frames)
-    times["teardown"] = seconds(command([*SIMFARM, "teardown", "--farm", FARM]))
+    times["teardown"] = run_seconds([*SIMFARM, "teardown", "--farm", FARM])[0]
     return times
 
 
 def against(cameras: int, checkout: str) -> dict[str, float]:
     """Provision and teardown through the CLI of the simfarm in ``checkout``, in the same run as this one's."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([checkout, os.environ.get("PYTHONPATH", "")])}
-    return {"against provision": seconds(command(provision_argv(cameras), env)),
-            "against teardown": seconds(command([*SIMFARM, "teardown", "--farm", FARM], env))}
+    return {"against provision": run_seconds(provision_argv(cameras), env)[0],
+            "against teardown": run_seconds([*SIMFARM, "teardown", "--farm", FARM], env)[0]}
 
 
 def bare(cameras: int) -> dict[str, float]:
@@ -147,7 +143,7 @@ def in_process_parts(cameras: int) -> dict[str, float]:
 
 
 def interpreter() -> dict[str, float]:
-    return {"interpreter": seconds(command([sys.executable, "-c", "pass"]))}
+    return {"interpreter": run_seconds([sys.executable, "-c", "pass"])[0]}
 
 
 def main() -> int:
@@ -164,11 +160,10 @@ def main() -> int:
     for _ in range(args.runs):  # the parts take turns with the whole, so load hits them alike
         runs.append({**provision_and_parts(args.cameras), **bare(args.cameras), **in_process_parts(args.cameras),
                      **interpreter(), **(against(args.cameras, args.against) if args.against else {})})
-    med = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+    med = medians(runs)
     med["CLI imports"] = imported["CLI imports"]
     med["supervisor start"] = med["interpreter"] + imported["supervisor imports"]
-    print(f"{args.cameras} cameras {SIZE}@{FPS}, {args.runs} runs, medians; "
-          f"where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}")
+    print(f"{args.cameras} cameras {SIZE}@{FPS}, {args.runs} runs, medians; where: {where()}")
     print(f"  provision (CLI, to all verified): {med['provision']:7.3f} s")
     print(f"  bare ioctls + first frame:        {med['bare']:7.3f} s")
     print(f"  teardown (CLI):                   {med['teardown']:7.3f} s")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Draw bench_capacity.py's figures as a PNG: late frames (%) against cameras, simfarm, FFmpeg-per-camera, the floor.
 
-    scripts/plot_capacity.py capacity.json -o docs/capacity.png
+    scripts/bench/plot_capacity.py capacity.json -o docs/capacity.png
 
 The y axis is the share of frame slots not served on time: late or dropped
 for simfarm and the floor, the shortfall of frames written for FFmpeg (see

@@ -7,7 +7,7 @@ dropped), with none of their work per frame (no pattern, no code, no faults).
 bench_writer.py runs it beside a producer into a pipe; bench_capacity.py runs one per camera
 into a v4l2loopback node. Usage:
 
-    scripts/paced_floor.py PATH WxH FPS SECONDS [--wait-go] [--measure-after S] [--measure-for S]
+    scripts/bench/paced_floor.py PATH WxH FPS SECONDS [--wait-go] [--measure-after S] [--measure-for S]
 
 PATH "-" is stdout; a /dev/videoN node is set to YUYV at the size and rate first. ``--wait-go`` prints "ready" once set up and starts at the CLOCK_MONOTONIC
 time read from stdin, so many floors start together. At the end it prints "written late

@@ -9,7 +9,7 @@ of FRAMES frames alternate between the two for --rounds rounds, so both see
 the same load; CPU time of this process per frame, medians over the rounds,
 and full/splice, the figure to read.
 
-    scripts/bench_mjpeg.py [--rounds 5] [--frames 30] [--sizes 320x240,640x480,1280x720]
+    scripts/bench/bench_mjpeg.py [--rounds 5] [--frames 30] [--sizes 320x240,640x480,1280x720]
 """
 
 from __future__ import annotations

@@ -10,25 +10,25 @@ run. On a machine shared with other work the CPU ratio is the steadier one:
 waiting for a core inflates wall times, not CPU times. Target (issue 11):
 --help, status, teardown, fault and doctor at most 1.5x.
 
-    scripts/bench_startup.py [--runs 11]
-    simfarm vm -- scripts/bench_startup.py     # the figure that counts: under TCG
+    scripts/bench/bench_startup.py [--runs 11]
+    simfarm vm -- scripts/bench/bench_startup.py     # the figure that counts: under TCG
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
+
+from _common import SIMFARM, met, run_seconds, take_turns, where
 
 TARGET = 1.5
 PY = [sys.executable]
-SIMFARM = [sys.executable, "-m", "simfarm"]
 COMMANDS: dict[str, list[str]] = {
     "python3 -c pass": [*PY, "-c", "pass"],
     "python3 -c 'import numpy'": [*PY, "-c", "import numpy"],
@@ -57,38 +57,25 @@ def bytecode_cached() -> str:
     return f"{fresh} of {len(sources)} simfarm modules"
 
 
-def seconds(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall, CPU) seconds of one run of ``argv``."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=11)
     args = parser.parse_args()
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in COMMANDS}
     with tempfile.TemporaryDirectory() as state:
         env = {**os.environ, "SIMFARM_STATE_DIR": state}
-        for _ in range(args.runs):
-            for name, argv in COMMANDS.items():
-                times[name].append(seconds(argv, env))
+        times = take_turns(args.runs, {name: partial(run_seconds, argv, env, check=False, stderr=subprocess.DEVNULL)
+                                       for name, argv in COMMANDS.items()})
     wall = {name: statistics.median(w for w, _ in t) for name, t in times.items()}
     cpu = {name: statistics.median(c for _, c in t) for name, t in times.items()}
     base = "python3 -c pass"
-    print(f"{args.runs} runs each, taking turns; where: {os.environ.get('SIMFARM_VM_ACCEL', 'host')}; "
-          f"bytecode cached: {bytecode_cached()}")
+    print(f"{args.runs} runs each, taking turns; where: {where()}; bytecode cached: {bytecode_cached()}")
     print(f"{'command':<28} {'wall s':>7} {'x pass':>7} {'CPU s':>7} {'x pass':>7}")
     for name in COMMANDS:
         print(f"{name:<28} {wall[name]:7.3f} {wall[name] / wall[base]:7.2f} {cpu[name]:7.3f} {cpu[name] / cpu[base]:7.2f}")
     for label, medians in (("wall", wall), ("CPU", cpu)):
         worst = max(medians[name] / medians[base] for name in TARGETED)
         print(f"target ({label}): each simfarm command <= {TARGET}x; worst {worst:.2f}x "
-              f"({'met' if worst <= TARGET else 'NOT met'})")
+              f"({met(worst <= TARGET)})")
     return 0
 
 
