@@ -168,7 +168,7 @@ def _guest_kernel() -> list[Check]:
 
 def _usb_webcams(version: str) -> Check:
     """--backend uvc plugs userspace USB devices into vhci-hcd, where uvcvideo drives them: the
-    guest kernel needs those two modules, and nothing else (no gadget modules, no usbip programs)."""
+    guest kernel needs those two modules, and no usbip program."""
     missing = [name for name in kmodule.WEBCAM_MODULES if not kernel.has_module(version, name)]
     if missing:
         return Check("usb-webcams", "tools", False, f"{version} lacks module(s) {', '.join(missing)} "

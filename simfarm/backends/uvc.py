@@ -28,9 +28,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ..devices import kmodule, nodes, uevents, usbdevfs, usbip, usbip_device
+from ..devices import kmodule, nodes, uevents, usbdevfs, vhci
 from ..devices.frame_waits import WEBCAM_FIRST_FRAME_S
-from ..devices.uvc_gadget import Profile
+from ..devices.uvc_profile import Profile
 from ..errors import BadInput, EnvironmentProblem
 from ..faults import FaultHandle, FaultListener, FaultSet, FaultSpec, Mark
 from ..farm.device_faults import DeviceFaults
@@ -181,7 +181,7 @@ class UvcBackend:
             _check_offered(index, spec, uvc_profiles.find(spec.profile or DEFAULT_PROFILE))
         for module in kmodule.WEBCAM_MODULES:
             kmodule.ensure(module)
-        if (free := usbip_device.free_ports()) < len(specs):
+        if (free := len(vhci.free_ports())) < len(specs):
             raise EnvironmentProblem(f"vhci-hcd has {free} free SuperSpeed ports and {len(specs)} uvc cameras "
                                      "need one each", "tear down other uvc farms, or provision fewer cameras")
 
@@ -200,7 +200,7 @@ class UvcBackend:
         recoverable). The device itself is plugged in by the process that will run it (start_cameras):
         its end of vhci-hcd's socket and the thread answering it live there."""
         for cam in cameras:
-            if (found := usbip.find(cam.node.label)) is not None:
+            if (found := vhci.find(cam.node.label)) is not None:
                 raise EnvironmentProblem(f"a USB device with serial {cam.node.label} is on vhci-hcd port "
                                          f"{found.port} already, and it is not this farm's")
         record.nodes.extend(cam.node for cam in cameras)
@@ -220,9 +220,9 @@ class UvcBackend:
         """Detach every port whose device carries one of the farm's serials (a pulled cable waits for
         no reader: readers get ENODEV)."""
         for node in list(record.nodes):
-            if (found := usbip.find(node.label)) is not None:
+            if (found := vhci.find(node.label)) is not None:
                 watch = uevents.Watch("video4linux")
-                usbip_device.detach(found.port)
+                vhci.detach(found.port)
                 wait_nodes_gone(found.busid, watch)  # a pulled cable waits for no reader: no timeout of theirs
             record.nodes.remove(node)
 

@@ -15,7 +15,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from .. import yamlfile
-from ..devices.uvc_gadget import Control, Format, FrameSize, Profile
+from ..devices.uvc_profile import Control, Format, FrameSize, Profile
 from ..devices.uvc_requests import PU_SELECTORS
 from ..errors import BadInput
 from ..spec import PixelFormat, Size, parse_fps

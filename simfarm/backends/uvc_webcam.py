@@ -1,13 +1,7 @@
-"""USB webcams driven by uvcvideo, fed by simfarm's producers, two ways (see the README):
+"""USB webcams driven by uvcvideo, fed by simfarm's producers: :class:`UsbWebcam`, a userspace
+USB device on vhci-hcd (simfarm.devices.usbip_device) streaming on a bulk endpoint.
 
-- :class:`UsbWebcam`: a userspace USB device on vhci-hcd (simfarm.devices.usbip_device),
-  streaming on a bulk endpoint. Frames flow on stock kernels.
-- :class:`Webcam`: the kernel's UVC gadget bound to a usbip-vudc UDC, answered by a
-  :class:`~simfarm.devices.uvc_responder.Responder` on its g_uvc node, exported by the
-  usbipd given and attached with ``usbip attach``. It enumerates but cannot stream:
-  usbip-vudc has no isochronous transfers.
-
-Either way, whenever a reader commits a stream, a producer starts in the format, size and
+Whenever a reader commits a stream, a producer starts in the format, size and
 rate the reader chose (as with a real webcam), and the camera's sequence numbers carry on
 across streams, so a reader that stops and starts again sees one numbering.
 """
@@ -16,10 +10,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..devices import nodes, uevents, usbip, uvc_gadget
-from ..devices.uvc_gadget import Profile
+from ..devices import nodes, uevents, vhci
 from ..devices.usbip_device import UsbipWebcamDevice
-from ..devices.uvc_responder import Responder
+from ..devices.uvc_profile import Profile
 from ..faults import FaultSet
 from ..frames.picture import ControlRange, Picture
 from ..patterns import PatternLibrary
@@ -65,7 +58,7 @@ class FrameFeed:
         if self.producer is not None:
             self.producer.stop(final=False)  # the camera's faults carry on into the next stream
             self._sequence, self._clock = self.producer.sequence, self.producer.clock
-            self.error = self.producer.stats().error or self.error  # kept for status: this runs in the responder
+            self.error = self.producer.stats().error or self.error  # kept for status: this runs in the USB device's thread
             self.producer = None
             self.stream = None
 
@@ -102,8 +95,8 @@ class UsbWebcam:
             wait_nodes_gone(found.busid, watch)
 
     @property
-    def attachment(self) -> usbip.Attachment | None:
-        return usbip.find(self.profile.serial)
+    def attachment(self) -> vhci.Attachment | None:
+        return vhci.find(self.profile.serial)
 
     @property
     def device(self) -> str | None:
@@ -118,52 +111,3 @@ def wait_nodes_gone(busid: str, watch: uevents.Watch, timeout: float = 60.0) -> 
     watch.until(lambda: None if nodes.usb_video_nodes(busid) else True, f"the nodes of USB device {busid} to go",
                 timeout)
 
-
-class Webcam:
-    """Camera ``index``: gadget ``gadget`` (a configfs name) with ``profile``, fed with ``pattern``."""
-
-    def __init__(self, index: int, gadget: str, profile: Profile, library: PatternLibrary,
-                 pattern: str = CameraSpec.pattern) -> None:
-        self.gadget = gadget
-        self.profile = profile
-        self.feed = FrameFeed(index, library, pattern)
-        self.udc: str | None = None
-        self.responder: Responder | None = None
-        self.attachment: usbip.Attachment | None = None
-
-    def make(self, udc: str) -> None:
-        """Make the gadget on ``udc`` and start answering it (not yet plugged in)."""
-        uvc_gadget.create(self.gadget, self.profile)
-        self.udc = udc
-        uvc_gadget.bind(self.gadget, udc)
-        self.responder = Responder(uvc_gadget.output_node(udc), self.profile,
-                                   uvc_gadget.interface_numbers(self.gadget),
-                                   on_stream=self.feed.start, on_stop=self.feed.stop)
-        self.responder.start()
-
-    def plug(self, usbipd_port: int, timeout: float = 60.0) -> None:
-        """Attach the gadget; returns once uvcvideo has made its capture node."""
-        assert self.udc is not None
-        watch = uevents.Watch("usb", "video4linux")
-        usbip.attach(usbipd_port, self.udc)
-        self.attachment = watch.until(lambda: usbip.find(self.profile.serial), f"{self.gadget} enumerating", timeout)
-        watch.until(lambda: self.device, f"a capture node for {self.gadget}", timeout)
-
-    def unplug(self) -> None:
-        usbip.detach(self.profile.serial)
-        self.attachment = None
-
-    @property
-    def device(self) -> str | None:
-        """The capture node uvcvideo made (video4linux index 0 of the device's control interface)."""
-        if self.attachment is None:
-            return None
-        return nodes.usb_capture_node(self.attachment.busid)
-
-    def remove(self) -> None:
-        """Unplug, stop answering and remove the gadget: everything :meth:`make` and :meth:`plug` did."""
-        self.unplug()
-        if self.responder is not None:
-            self.responder.close()
-            self.responder = None
-        uvc_gadget.remove(self.gadget, self.profile.serial)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..backends import uvc_profiles
-from ..devices.uvc_gadget import Profile
+from ..devices.uvc_profile import Profile
 from . import table
 
 

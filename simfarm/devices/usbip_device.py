@@ -6,7 +6,7 @@ device over it (CMD_SUBMIT); whoever holds the other end is the device. This
 module is that device: it answers enumeration from descriptors built from a
 profile, the UVC class requests through :class:`UvcRequests`, and streams on
 a **bulk** endpoint (uvcvideo supports bulk webcams; the kernel's own UVC
-gadget streams isochronously, which usbip-vudc cannot carry).
+gadget streams isochronously).
 
 Protocol (Documentation/usb/usbip_protocol.rst): 48-byte big-endian
 headers; a RET_SUBMIT echoes the command's seqnum and carries IN data; a
@@ -24,17 +24,15 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import EnvironmentProblem
 from ..spec import PixelFormat, Size
-from . import kmodule, sysfs
-from .uvc_gadget import Format, Profile, frame_buffer_size
+from . import kmodule, vhci
+from .uvc_profile import Format, Profile, frame_buffer_size
 from .uvc_requests import COMMIT, OUTPUT_TERMINAL, PROCESSING_UNIT, PU_BITS, SET_CUR, Setup, UvcRequests
 
-VHCI = Path("/sys/devices/platform/vhci_hcd.0")
 # A command's header: command, seqnum, devid, direction, ep, then the seqnum to unlink (CMD_UNLINK)
 # or transfer_flags and the transfer length (CMD_SUBMIT, whose setup packet is at 40).
 _COMMAND = struct.Struct(">IIIIIIi")
@@ -227,15 +225,15 @@ class UsbipWebcamDevice:
     def plug(self) -> int:
         """Attach to a free SuperSpeed vhci-hcd port; returns the port (enumeration follows)."""
         kmodule.ensure("vhci_hcd")
-        port = _free_port()
+        port = vhci.free_port()
         # A Unix socket pair: vhci-hcd asks only for a stream socket, and it skips loopback TCP's
         # per-segment work (and Nagle's delays) on every URB.
         device_end, host_end = socket.socketpair()
         try:
-            (VHCI / "attach").write_text(f"{port} {host_end.fileno()} {(0x100 + port) << 16 | 2} {_SUPER_SPEED}")
-        except OSError as exc:
+            vhci.attach(port, host_end.fileno(), _SUPER_SPEED)
+        except EnvironmentProblem:
             device_end.close()
-            raise EnvironmentProblem(f"vhci-hcd refused port {port}: {exc.strerror}") from None
+            raise
         finally:
             host_end.close()  # the kernel holds its own reference now
         self.port = port
@@ -253,7 +251,7 @@ class UsbipWebcamDevice:
         """Detach from vhci-hcd (the host sees the cable pulled) and wait for the device to stop."""
         if self.port is None:
             return
-        detach(self.port)
+        vhci.detach(self.port)
         if self._thread is not None:
             self._thread.join()
         self.port = None
@@ -412,33 +410,3 @@ class UsbipWebcamDevice:
         if was:
             self._on_stop()
 
-
-def detach(port: int) -> None:
-    """Unplug whatever is on vhci-hcd ``port`` (the caller checked it is ours)."""
-    try:
-        (VHCI / "detach").write_text(str(port))
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:  # EINVAL: the port is free already
-            raise EnvironmentProblem(f"vhci-hcd would not detach port {port}: {exc.strerror}") from None
-
-
-def free_ports() -> int:
-    """How many SuperSpeed ports of vhci-hcd are free."""
-    return len(_free_ports())
-
-
-def _free_port() -> int:
-    if free := _free_ports():
-        return free[0]
-    raise EnvironmentProblem("no free SuperSpeed vhci-hcd port")
-
-
-def _free_ports() -> list[int]:
-    """The free SuperSpeed ports of vhci-hcd, as its status files number them."""
-    free = []
-    for status in sorted(VHCI.parent.glob("vhci_hcd.*/status*")):
-        for line in (sysfs.read(status) or "").splitlines()[1:]:
-            hub, port, state = line.split()[:3]
-            if hub == "ss" and int(state) == 4:  # VDEV_ST_NULL
-                free.append(int(port))
-    return free

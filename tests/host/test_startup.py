@@ -64,7 +64,7 @@ def test_loop_commands_import_no_specs_dataclasses_or_subprocess(argv: list[str]
 # doctor reads files and asks KVM one ioctl away: what boots VMs or talks to MediaMTX stays out, and
 # so does dataclasses (a fifth of Python's start-up).
 DOCTOR_HEAVY = ("dataclasses", "simfarm.vm.runner", "simfarm.publishers.mediamtx.api",
-                "simfarm.publishers.mediamtx.config", "simfarm.devices.usbip", "simfarm.devices.loopback_control")
+                "simfarm.publishers.mediamtx.config", "simfarm.devices.vhci", "simfarm.devices.loopback_control")
 
 
 def test_doctor_imports_no_dataclasses_vm_runner_or_mediamtx_client(tmp_path: Path) -> None:
