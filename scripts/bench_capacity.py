@@ -56,11 +56,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from simfarm import Farm
-from simfarm.devices import nodes
-from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
+from simfarm.devices.loopback.control import LoopbackConfig, LoopbackControl
+from simfarm.devices.v4l2 import nodes
 from simfarm.errors import SimfarmError
-from simfarm.producers.pacing import spread_phase
 from simfarm.procfs import stat_fields
+from simfarm.producers.pacing import spread_phase
 from simfarm.spec import CameraSpec, Size
 
 SERIES = (("640x480", 30), ("320x240", 15))

@@ -42,9 +42,9 @@ from typing import Any
 
 import numpy as np
 
-from simfarm.backends import uvc_profiles
-from simfarm.devices import usbip_device
-from simfarm.devices.uvc_requests import COMMIT, SET_CUR, STREAMING
+from simfarm.backends.uvc import profiles
+from simfarm.devices.usb import usbip_device
+from simfarm.devices.usb.uvc_requests import COMMIT, SET_CUR, STREAMING
 from simfarm.frames import pixfmt
 from simfarm.spec import PixelFormat, Size
 
@@ -126,14 +126,15 @@ def floor_payloads(frame: np.ndarray) -> list[bytes]:
 
 
 def load_base(revision: str) -> ModuleType:
-    """simfarm/devices/usbip_device.py as of ``revision``, importable beside today's."""
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:simfarm/devices/usbip_device.py"],
+    """simfarm/devices/usb/usbip_device.py as of ``revision``, importable beside today's (its relative
+    imports resolve in today's tree: a revision from before the devices/ rooms does not load)."""
+    source = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:simfarm/devices/usb/usbip_device.py"],
                             capture_output=True, text=True, check=True).stdout
-    name = f"simfarm.devices.usbip_device_{revision}"
+    name = f"simfarm.devices.usb.usbip_device_{revision}"
     spec = importlib.util.spec_from_loader(name, loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
-    module.__package__ = "simfarm.devices"
+    module.__package__ = "simfarm.devices.usb"
     exec(compile(source, f"{revision}:usbip_device.py", "exec"), module.__dict__)
     return module
 
@@ -156,7 +157,7 @@ def make_device(module: ModuleType, size: Size, fps: float, done: Callable[[], N
         stop.set()
         done()
 
-    return module.UsbipWebcamDevice(uvc_profiles.load(PROFILES[size], "bench"), on_stream=feed, on_stop=stopped)
+    return module.UsbipWebcamDevice(profiles.load(PROFILES[size], "bench"), on_stream=feed, on_stop=stopped)
 
 
 def serve(device: Any, sock: socket.socket) -> None:

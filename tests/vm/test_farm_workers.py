@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from simfarm import Farm
-from simfarm.devices import vhci
-from simfarm.farm.state import FarmRecord, ProcessId
+from simfarm.devices.usb import vhci
 from simfarm.faults import read_log
 from simfarm.procfs import stat_fields
 from simfarm.spec import CameraSpec
+from simfarm.state.records import FarmRecord, ProcessId
 
 from kernel_helpers import simfarm, video_nodes, wait_until
 

@@ -24,9 +24,10 @@ import pyudev
 from linuxpy.video import device as v4l2
 
 from simfarm import Farm
-from simfarm.backends.uvc_webcam import UsbWebcam
-from simfarm.devices import capture, vhci
-from simfarm.devices.uvc_profile import Format, FrameSize, Profile
+from simfarm.backends.uvc.webcam import UsbWebcam
+from simfarm.devices.usb import vhci
+from simfarm.devices.usb.profile import Format, FrameSize, Profile
+from simfarm.devices.v4l2 import capture
 from simfarm.faults.log import read_log
 from simfarm.frames.code import FrameCode, decode, strip_height
 from simfarm.patterns import PatternLibrary

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..errors import EnvironmentProblem
-from . import kmodule, nodes
-from .loopback_control import LoopbackConfig
+from ...errors import EnvironmentProblem
+from ..kmod import kmodule
+from ..v4l2 import nodes
+from .control import LoopbackConfig
 
 MODULE = "v4l2loopback"
 MAX_DEVICES = 8  # 0.12's compile-time limit (MAX_DEVICES in v4l2loopback.c)

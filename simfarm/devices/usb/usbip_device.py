@@ -27,10 +27,11 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..errors import EnvironmentProblem
-from ..spec import PixelFormat, Size
-from . import kmodule, vhci
-from .uvc_profile import Format, Profile, frame_buffer_size
+from ...errors import EnvironmentProblem
+from ...spec import PixelFormat, Size
+from ..kmod import kmodule
+from . import vhci
+from .profile import Format, Profile, frame_buffer_size
 from .uvc_requests import COMMIT, OUTPUT_TERMINAL, PROCESSING_UNIT, PU_BITS, SET_CUR, Setup, UvcRequests
 
 # A command's header: command, seqnum, devid, direction, ep, then the seqnum to unlink (CMD_UNLINK)

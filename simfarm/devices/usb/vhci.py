@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import EnvironmentProblem
-from . import sysfs
+from ...errors import EnvironmentProblem
+from ..v4l2 import sysfs
 
 VHCI = Path("/sys/devices/platform/vhci_hcd.0")
 _USB = Path("/sys/bus/usb/devices")

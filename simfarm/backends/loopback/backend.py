@@ -3,7 +3,7 @@
 Nodes are added at run time through the control device (>= 0.13), or all
 made by loading the module (0.12). This module is what provisioning,
 teardown and reclaim need (checks, nodes, release) and loads no producer:
-the cameras (farm.live) and their device-level faults (loopback_faults)
+the cameras (backends.live) and their device-level faults (faults)
 are imported by the supervisor when it makes them.
 """
 
@@ -12,16 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..devices import loopback, loopback_params, nodes
-from ..devices.frame_waits import FIRST_WRITE_S
-from ..errors import InUse
-from ..farm.state import FarmRecord, NodeRecord, global_lock
-from ..spec import CameraSpec
-from .base import SupervisedCamera, camera_label, checked_patterns
+from ...devices.loopback import nodes as loopback_nodes, params as loopback_params
+from ...devices.v4l2 import nodes
+from ...devices.v4l2.frame_waits import FIRST_WRITE_S
+from ...errors import InUse
+from ...spec import CameraSpec
+from ...state.records import FarmRecord, NodeRecord, global_lock
+from ..base import SupervisedCamera, camera_label, checked_patterns
 
 if TYPE_CHECKING:
-    from ..faults import FaultListener
-    from .loopback_faults import LoopbackDeviceFaults
+    from ...faults import FaultListener
+    from .faults import LoopbackDeviceFaults
 
 
 class LoopbackBackend:
@@ -32,11 +33,11 @@ class LoopbackBackend:
         return CameraSpec()
 
     def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
-        if loopback.choose_mode() is loopback.Mode.PARAMETERS:
+        if loopback_nodes.choose_mode() is loopback_nodes.Mode.PARAMETERS:
             loopback_params.check(len(specs))
 
     def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
-        from ..farm.live import LiveCamera
+        from ..live import LiveCamera
 
         specs = [CameraSpec.parse(**cam) for cam in record.spec["cameras"]]
         library = checked_patterns(record, specs)
@@ -52,11 +53,11 @@ class LoopbackBackend:
         requested: list[int] | None = record.spec.get("nodes")
         with global_lock():
             # Asked again here, under the lock: the module may have come or gone since preflight.
-            if loopback.choose_mode() is loopback.Mode.CONTROL:
+            if loopback_nodes.choose_mode() is loopback_nodes.Mode.CONTROL:
                 for cam in cameras:
                     record.nodes.append(cam.node)
                     record.save()  # before the ioctl, so a crash mid-call is recoverable
-                    cam.node.number = loopback.create(cam.node.label, requested[cam.index] if requested else -1)
+                    cam.node.number = loopback_nodes.create(cam.node.label, requested[cam.index] if requested else -1)
                     record.save()
             else:
                 record.nodes.extend(cam.node for cam in cameras)
@@ -70,7 +71,7 @@ class LoopbackBackend:
 
     def start_cameras(self, cameras: Sequence[SupervisedCamera], save: Callable[[], None]) -> None:
         """A producer on each camera's node; returns once each has written its first frame."""
-        from ..farm.live import LiveCamera
+        from ..live import LiveCamera
 
         for cam in cameras:
             assert isinstance(cam, LiveCamera)
@@ -78,7 +79,7 @@ class LoopbackBackend:
 
     def device_faults(self, record: FarmRecord, listener: FaultListener,
                       save: Callable[[], None] | None = None) -> LoopbackDeviceFaults:
-        from .loopback_faults import LoopbackDeviceFaults
+        from .faults import LoopbackDeviceFaults
 
         # Asked at each fault: create() decides, after this is made, whether the module is ours (0.12).
         return LoopbackDeviceFaults(save or record.save, listener, hotplug=lambda: record.module is None)
@@ -99,7 +100,7 @@ class LoopbackBackend:
                 node.number = found[0] if found else None
             if node.number is not None:
                 try:
-                    loopback.remove(node.number, node.label, timeout=timeout)
+                    loopback_nodes.remove(node.number, node.label, timeout=timeout)
                 except InUse as exc:
                     busy = busy or exc
                     continue

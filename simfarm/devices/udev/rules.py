@@ -6,7 +6,7 @@ import subprocess
 from importlib import resources
 from pathlib import Path
 
-from .. import binaries
+from ... import binaries
 
 RULES = "60-simfarm.rules"
 SYSTEM_DIR = Path("/etc/udev/rules.d")

@@ -1,10 +1,10 @@
 """The uvc backend: each camera a USB webcam on the virtual USB bus, driven by uvcvideo.
 
-Each camera is a userspace USB device (simfarm.devices.usbip_device) that
+Each camera is a userspace USB device (simfarm.devices.usb.usbip_device) that
 the supervisor plugs into a vhci-hcd port: the kernel enumerates it, udev
 names it by its USB identity, and uvcvideo makes a capture node and a
 metadata node, as for any webcam. What the webcam is comes from a camera
-profile (simfarm.backends.uvc_profiles); its serial is the camera's label
+profile (simfarm.backends.uvc.profiles); its serial is the camera's label
 (``simfarm-<farm>-<index>``), which is how everything simfarm plugged in is
 told from devices it did not make. The reader chooses format, size and rate
 among the profile's; a producer starts in them at each STREAMON, and the
@@ -28,19 +28,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ..devices import kmodule, nodes, uevents, usbdevfs, vhci
-from ..devices.frame_waits import WEBCAM_FIRST_FRAME_S
-from ..devices.uvc_profile import Profile
-from ..errors import BadInput, EnvironmentProblem
-from ..faults import FaultHandle, FaultListener, FaultSet, FaultSpec, Mark
-from ..farm.device_faults import DeviceFaults
-from ..farm.state import FarmRecord, NodeRecord, global_lock
-from ..patterns import PatternLibrary
-from ..producers.producer import Producer
-from ..spec import CameraSpec
-from . import uvc_profiles
-from .base import NodePaths, SupervisedCamera, camera_label, checked_patterns
-from .uvc_webcam import UsbWebcam, wait_nodes_gone
+from ...devices.kmod import kmodule
+from ...devices.udev import uevents
+from ...devices.usb import usbdevfs, vhci
+from ...devices.usb.profile import Profile
+from ...devices.v4l2 import nodes
+from ...devices.v4l2.frame_waits import WEBCAM_FIRST_FRAME_S
+from ...errors import BadInput, EnvironmentProblem
+from ...faults import FaultHandle, FaultListener, FaultSet, FaultSpec, Mark
+from ...patterns import PatternLibrary
+from ...producers.producer import Producer
+from ...spec import CameraSpec
+from ...state.records import FarmRecord, NodeRecord, global_lock
+from ..base import NodePaths, SupervisedCamera, camera_label, checked_patterns
+from ..device_faults import DeviceFaults
+from . import profiles
+from .webcam import UsbWebcam, wait_nodes_gone
 
 DEFAULT_PROFILE = "generic-720p"
 
@@ -56,7 +59,7 @@ class UvcCamera(NodePaths):
         self.library = library
         self.faults = FaultSet(index, spec.format, spec.size, spec.fps, listener=listener)
         self.device_faults: dict[str, FaultHandle] = {}
-        profile = uvc_profiles.load(spec.profile or DEFAULT_PROFILE, node.label)
+        profile = profiles.load(spec.profile or DEFAULT_PROFILE, node.label)
         self.webcam = UsbWebcam(index, profile, library, spec.pattern, faults=self.faults)
 
     @property
@@ -169,7 +172,7 @@ class UvcBackend:
     def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
         """The profile's first stream: its first format, size and rate, as a webcam defaults to."""
         name = str(settings.get("profile") or DEFAULT_PROFILE)
-        first = uvc_profiles.find(name).formats[0]
+        first = profiles.find(name).formats[0]
         return CameraSpec(size=first.sizes[0].size, fps=first.sizes[0].rates[0], format=first.format, profile=name)
 
     def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
@@ -178,7 +181,7 @@ class UvcBackend:
         for index, spec in enumerate(specs):
             if spec.producer != "numpy":
                 raise BadInput(f"camera {index}: the uvc backend feeds patterns (producer numpy), not {spec.producer}")
-            _check_offered(index, spec, uvc_profiles.find(spec.profile or DEFAULT_PROFILE))
+            _check_offered(index, spec, profiles.find(spec.profile or DEFAULT_PROFILE))
         for module in kmodule.WEBCAM_MODULES:
             kmodule.ensure(module)
         if (free := len(vhci.free_ports())) < len(specs):

@@ -3,7 +3,7 @@
 :class:`DeviceFaults` gives each device-level fault a FaultHandle, marked
 and logged like frame-level ones, ends timed ones when their duration
 passes, and leaves what is done to the device to a backend's subclass
-(in simfarm.backends: loopback's and vivid's).
+(loopback's, vivid's and uvc's).
 """
 
 from __future__ import annotations

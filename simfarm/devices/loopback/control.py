@@ -13,8 +13,8 @@ import os
 import struct
 from dataclasses import dataclass
 
-from ..errors import BadInput, EnvironmentProblem
-from .loopback_module import CONTROL_DEVICE
+from ...errors import BadInput, EnvironmentProblem
+from .module import CONTROL_DEVICE
 
 _CONFIG = struct.Struct("=ii32sIIIIiiii")  # struct v4l2_loopback_config, 72 bytes
 

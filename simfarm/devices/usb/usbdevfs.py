@@ -11,8 +11,8 @@ import fcntl
 import os
 from pathlib import Path
 
-from ..errors import EnvironmentProblem
-from . import sysfs
+from ...errors import EnvironmentProblem
+from ..v4l2 import sysfs
 
 USBDEVFS_RESET = 0x5514  # _IO('U', 20)
 _USB = Path("/sys/bus/usb/devices")

@@ -1,7 +1,7 @@
 """The loopback backend: camera nodes made and unmade through v4l2loopback.
 
 With the control device (>= 0.13) each node is added and removed on its own;
-with 0.12 the farm loads the module with all its nodes (loopback_params.py).
+with 0.12 the farm loads the module with all its nodes (params.py).
 
 Ownership is enforced here: a node is removed only when its card label is
 still the one we gave it, so a number reused by someone else is left alone.
@@ -14,10 +14,12 @@ import errno
 import os
 import time
 
-from ..errors import EnvironmentProblem
-from . import kmodule, loopback_params, nodes
-from .loopback_control import CONTROL_DEVICE, LoopbackConfig, LoopbackControl
-from .nodes import NodeBusy
+from ...errors import EnvironmentProblem
+from ..kmod import kmodule
+from ..v4l2 import nodes
+from ..v4l2.nodes import NodeBusy
+from . import params
+from .control import CONTROL_DEVICE, LoopbackConfig, LoopbackControl
 
 MIN_VERSION = (0, 13)
 
@@ -31,11 +33,11 @@ class Mode(enum.Enum):
 
 def choose_mode() -> Mode:
     """The mode this kernel allows, or EnvironmentProblem saying what to install or load."""
-    if kmodule.loaded(loopback_params.MODULE):
+    if kmodule.loaded(params.MODULE):
         if os.path.exists(CONTROL_DEVICE):
             return Mode.CONTROL
-        raise loopback_params.loaded_elsewhere()
-    installed = kmodule.installed_version(loopback_params.MODULE) if os.path.exists("/proc/modules") else None
+        raise params.loaded_elsewhere()
+    installed = kmodule.installed_version(params.MODULE) if os.path.exists("/proc/modules") else None
     if installed is not None and _version(installed) < MIN_VERSION:
         return Mode.PARAMETERS
     raise EnvironmentProblem("v4l2loopback is not loaded",

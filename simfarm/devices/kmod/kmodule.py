@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .. import binaries
-from ..errors import EnvironmentProblem, InUse
+from ... import binaries
+from ...errors import EnvironmentProblem, InUse
 from . import modinfo
 
 SYS_MODULE = Path("/sys/module")
-# What a userspace webcam plugged straight into vhci-hcd needs (simfarm.devices.usbip_device).
+# What a userspace webcam plugged straight into vhci-hcd needs (simfarm.devices.usb.usbip_device).
 WEBCAM_MODULES = ("vhci_hcd", "uvcvideo")
 
 

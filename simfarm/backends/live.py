@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
-from ..devices import nodes
-from ..devices.frame_waits import FIRST_WRITE_S
+from ..devices.v4l2 import nodes
+from ..devices.v4l2.frame_waits import FIRST_WRITE_S
 from ..errors import EnvironmentProblem
 from ..faults import FaultHandle, FaultListener, FaultSet, Mark
 from ..patterns import PatternLibrary
@@ -22,7 +22,7 @@ from ..producers.build import build_producer
 from ..producers.producer import Producer
 from ..producers.sinks import FdSink
 from ..spec import CameraSpec
-from .state import NodeRecord
+from ..state.records import NodeRecord
 
 
 

@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import EnvironmentProblem, InUse
+from ...errors import EnvironmentProblem, InUse
 
 if TYPE_CHECKING:  # node_path users (status, teardown) need no specs: dataclasses, fractions
     from fractions import Fraction
 
-    from ..spec import PixelFormat, Size
+    from ...spec import PixelFormat, Size
 
 SYSFS = Path("/sys/class/video4linux")
 
@@ -101,24 +101,24 @@ class NodeBusy(InUse):
 
 def is_capture_device(path: str) -> bool:
     """Whether the node currently announces VIDEO_CAPTURE in its device caps."""
-    from . import v4l2_ioctl  # here: node_path users (status, teardown) need no ioctls
+    from . import ioctl  # here: node_path users (status, teardown) need no ioctls
 
     fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        return bool(v4l2_ioctl.query_capability(fd).device_caps & v4l2_ioctl.CAP_VIDEO_CAPTURE)
+        return bool(ioctl.query_capability(fd).device_caps & ioctl.CAP_VIDEO_CAPTURE)
     finally:
         os.close(fd)
 
 
 def open_output(number: int, fmt: PixelFormat, size: Size, fps: Fraction) -> int:
     """Open node N for writing frames of ``fmt``/``size`` at ``fps``; returns the fd."""
-    from . import v4l2_ioctl
+    from . import ioctl
 
     path = node_path(number)
     fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
     try:
-        v4l2_ioctl.set_format(fd, v4l2_ioctl.VIDEO_OUTPUT, size.width, size.height, fmt.fourcc)
-        v4l2_ioctl.set_fps(fd, v4l2_ioctl.VIDEO_OUTPUT, fps)
+        ioctl.set_format(fd, ioctl.VIDEO_OUTPUT, size.width, size.height, fmt.fourcc)
+        ioctl.set_fps(fd, ioctl.VIDEO_OUTPUT, fps)
     except OSError as exc:
         os.close(fd)
         raise EnvironmentProblem(f"{path} refused {fmt.name} {size}@{fps}: {exc.strerror}") from None

@@ -1,6 +1,6 @@
 """What a USB webcam is, as the host sees it: ids, strings, formats with their sizes and rates, controls.
 
-A profile file (simfarm.backends.uvc_profiles) becomes a :class:`Profile`;
+A profile file (simfarm.backends.uvc.profiles) becomes a :class:`Profile`;
 the USB/IP device builds its descriptors from it and answers the host's
 requests with it. bFormatIndex is the profile's format order and
 bFrameIndex each format's size order, both from 1.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..spec import PixelFormat, Size
+from ...spec import PixelFormat, Size
 
 
 @dataclass(frozen=True)

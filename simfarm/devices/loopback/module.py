@@ -1,6 +1,6 @@
 """The v4l2loopback module as this kernel has it loaded: its version and its control device.
 
-Apart from the control device's ioctls (loopback_control) so that `simfarm
+Apart from the control device's ioctls (control) so that `simfarm
 doctor` can ask whether cameras run here without importing them.
 """
 

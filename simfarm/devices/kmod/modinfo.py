@@ -2,7 +2,7 @@
 
 depmod lists every loadable module's file in modules.dep and the modules
 built into the kernel in modules.builtin, each with a binary index beside
-it (kmod_index) that is read first, as libkmod does; a loadable module
+it (index) that is read first, as libkmod does; a loadable module
 keeps its ``key=value`` fields in its ELF ``.modinfo`` section, a built-in
 one in modules.builtin.modinfo. Reading them costs well under a millisecond
 where running modinfo costs a process start. Modules are named as modinfo
@@ -17,7 +17,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-from . import kmod_index
+from . import index
 
 MODULES_DIR = Path("/lib/modules")
 BUILTIN = "(builtin)"  # what `modinfo -n` prints for a built-in module
@@ -32,7 +32,7 @@ def _listed(tree: Path, listing: str, name: str) -> str | None:
     'path'), from its index when there is one, else from the text; None when not listed."""
     key = name.replace("-", "_")
     try:
-        return kmod_index.lookup(tree / f"{listing}.bin", key)
+        return index.lookup(tree / f"{listing}.bin", key)
     except (OSError, ValueError):
         pass
     try:
@@ -87,7 +87,7 @@ def field(release: str, name: str, key: str, root: Path = MODULES_DIR) -> str | 
 def _ask_modinfo(release: str, name: str, key: str) -> str | None:
     import subprocess
 
-    from .. import binaries
+    from ... import binaries
     done = subprocess.run([binaries.require("modinfo"), "-k", release, "-F", key, name], check=False,
                           capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else None

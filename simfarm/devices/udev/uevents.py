@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pyudev
 
-from ..errors import EnvironmentProblem
+from ...errors import EnvironmentProblem
 
 T = TypeVar("T")
 

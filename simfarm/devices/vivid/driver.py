@@ -21,9 +21,10 @@ from pathlib import Path
 
 from linuxpy.video import device as v4l2
 
-from ..errors import BadInput, EnvironmentProblem
-from ..spec import CameraSpec, PixelFormat, Size
-from . import kmodule, nodes
+from ...errors import BadInput, EnvironmentProblem
+from ...spec import CameraSpec, PixelFormat, Size
+from ..kmod import kmodule
+from ..v4l2 import nodes
 
 MODULE = "vivid"
 # node_types 0x20001: a video capture node and a metadata capture node; one

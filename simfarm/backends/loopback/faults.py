@@ -26,14 +26,15 @@ import dataclasses
 import os
 from collections.abc import Callable
 
-from ..devices import loopback, loopback_params, nodes
-from ..devices.nodes import NodeBusy
-from ..errors import BadInput, EnvironmentProblem, SimfarmError
-from ..faults import FaultHandle, FaultListener, FaultSpec
-from ..farm.device_faults import DeviceFaults
-from ..farm.live import LiveCamera
-from ..farm.state import global_lock
-from ..spec import CameraSpec
+from ...devices.loopback import nodes as loopback_nodes, params as loopback_params
+from ...devices.v4l2 import nodes
+from ...devices.v4l2.nodes import NodeBusy
+from ...errors import BadInput, EnvironmentProblem, SimfarmError
+from ...faults import FaultHandle, FaultListener, FaultSpec
+from ...spec import CameraSpec
+from ...state.records import global_lock
+from ..device_faults import DeviceFaults
+from ..live import LiveCamera
 
 _RENEGOTIATIONS = ("resize", "reformat")
 
@@ -75,10 +76,10 @@ class LoopbackDeviceFaults(DeviceFaults[LiveCamera]):
         held_by: list[int] = []
         try:
             try:
-                loopback.remove(number, cam.node.label, timeout=0)
+                loopback_nodes.remove(number, cam.node.label, timeout=0)
             except NodeBusy as busy:
                 held_by = cam.held_by = busy.pids
-                loopback.remove(number, cam.node.label, timeout=timeout)
+                loopback_nodes.remove(number, cam.node.label, timeout=timeout)
         except SimfarmError:
             cam.start_stream()  # readers outlasted the wait: the camera carries on as it was
             raise
@@ -97,7 +98,7 @@ class LoopbackDeviceFaults(DeviceFaults[LiveCamera]):
 
     def _plug(self, cam: LiveCamera) -> None:
         with global_lock():
-            cam.node.number = loopback.create(cam.node.label)
+            cam.node.number = loopback_nodes.create(cam.node.label)
             self._save()
         cam.start_stream()
 

@@ -1,6 +1,6 @@
 """Camera profiles of USB webcams: YAML files saying what a webcam is (ids, strings, formats, controls).
 
-The built-in ones live in simfarm/backends/profiles/;
+The built-in ones live in simfarm/backends/uvc/builtin_profiles/;
 a user's directory adds more, or overrides one by its name (the file name
 without .yaml). Every mistake is a BadInput naming the file and line. The
 serial is not the profile's: each camera gets its own.
@@ -14,14 +14,14 @@ from fractions import Fraction
 from importlib.resources import files
 from pathlib import Path
 
-from .. import yamlfile
-from ..devices.uvc_profile import Control, Format, FrameSize, Profile
-from ..devices.uvc_requests import PU_SELECTORS
-from ..errors import BadInput
-from ..spec import PixelFormat, Size, parse_fps
-from ..yamlfile import Located
+from ... import yamlfile
+from ...devices.usb.profile import Control, Format, FrameSize, Profile
+from ...devices.usb.uvc_requests import PU_SELECTORS
+from ...errors import BadInput
+from ...spec import PixelFormat, Size, parse_fps
+from ...yamlfile import Located
 
-BUILTIN_DIR = Path(str(files("simfarm.backends"))) / "profiles"
+BUILTIN_DIR = Path(str(files("simfarm.backends.uvc"))) / "builtin_profiles"
 _KEYS = {"vendor_id", "product_id", "manufacturer", "product", "formats", "controls"}
 _FORMAT_KEYS = {"format", "sizes"}
 _CONTROL_KEYS = {"min", "max", "step", "default"}

@@ -1,5 +1,5 @@
 """USB webcams driven by uvcvideo, fed by simfarm's producers: :class:`UsbWebcam`, a userspace
-USB device on vhci-hcd (simfarm.devices.usbip_device) streaming on a bulk endpoint.
+USB device on vhci-hcd (simfarm.devices.usb.usbip_device) streaming on a bulk endpoint.
 
 Whenever a reader commits a stream, a producer starts in the format, size and
 rate the reader chose (as with a real webcam), and the camera's sequence numbers carry on
@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from ..devices import nodes, uevents, vhci
-from ..devices.usbip_device import UsbipWebcamDevice
-from ..devices.uvc_profile import Profile
-from ..faults import FaultSet
-from ..frames.picture import ControlRange, Picture
-from ..patterns import PatternLibrary
-from ..producers.build import build_producer, shared_cycle
-from ..producers.producer import Producer
-from ..producers.sinks import Sink
-from ..producers.sources import Cycle
-from ..spec import CameraSpec, PixelFormat, Size
+from ...devices.udev import uevents
+from ...devices.usb import vhci
+from ...devices.usb.profile import Profile
+from ...devices.usb.usbip_device import UsbipWebcamDevice
+from ...devices.v4l2 import nodes
+from ...faults import FaultSet
+from ...frames.picture import ControlRange, Picture
+from ...patterns import PatternLibrary
+from ...producers.build import build_producer, shared_cycle
+from ...producers.producer import Producer
+from ...producers.sinks import Sink
+from ...producers.sources import Cycle
+from ...spec import CameraSpec, PixelFormat, Size
 
 
 class FrameFeed:
@@ -58,7 +60,7 @@ class FrameFeed:
         if self.producer is not None:
             self.producer.stop(final=False)  # the camera's faults carry on into the next stream
             self._sequence, self._clock = self.producer.sequence, self.producer.clock
-            self.error = self.producer.stats().error or self.error  # kept for status: this runs in the USB device's thread
+            self.error = self.producer.stats().error or self.error  # kept for status: this runs in the USB thread
             self.producer = None
             self.stream = None
 
@@ -69,7 +71,7 @@ class FrameFeed:
 
 
 class UsbWebcam:
-    """Camera ``index`` as a userspace USB device on vhci-hcd (see simfarm.devices.usbip_device):
+    """Camera ``index`` as a userspace USB device on vhci-hcd (see simfarm.devices.usb.usbip_device):
     the webcam that streams on stock kernels. Controls a reader sets change the picture."""
 
     def __init__(self, index: int, profile: Profile, library: PatternLibrary,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .uvc_profile import Control, Format, FrameSize, Profile, frame_buffer_size
+from .profile import Control, Format, FrameSize, Profile, frame_buffer_size
 
 # UVC 1.1 request codes (bRequest).
 SET_CUR, GET_CUR, GET_MIN, GET_MAX, GET_RES, GET_LEN, GET_INFO, GET_DEF = 0x01, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import BadInput, EnvironmentProblem
-from ..frames import pixfmt
-from ..frames.video import LumaFrame
-from ..spec import CameraSpec, PixelFormat, Size
-from . import nodes, v4l2_ioctl
+from ...errors import BadInput, EnvironmentProblem
+from ...frames import pixfmt
+from ...frames.video import LumaFrame
+from ...spec import CameraSpec, PixelFormat, Size
+from . import nodes, ioctl
 from .frame_waits import FRAME_S, WEBCAM_FIRST_FRAME_S
 
 
@@ -37,7 +37,7 @@ def read_luma(path: str, *, count: int, timeout: float = FRAME_S) -> Iterator[Lu
             fd = -1
             yield from stream_luma(path, None, count=count, timeout=timeout)
             return
-        fmt = v4l2_ioctl.get_format(fd, v4l2_ioctl.VIDEO_CAPTURE)
+        fmt = ioctl.get_format(fd, ioctl.VIDEO_CAPTURE)
         size = Size(fmt.width, fmt.height)
         pixel_format = PixelFormat.from_fourcc(fmt.fourcc)
         for _ in range(count):
@@ -52,13 +52,13 @@ def read_luma(path: str, *, count: int, timeout: float = FRAME_S) -> Iterator[Lu
 def _readable(fd: int, path: str) -> bool:
     """Whether capture node ``path`` offers read(2); BadInput when it is no capture node at all."""
     try:
-        caps = v4l2_ioctl.query_capability(fd)
+        caps = ioctl.query_capability(fd)
     except OSError:
         raise BadInput(f"{path} is not a V4L2 device") from None
-    if not caps.device_caps & v4l2_ioctl.CAP_VIDEO_CAPTURE:
+    if not caps.device_caps & ioctl.CAP_VIDEO_CAPTURE:
         raise BadInput(f"{path} is not a video capture node ({caps.driver}: {caps.card}; "
                        "a webcam's metadata node, or an output node, carries no frames)")
-    return bool(caps.device_caps & v4l2_ioctl.CAP_READWRITE)
+    return bool(caps.device_caps & ioctl.CAP_READWRITE)
 
 
 def luma_frames(path: str, webcam: CameraSpec | None, *, count: int,
@@ -91,7 +91,7 @@ def stream_luma(path: str, spec: CameraSpec | None, *, count: int, timeout: floa
 
 def _stream_luma(path: str, spec: CameraSpec | None, count: int, timeout: float,
                  strip_only: bool) -> Iterator[LumaFrame]:
-    from linuxpy.video import device as v4l2  # here: reading a loopback node needs none of it (v4l2_ioctl)
+    from linuxpy.video import device as v4l2  # here: reading a loopback node needs none of it (ioctl)
 
     with v4l2.Device(path, blocking=False) as device:
         if spec is not None:
@@ -110,8 +110,8 @@ def _stream_luma(path: str, spec: CameraSpec | None, count: int, timeout: float,
 
 def _luma(data: np.ndarray, fmt: PixelFormat, size: Size, strip_only: bool) -> np.ndarray:
     if strip_only and fmt is PixelFormat.MJPEG:
-        from ..frames import jpeg_splice
-        from ..frames.code import strip_height
+        from ...frames import jpeg_splice
+        from ...frames.code import strip_height
 
         if (top := jpeg_splice.top_rows(data, strip_height(size.width))) is not None:
             jpeg, height = top
