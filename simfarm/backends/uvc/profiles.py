@@ -25,7 +25,7 @@ BUILTIN_DIR = Path(str(files("simfarm.backends.uvc"))) / "builtin_profiles"
 _KEYS = {"vendor_id", "product_id", "manufacturer", "product", "formats", "controls"}
 _FORMAT_KEYS = {"format", "sizes"}
 _CONTROL_KEYS = {"min", "max", "step", "default"}
-_GADGET_FORMATS = (PixelFormat.YUYV, PixelFormat.MJPEG)  # the two the stock UVC function streams
+_WEBCAM_FORMATS = (PixelFormat.YUYV, PixelFormat.MJPEG)  # the two the USB/IP device has descriptors for
 _USB_STRING_MAX = 126  # UTF-16 code units in a string descriptor
 
 
@@ -97,9 +97,9 @@ def _format(entry: object, doc: Located) -> Format:
         raise doc.fail("formats", "each format is a mapping with format and sizes")
     entry.check_keys(_FORMAT_KEYS, "format")
     fmt = PixelFormat.parse(str(entry.get("format")))
-    if fmt not in _GADGET_FORMATS:
+    if fmt not in _WEBCAM_FORMATS:
         raise entry.fail("format", f"format {fmt.name} is not one a USB webcam gadget streams "
-                                   f"({', '.join(f.name for f in _GADGET_FORMATS)})")
+                                   f"({', '.join(f.name for f in _WEBCAM_FORMATS)})")
     sizes = entry.get("sizes")
     if not isinstance(sizes, Located) or not sizes:
         raise entry.fail("sizes", "sizes must map each WIDTHxHEIGHT to a list of frame rates")

@@ -1,7 +1,7 @@
 """What a USB webcam is, as the host sees it: ids, strings, formats with their sizes and rates, controls.
 
-A profile file (simfarm.backends.uvc.profiles) becomes a :class:`Profile`;
-the USB/IP device builds its descriptors from it and answers the host's
+The uvc backend reads each profile file into a :class:`Profile`; the
+USB/IP device builds its descriptors from it and answers the host's
 requests with it. bFormatIndex is the profile's format order and
 bFrameIndex each format's size order, both from 1.
 """

@@ -1,4 +1,4 @@
-"""Reading one sysfs or configfs attribute, where a missing file means "no such thing (now)"."""
+"""Reading one sysfs attribute, where a missing file means "no such thing (now)"."""
 
 from __future__ import annotations
 
