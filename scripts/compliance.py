@@ -18,7 +18,7 @@ import subprocess
 import sys
 
 from simfarm import Farm
-from simfarm.backends.uvc import UvcBackend
+from simfarm.backends.uvc.backend import UvcBackend
 
 BACKENDS = ("loopback", "vivid", "uvc")
 _TOTALS = re.compile(r"^Total for .*: (\d+), Succeeded: (\d+), Failed: (\d+), Warnings: (\d+)", re.M)

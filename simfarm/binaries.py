@@ -15,8 +15,6 @@ REMEDIES = {
     "udevadm": "apt-get install -y udev",
     "modinfo": "apt-get install -y kmod",
     "modprobe": "apt-get install -y kmod",
-    "usbip": "apt-get install -y usbip",
-    "usbipd": "apt-get install -y usbip",
 }
 # Where administration tools live when a user's PATH leaves them out.
 _SBIN = "/usr/sbin:/sbin"

@@ -6,7 +6,7 @@ or every VM check passes (`simfarm vm -- COMMAND`); tool checks (FFmpeg,
 MediaMTX) are reported but only some features need them.
 
 It answers from files and one in-process KVM probe: programs are found on
-PATH, kernel modules in /lib/modules (devices.modinfo), and the versions it
+PATH, kernel modules in /lib/modules (devices.kmod.modinfo), and the versions it
 shows are asked of each binary once and then read back (program_versions).
 It imports nothing it does not use: no dataclasses, no subprocess until a
 version must be asked, no VM runner, no MediaMTX client.
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from . import binaries, program_versions
-from .devices import kmodule
-from .devices.loopback_module import CONTROL_DEVICE, module_version
+from .devices.kmod import kmodule
+from .devices.loopback.module import CONTROL_DEVICE, module_version
 from .errors import BadInput, EnvironmentProblem
 from .publishers.mediamtx import binary as mediamtx
 from .publishers.mediamtx import versions as mediamtx_versions
@@ -168,7 +168,7 @@ def _guest_kernel() -> list[Check]:
 
 def _usb_webcams(version: str) -> Check:
     """--backend uvc plugs userspace USB devices into vhci-hcd, where uvcvideo drives them: the
-    guest kernel needs those two modules, and nothing else (no gadget modules, no usbip programs)."""
+    guest kernel needs those two modules, and no usbip program."""
     missing = [name for name in kmodule.WEBCAM_MODULES if not kernel.has_module(version, name)]
     if missing:
         return Check("usb-webcams", "tools", False, f"{version} lacks module(s) {', '.join(missing)} "

@@ -11,7 +11,7 @@ import os
 import stat
 from collections.abc import Iterator
 
-from .devices import capture
+from .devices.v4l2 import capture
 from .errors import BadInput
 from .frames import video
 from .frames.analysis import Report, analyze

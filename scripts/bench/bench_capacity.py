@@ -54,8 +54,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 from simfarm import Farm
-from simfarm.devices import nodes
-from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
+from simfarm.devices.loopback.control import LoopbackConfig, LoopbackControl
+from simfarm.devices.v4l2 import nodes
 from simfarm.errors import SimfarmError
 from simfarm.producers.pacing import spread_phase
 from simfarm.spec import CameraSpec, Size

@@ -39,8 +39,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from simfarm.devices import loopback, nodes
-from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
+from simfarm.devices.loopback import nodes as loopback_nodes
+from simfarm.devices.loopback.control import LoopbackConfig, LoopbackControl
+from simfarm.devices.v4l2 import nodes
 from simfarm.spec import CameraSpec, PixelFormat, Size
 
 from _common import SIMFARM, medians, run_seconds, where
@@ -122,7 +123,7 @@ def bare(cameras: int) -> dict[str, float]:
         end = time.perf_counter()
     for i, (n, fd) in enumerate(zip(numbers, outputs)):
         os.close(fd)
-        loopback.remove(n, f"bench-bare-{i}")  # waits, as teardown does, for udev's probe to close the node
+        loopback_nodes.remove(n, f"bench-bare-{i}")  # waits, as teardown does, for udev's probe to close the node
     return {"bare": end - start, "nodes": made - start}
 
 

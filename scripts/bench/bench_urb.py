@@ -24,13 +24,18 @@ and its load: compare rows of one run.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import atexit
+import importlib
+import io
 import multiprocessing
+import shutil
 import socket
 import statistics
 import struct
 import subprocess
 import sys
+import tarfile
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -43,9 +48,11 @@ from typing import Any
 
 import numpy as np
 
-from simfarm.backends import uvc_profiles
-from simfarm.devices import usbip_device
-from simfarm.devices.uvc_requests import COMMIT, SET_CUR, STREAMING
+import simfarm.errors
+import simfarm.spec
+from simfarm.backends.uvc import profiles
+from simfarm.devices.usb import usbip_device
+from simfarm.devices.usb.uvc_requests import COMMIT, SET_CUR, STREAMING
 from simfarm.frames import pixfmt
 from simfarm.spec import PixelFormat, Size
 
@@ -129,16 +136,22 @@ def floor_payloads(frame: np.ndarray) -> list[bytes]:
 
 
 def load_base(revision: str) -> ModuleType:
-    """simfarm/devices/usbip_device.py as of ``revision``, importable beside today's."""
-    source = subprocess.run(["git", "-C", str(REPO), "show", f"{revision}:simfarm/devices/usbip_device.py"],
-                            capture_output=True, text=True, check=True).stdout
-    name = f"simfarm.devices.usbip_device_{revision}"
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "simfarm.devices"
-    exec(compile(source, f"{revision}:usbip_device.py", "exec"), module.__dict__)
-    return module
+    """The USB/IP device module of git revision ``revision``, importable beside today's: that revision's
+    package, extracted as package simfarm_base, so its relative imports find its own modules whichever
+    layout it had."""
+    root = Path(tempfile.mkdtemp(prefix="bench-urb-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, "simfarm"], capture_output=True,
+                             check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    (root / "simfarm").rename(root / "simfarm_base")
+    sys.path.insert(0, str(root))
+    # Today's values (PixelFormat, Size) and errors, so that frames and profiles made here mean the same there.
+    sys.modules["simfarm_base.spec"], sys.modules["simfarm_base.errors"] = simfarm.spec, simfarm.errors
+    moved = (root / "simfarm_base/devices/usb/usbip_device.py").exists()  # the devices/ rooms (issue 20)
+    return importlib.import_module("simfarm_base.devices.usb.usbip_device" if moved
+                                   else "simfarm_base.devices.usbip_device")
 
 
 def make_device(module: ModuleType, size: Size, fps: float, done: Callable[[], None]) -> object:
@@ -159,7 +172,7 @@ def make_device(module: ModuleType, size: Size, fps: float, done: Callable[[], N
         stop.set()
         done()
 
-    return module.UsbipWebcamDevice(uvc_profiles.load(PROFILES[size], "bench"), on_stream=feed, on_stop=stopped)
+    return module.UsbipWebcamDevice(profiles.load(PROFILES[size], "bench"), on_stream=feed, on_stop=stopped)
 
 
 def serve(device: Any, sock: socket.socket) -> None:

@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from simfarm import Farm
-from simfarm.devices import capture
+from simfarm.devices.v4l2 import capture
 from simfarm.frames.code import decode
 from simfarm.spec import CameraSpec, PixelFormat, Size
 

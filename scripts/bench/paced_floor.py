@@ -31,7 +31,7 @@ from simfarm.producers.pacing import LATE_FRACTION
 
 def open_sink(path: str, width: int, height: int, fps: float, frame_bytes: int) -> int:
     if node := re.fullmatch(r"/dev/video(\d+)", path):  # a loopback node takes its format first, as in a farm
-        from simfarm.devices import nodes
+        from simfarm.devices.v4l2 import nodes
         from simfarm.spec import PixelFormat, Size
         return nodes.open_output(int(node[1]), PixelFormat.YUYV, Size(width, height), Fraction(fps))
     fd = sys.stdout.fileno() if path == "-" else os.open(path, os.O_WRONLY)

@@ -1,7 +1,9 @@
 """Where a farm's cameras come from: one module per backend, each behind base.Backend.
 
-The farm (simfarm.farm) imports this package; backends import only the
-farm's leaf modules (state, live, device_faults), never the farm itself.
+The farm (simfarm.farm) imports this package; backends import the rooms
+below (simfarm.state, simfarm.devices, producers, faults), never the farm.
+The cameras a backend's supervisor runs (live) and the bookkeeping of
+device-level faults (device_faults) live here, for backends and farm alike.
 Only the backend asked for is imported: a loopback farm's provisioner and
 supervisor load nothing of vivid's or of the USB webcams'.
 """
@@ -14,8 +16,8 @@ from ..spec import parse_backend
 from .base import Backend, ProducedCamera, SupervisedCamera, WorkerBackend
 
 # backend name -> (its module in this package, its class)
-_BACKENDS = {"loopback": ("loopback", "LoopbackBackend"), "vivid": ("vivid", "VividBackend"),
-             "uvc": ("uvc", "UvcBackend")}
+_BACKENDS = {"loopback": ("loopback.backend", "LoopbackBackend"), "vivid": ("vivid", "VividBackend"),
+             "uvc": ("uvc.backend", "UvcBackend")}
 
 
 def get(name: str) -> Backend:

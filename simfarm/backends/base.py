@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
-from ..devices import nodes
+from ..devices.v4l2 import nodes
 
 # Named in annotations only: a provisioning process that loads a backend to check a request
 # (default_spec, preflight) must not pay for the fault machinery (numpy) it never runs.
 if TYPE_CHECKING:
     from ..faults import FaultHandle, FaultListener, FaultSet, Mark
-    from ..farm.device_faults import DeviceFaults
-    from ..farm.state import FarmRecord, NodeRecord
     from ..patterns import PatternLibrary
     from ..spec import CameraSpec
+    from ..state.records import FarmRecord, NodeRecord
+    from .device_faults import DeviceFaults
 
 
 class SupervisedCamera(Protocol):

@@ -19,13 +19,14 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from ..devices import nodes, vivid
+from ..devices.v4l2 import nodes
+from ..devices.vivid import driver as vivid
 from ..errors import BadInput, EnvironmentProblem
 from ..faults import FaultHandle, FaultListener, FaultSpec, Mark
-from ..farm.device_faults import DeviceFaults
-from ..farm.state import FarmRecord, NodeRecord, farm_names, global_lock
 from ..spec import CameraSpec, Size
+from ..state.records import FarmRecord, NodeRecord, farm_names, global_lock
 from .base import NodePaths, SupervisedCamera
+from .device_faults import DeviceFaults
 
 MAX_INSTANCES = 64  # vivid's n_devs limit (VIVID_MAX_DEVS)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..backends import uvc_profiles
-from ..devices.uvc_gadget import Profile
+from ..backends.uvc import profiles
+from ..devices.usb.profile import Profile
 from . import table
 
 
@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _list(args: argparse.Namespace) -> int:
     rows = []
-    for name, path in uvc_profiles.available(args.profiles_dir).items():
-        profile = uvc_profiles.find(str(path))
+    for name, path in profiles.available(args.profiles_dir).items():
+        profile = profiles.find(str(path))
         rows.append([name, f"{profile.vendor_id:04x}:{profile.product_id:04x}", profile.product,
                      ", ".join(fmt.format.name for fmt in profile.formats), path])
     print(table.render(["profile", "usb id", "product", "formats", "file"], rows))
@@ -30,8 +30,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    known = uvc_profiles.available(args.profiles_dir)
-    profile = uvc_profiles.find(str(known[args.name]) if args.name in known else args.name)
+    known = profiles.available(args.profiles_dir)
+    profile = profiles.find(str(known[args.name]) if args.name in known else args.name)
     print(_describe(profile))
     return 0
 

@@ -1,0 +1,1 @@
+"""Linux devices, a room per kernel subsystem (v4l2, loopback, vivid, kmod, usb, udev); none imports backends, farm."""

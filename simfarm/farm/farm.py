@@ -16,11 +16,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
-from ..devices import nodes
+from ..devices.v4l2 import nodes
 from ..errors import BadInput, EnvironmentProblem, InUse, SimfarmError
+from ..state.records import FAULT_LOG, FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
 from . import control
 from .reclaim import reclaim, stale_farms
-from .state import FAULT_LOG, FarmRecord, ProcessId, check_farm_name, farm_names, global_lock
 
 # What only provisioning, snapshots, recordings and reading frames back need
 # (numpy, OpenCV, linuxpy, the MediaMTX client, the backends) is imported in

@@ -20,10 +20,10 @@ import threading
 from typing import TYPE_CHECKING, cast
 
 from .. import backends
+from ..backends.device_faults import DeviceFaults
+from ..backends.live import LiveCamera
 from ..errors import BadInput
 from ..faults import FaultHandle, FaultSpec, Role
-from .device_faults import DeviceFaults
-from .live import LiveCamera
 from .scenario_run import Router, run_scenario
 
 if TYPE_CHECKING:

@@ -42,16 +42,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import binaries
-from ..devices import nodes
+from ..backends.live import LiveCamera
+from ..devices.v4l2 import nodes
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultListener, FaultSpec
 from ..publishers.mediamtx import ApiClient, MediaMTX, RecordOptions, Version, path_entry, v4l2_publish_argv, versions
 from ..publishers.mediamtx.process import kill_session
 from ..publishers.ports import HOST
 from ..publishers.proxy import TOXICS, FaultProxy
-from .live import LiveCamera
+from ..state.records import FarmRecord, ProcessId
 from .publish_plan import WORKDIR, path_name
-from .state import FarmRecord, ProcessId
 
 WATCH_S = 1.0
 STALL_S = 15.0  # longer than MediaMTX's fixed 5 s restart pause plus FFmpeg's start

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
-from ..devices.frame_waits import FRAME_S, WEBCAM_FIRST_FRAME_S
+from ..devices.v4l2.frame_waits import FRAME_S, WEBCAM_FIRST_FRAME_S
 from ..errors import EnvironmentProblem
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def stream_spec(cam: Readable, backend: str) -> CameraSpec | None:
 
 
 def _check(cam: Readable, backend: str, frames: int) -> None:
-    from ..devices import capture
+    from ..devices.v4l2 import capture
     from ..frames.code import decode
 
     if cam.device is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from ..errors import InUse
-from .state import FarmRecord, farm_names
+from ..state.records import FarmRecord, farm_names
 
 
 def reclaim(record: FarmRecord, *, timeout: float = 10.0) -> None:

@@ -27,9 +27,9 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from ..backends.live import LiveCamera
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultHandle, FaultLog, FaultSpec, Scenario, ScheduledFault
-from .live import LiveCamera
 
 # How long the request waits for every camera's next slot (a slot is at most a second at 1 fps).
 _ORIGIN_TIMEOUT_S = 5.0

@@ -58,15 +58,15 @@ import time
 from typing import TYPE_CHECKING, cast
 
 from .. import backends
+from ..backends.live import LiveCamera
 from ..errors import SimfarmError
 from ..faults import FaultLog
+from ..state.records import FAULT_LOG, FarmRecord, ProcessId, amend_record, global_lock
 from . import readiness
 from .control import SOCKET, ControlServer, tell
 from .host import CameraHost
-from .live import LiveCamera
 from .reclaim import reclaim
 from .scenario_run import Router
-from .state import FAULT_LOG, FarmRecord, ProcessId, amend_record, global_lock
 from .workers import WorkerPool
 
 # Imported where a farm publishes: the MediaMTX client and the fault proxy cost every other farm's start.

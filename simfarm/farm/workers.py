@@ -47,10 +47,10 @@ from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultLog
 from ..producers.build import shared_cycle
 from ..producers.sources import Cycle
+from ..state.records import FarmRecord, NodeRecord, ProcessId, amend_record
 from . import control
 from .host import CameraHost
 from .scenario_run import Router, write_done
-from .state import FarmRecord, NodeRecord, ProcessId, amend_record
 
 # How long the supervisor waits for a worker to start at all, beyond its cameras' own start
 # (one after another, each given its backend's start_s).

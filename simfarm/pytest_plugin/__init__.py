@@ -37,8 +37,8 @@ import pytest
 
 from ..errors import BadInput
 from ..farm.farm import Camera, Farm
-from ..farm.state import state_root
 from ..publishers.mediamtx import MediaMTX
+from ..state.records import state_root
 from . import naming, publish
 from .frames import assert_streaming, read_codes
 from .pool import NewFarms, WorkerFarms

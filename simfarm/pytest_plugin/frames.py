@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..devices import capture
-from ..devices.loopback_control import LoopbackConfig
+from ..devices.loopback.control import LoopbackConfig
+from ..devices.v4l2 import capture
 from ..errors import EnvironmentProblem
 from ..farm import readiness
 from ..farm.farm import Camera
@@ -22,7 +22,7 @@ def _webcam(camera: Camera) -> CameraSpec | None:
     return readiness.stream_spec(camera, camera.farm.backend)
 
 
-# Frames a loopback node keeps (see devices.loopback_control): a reader may
+# Frames a loopback node keeps (see devices.loopback.control): a reader may
 # get that many old frames, e.g. frozen ones from before a fault was cleared.
 RING = LoopbackConfig.max_buffers
 

@@ -15,7 +15,7 @@ import os
 
 import pytest
 
-from ..farm.state import check_farm_name
+from ..state.records import check_farm_name
 
 PREFIX = "pt"
 RUN_KEY = "simfarm_run"  # the workerinput key carrying the controller's run id

@@ -1,5 +1,5 @@
 """Runs INSIDE the VM, before the user's command: loads the media modules,
-makes sure udev processes real uevents, mounts configfs, then execs the command.
+makes sure udev processes real uevents, then execs the command.
 
     python -I guest.py LAUNCH_FILE
 
@@ -31,7 +31,6 @@ UDEVD_PATHS = ("/usr/lib/systemd/systemd-udevd", "/lib/systemd/systemd-udevd")
 MODULES = (("videodev",), ("v4l2loopback", "devices=0"))
 GUEST_BIN = "/tmp/simfarm-vm-bin"  # /tmp is the guest's own memory (tmpfs under an overlay)
 GUEST_PACKAGE = "/tmp/simfarm-vm-package"
-CONFIGFS = "/sys/kernel/config"
 # The runner's watchdog (simfarm/vm/watchdog.py: the same words and port) stops a
 # VM whose guest script never starts; it reads this line from the watched port.
 STARTED = b"simfarm-vm: guest script started\n"
@@ -67,14 +66,6 @@ def load_modules() -> None:
     for module in MODULES:
         _run("modprobe", *module)
     _run("udevadm", "settle", "--timeout=60")
-
-
-def mount_configfs() -> None:
-    """Mount configfs where systemd would (sys-kernel-config.mount): USB gadgets are made there,
-    and virtme-ng's init does not mount it."""
-    _run("modprobe", "configfs")  # its mount point appears with it
-    if not os.path.ismount(CONFIGFS):
-        _run("mount", "-t", "configfs", "none", CONFIGFS)
 
 
 def mount_images(specs: list[dict[str, str]]) -> None:
@@ -166,7 +157,6 @@ def main(argv: list[str]) -> int:
     try:
         ensure_udevd()
         load_modules()
-        mount_configfs()
         mount_images(launch.get("images", []))
         if "package" in launch:
             mount_package(launch["package"])

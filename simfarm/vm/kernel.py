@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from ..devices import modinfo
+from ..devices.kmod import modinfo
 from ..errors import EnvironmentProblem
 
 SETUP_REMEDY = "sudo scripts/setup-vm.sh"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from simfarm import Camera
-from simfarm.devices import nodes
-from simfarm.farm.state import farm_names, state_root
+from simfarm.devices.v4l2 import nodes
 from simfarm.pytest_plugin import leases, naming
+from simfarm.state.records import farm_names, state_root
 
 CLAIMS = "simfarm-claims"
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from simfarm import backends
 from simfarm.cli import main
 from simfarm.errors import BadInput
-from simfarm import backends
 from simfarm.farm import config
-from simfarm.farm.state import farm_names
 from simfarm.spec import PixelFormat, Size
+from simfarm.state.records import farm_names
 
 
 def write(tmp_path: Path, text: str) -> str:

@@ -17,17 +17,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from simfarm.backends import live
 from simfarm.cli import main
-from simfarm.devices import loopback
+from simfarm.devices.loopback import nodes as loopback_nodes
 from simfarm.errors import BadInput
-from simfarm.farm import live, supervisor
+from simfarm.farm import supervisor
 from simfarm.farm.scenario_run import comparable
-from simfarm.farm.state import FarmRecord
 from simfarm.faults import read_log
 from simfarm.frames import pixfmt
 from simfarm.frames.analysis import analyze
 from simfarm.frames.code import FrameCode, decode
 from simfarm.spec import CameraSpec, PixelFormat, Size
+from simfarm.state.records import FarmRecord
 
 SIZE = Size(320, 240)
 
@@ -64,8 +65,8 @@ class PipeNodes:
         self.frames: dict[int, list[np.ndarray]] = {}
         self._threads: list[threading.Thread] = []
         # The loopback module the backend and device faults both call.
-        monkeypatch.setattr(loopback, "choose_mode", lambda: loopback.Mode.CONTROL)
-        monkeypatch.setattr(loopback, "create", lambda label, number=-1: 200 + int(label[-1]))
+        monkeypatch.setattr(loopback_nodes, "choose_mode", lambda: loopback_nodes.Mode.CONTROL)
+        monkeypatch.setattr(loopback_nodes, "create", lambda label, number=-1: 200 + int(label[-1]))
         monkeypatch.setattr(live.nodes, "open_output", self.open_output)
         # A pipe has one reader, the thread that keeps its frames: the supervisor's own check of its
         # cameras' frames (read back from their nodes) is for the VM tier.

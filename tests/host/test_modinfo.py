@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simfarm.devices import kmod_index, modinfo
+from simfarm.devices.kmod import index, modinfo
 
 RELEASE = "0.0.0-simfarm-test"
 INSTALLED = sorted(p.name for p in modinfo.MODULES_DIR.glob("*") if (p / "modules.dep.bin").is_file())
@@ -88,7 +88,7 @@ def test_a_broken_index_falls_back_to_the_text_listing(tree: Path) -> None:
     (tree / RELEASE / "modules.dep.bin").write_bytes(b"not an index")
     assert modinfo.field(RELEASE, "vhci-hcd", "version", tree) == "1.0.8"
     with pytest.raises(ValueError, match="not a kmod index"):
-        kmod_index.lookup(tree / RELEASE / "modules.dep.bin", "vhci_hcd")
+        index.lookup(tree / RELEASE / "modules.dep.bin", "vhci_hcd")
 
 
 def _listed_names(tree: Path, listing: str) -> list[str]:

@@ -24,18 +24,17 @@ from typing import Any
 import cv2
 import pytest
 
+from simfarm.backends.live import LiveCamera
 from simfarm.cli import main, publish_cmd
 from simfarm.errors import BadInput, EnvironmentProblem
 from simfarm.farm import config, publish_plan, publishing
 from simfarm.farm.farm import Farm
-from simfarm.farm.live import LiveCamera
 from simfarm.farm.reclaim import reclaim
-from simfarm.farm.state import FarmRecord, NodeRecord, ProcessId, state_root
 from simfarm.faults import FaultHandle, FaultLog, FaultSpec, read_log
 from simfarm.frames.code import decode
 from simfarm.frames.snapshot import grab
-from simfarm.publishers.mediamtx import Version
 from simfarm.patterns import PatternLibrary
+from simfarm.publishers.mediamtx import Version
 from simfarm.publishers.mediamtx import ApiClient
 from simfarm.publishers.mediamtx.binary import ENV
 from simfarm.publishers.mediamtx.hooks import PUBLISH_URL
@@ -43,6 +42,7 @@ from simfarm.publishers.mediamtx.process import session_members
 from simfarm.publishers.mediamtx.recordings import list_segments
 from simfarm.publishers.ports import reserve_ports
 from simfarm.spec import CameraSpec
+from simfarm.state.records import FarmRecord, NodeRecord, ProcessId, state_root
 from simfarm.verify import frames_from, verify
 
 RELEASES = "github.com/bluenviron/mediamtx/releases"

@@ -19,9 +19,9 @@ import pytest
 
 import simfarm.pytest_plugin as plugin
 from simfarm.farm.farm import Camera
-from simfarm.farm.state import state_root
 from simfarm.pytest_plugin import leases, naming, pool
 from simfarm.spec import CameraSpec, Size
+from simfarm.state.records import state_root
 
 pytest_plugins = ["pytester"]
 

@@ -64,7 +64,7 @@ def test_loop_commands_import_no_specs_dataclasses_or_subprocess(argv: list[str]
 # doctor reads files and asks KVM one ioctl away: what boots VMs or talks to MediaMTX stays out, and
 # so does dataclasses (a fifth of Python's start-up).
 DOCTOR_HEAVY = ("dataclasses", "simfarm.vm.runner", "simfarm.publishers.mediamtx.api",
-                "simfarm.publishers.mediamtx.config", "simfarm.devices.usbip", "simfarm.devices.loopback_control")
+                "simfarm.publishers.mediamtx.config", "simfarm.devices.usb.vhci", "simfarm.devices.loopback.control")
 
 
 def test_doctor_imports_no_dataclasses_vm_runner_or_mediamtx_client(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_public_api_names_resolve_on_first_use() -> None:
 def test_a_raw_camera_farm_loads_no_opencv() -> None:
     """The supervisor's modules and a raw camera's cycle need no OpenCV (a fifth of the
     supervisor's imports): MJPEG, text overlays and JPEG decoding load it on first use."""
-    code = ("import sys; import simfarm.farm.supervisor, simfarm.farm.host, simfarm.backends.loopback;"
+    code = ("import sys; import simfarm.farm.supervisor, simfarm.farm.host, simfarm.backends.loopback.backend;"
             "from simfarm.patterns import PatternLibrary; from simfarm.producers.build import shared_cycle;"
             "from simfarm.spec import CameraSpec; shared_cycle(CameraSpec(), PatternLibrary());"
             "assert 'cv2' not in sys.modules, 'raw'; from simfarm.frames import pixfmt;"

@@ -9,7 +9,7 @@ import pytest
 
 from simfarm.errors import BadInput
 from simfarm.farm.reclaim import reclaim, stale_farms
-from simfarm.farm.state import FarmRecord, NodeRecord, ProcessId, check_farm_name, farm_names
+from simfarm.state.records import FarmRecord, NodeRecord, ProcessId, check_farm_name, farm_names
 
 
 def test_record_round_trip() -> None:

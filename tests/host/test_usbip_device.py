@@ -13,9 +13,9 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from simfarm.backends import uvc_profiles
-from simfarm.devices.usbip_device import BOS, MAX_PAYLOAD, BulkSink, UsbipWebcamDevice, descriptors
-from simfarm.devices.uvc_requests import COMMIT, SET_CUR, STREAMING
+from simfarm.backends.uvc import profiles
+from simfarm.devices.usb.usbip_device import BOS, MAX_PAYLOAD, BulkSink, UsbipWebcamDevice, descriptors
+from simfarm.devices.usb.uvc_requests import COMMIT, SET_CUR, STREAMING
 from simfarm.spec import PixelFormat, Size
 
 
@@ -29,9 +29,9 @@ def walk(config: bytes) -> list[bytes]:
     return found
 
 
-@pytest.mark.parametrize("name", sorted(uvc_profiles.available()))
+@pytest.mark.parametrize("name", sorted(profiles.available()))
 def test_descriptors_are_well_formed_and_carry_the_profile(name: str) -> None:
-    profile = uvc_profiles.load(name, "s")
+    profile = profiles.load(name, "s")
     device, config = descriptors(profile)
     assert len(device) == device[0] == 18
     assert struct.unpack_from("<HH", device, 8) == (profile.vendor_id, profile.product_id)
@@ -57,7 +57,7 @@ def test_descriptors_are_well_formed_and_carry_the_profile(name: str) -> None:
 
 
 def test_a_superspeed_device_with_its_binary_object_store() -> None:
-    device, _config = descriptors(uvc_profiles.load("lowres", "s"))
+    device, _config = descriptors(profiles.load("lowres", "s"))
     assert struct.unpack_from("<H", device, 2)[0] == 0x0300 and device[7] == 9  # USB 3.0, ep0 of 2**9 bytes
     assert (BOS[1], struct.unpack_from("<H", BOS, 2)[0], BOS[4]) == (0x0F, len(BOS), 2)
     capabilities = walk(BOS[5:])
@@ -116,7 +116,7 @@ def streaming() -> Iterator[tuple[FakeHost, BulkSink, UsbipWebcamDevice, threadi
         streams.append((fmt, size, fps, sink))
         started.set()
 
-    device = UsbipWebcamDevice(uvc_profiles.load("lowres", "s"), on_stream=on_stream, on_stop=stopped.set)
+    device = UsbipWebcamDevice(profiles.load("lowres", "s"), on_stream=on_stream, on_stop=stopped.set)
     host_end, device_end = socket.socketpair()
     device.serve(device_end)
     host = FakeHost(host_end)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from simfarm.backends import uvc_profiles
+from simfarm.backends.uvc import profiles
 from simfarm.errors import BadInput
 from simfarm.spec import PixelFormat, Size
 
@@ -33,19 +33,19 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_shipped_profiles_load_with_linux_foundation_ids_and_the_cameras_serial():
-    names = set(uvc_profiles.available())
+    names = set(profiles.available())
     assert {"generic-720p", "mjpeg-1080p", "lowres"} <= names
     for name in names:
-        profile = uvc_profiles.load(name, "cam-7")
+        profile = profiles.load(name, "cam-7")
         assert (profile.vendor_id, profile.product_id, profile.serial) == (0x1D6B, 0x0102, "cam-7")
         assert {fmt.format for fmt in profile.formats} == {PixelFormat.YUYV, PixelFormat.MJPEG}
-    assert uvc_profiles.load("mjpeg-1080p", "s").formats[0].format is PixelFormat.MJPEG
+    assert profiles.load("mjpeg-1080p", "s").formats[0].format is PixelFormat.MJPEG
 
 
 def test_a_users_directory_adds_profiles_and_a_file_path_works_too(tmp_path: Path):
     path = write(tmp_path, GOOD)
-    profile = uvc_profiles.load("mine", "s", [tmp_path])
-    assert profile == uvc_profiles.load(str(path), "s")
+    profile = profiles.load("mine", "s", [tmp_path])
+    assert profile == profiles.load(str(path), "s")
     assert profile.formats[0].sizes[0].size == Size(640, 480)
     assert profile.formats[0].sizes[0].rates == (Fraction(30), Fraction(15))
 
@@ -64,15 +64,15 @@ def test_a_users_directory_adds_profiles_and_a_file_path_works_too(tmp_path: Pat
 def test_each_mistake_is_one_line_naming_file_and_line(tmp_path: Path, change: tuple[str, str], message: str):
     path = write(tmp_path, GOOD.replace(*change))
     with pytest.raises(BadInput) as caught:
-        uvc_profiles.load(str(path), "s")
+        profiles.load(str(path), "s")
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_an_unknown_profile_name_lists_the_available_ones():
     with pytest.raises(BadInput, match="no camera profile 'nope' .*generic-720p"):
-        uvc_profiles.load("nope", "s")
+        profiles.load("nope", "s")
 
 
 def test_a_serial_must_fit_a_usb_string():
     with pytest.raises(BadInput, match="serial must be text of 1 to 126"):
-        uvc_profiles.load("lowres", "x" * 127)
+        profiles.load("lowres", "x" * 127)

@@ -10,7 +10,7 @@ import pytest
 from linuxpy.video import device as v4l2
 from linuxpy.video import raw
 
-from simfarm.devices import v4l2_ioctl
+from simfarm.devices.v4l2 import ioctl
 from simfarm.spec import PixelFormat
 
 
@@ -35,12 +35,12 @@ def unsigned(request: int) -> int:
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> Calls:
     recorder = Calls()
-    monkeypatch.setattr(v4l2_ioctl.fcntl, "ioctl", recorder)
+    monkeypatch.setattr(ioctl.fcntl, "ioctl", recorder)
     return recorder
 
 
 def test_set_format_packs_what_linuxpy_does(calls: Calls) -> None:
-    v4l2_ioctl.set_format(3, v4l2_ioctl.VIDEO_OUTPUT, 640, 480, PixelFormat.YUYV.fourcc)
+    ioctl.set_format(3, ioctl.VIDEO_OUTPUT, 640, 480, PixelFormat.YUYV.fourcc)
     expected = raw.v4l2_format()
     expected.type = v4l2.BufferType.VIDEO_OUTPUT
     pix = expected.fmt.pix
@@ -50,7 +50,7 @@ def test_set_format_packs_what_linuxpy_does(calls: Calls) -> None:
 
 @pytest.mark.parametrize("fps", [Fraction(30), Fraction(30000, 1001), Fraction(15, 2)])
 def test_set_fps_packs_what_linuxpy_does(calls: Calls, fps: Fraction) -> None:
-    v4l2_ioctl.set_fps(3, v4l2_ioctl.VIDEO_OUTPUT, fps)
+    ioctl.set_fps(3, ioctl.VIDEO_OUTPUT, fps)
     expected = raw.v4l2_streamparm()
     expected.type = v4l2.BufferType.VIDEO_OUTPUT
     expected.parm.output.timeperframe.numerator = fps.denominator
@@ -64,9 +64,9 @@ def test_get_format_reads_the_pix_format(calls: Calls) -> None:
     reply.fmt.pix.width, reply.fmt.pix.height = 320, 240
     reply.fmt.pix.pixelformat, reply.fmt.pix.sizeimage = raw.v4l2_fourcc(*"GREY"), 320 * 240
     calls.reply = reply
-    assert v4l2_ioctl.get_format(3, v4l2_ioctl.VIDEO_CAPTURE) == (320, 240, PixelFormat.GREY.fourcc, 320 * 240)
+    assert ioctl.get_format(3, ioctl.VIDEO_CAPTURE) == (320, 240, PixelFormat.GREY.fourcc, 320 * 240)
     request, sent = calls.seen[0]
-    assert request == unsigned(raw.IOC.G_FMT) and sent[:4] == bytes(ctypes.c_uint32(v4l2_ioctl.VIDEO_CAPTURE))
+    assert request == unsigned(raw.IOC.G_FMT) and sent[:4] == bytes(ctypes.c_uint32(ioctl.VIDEO_CAPTURE))
 
 
 def test_query_capability_reads_driver_card_and_device_caps(calls: Calls) -> None:
@@ -75,6 +75,6 @@ def test_query_capability_reads_driver_card_and_device_caps(calls: Calls) -> Non
     reply.capabilities = 0x85200003
     reply.device_caps = v4l2.Capability.VIDEO_CAPTURE | v4l2.Capability.READWRITE
     calls.reply = reply
-    assert v4l2_ioctl.query_capability(3) == ("v4l2 loopback", "simfarm-lab-0",
-                                              v4l2_ioctl.CAP_VIDEO_CAPTURE | v4l2_ioctl.CAP_READWRITE)
+    assert ioctl.query_capability(3) == ("v4l2 loopback", "simfarm-lab-0",
+                                              ioctl.CAP_VIDEO_CAPTURE | ioctl.CAP_READWRITE)
     assert calls.seen[0][0] == unsigned(raw.IOC.QUERYCAP)

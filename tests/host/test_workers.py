@@ -11,7 +11,7 @@ from simfarm import Farm
 from simfarm.errors import BadInput
 from simfarm.farm import config, worker_count
 from simfarm.farm.publish_plan import PublishOptions
-from simfarm.farm.state import FarmRecord, NodeRecord, amend_record, farm_names
+from simfarm.state.records import FarmRecord, NodeRecord, amend_record, farm_names
 
 
 @pytest.mark.parametrize("requested, cameras, expected", [

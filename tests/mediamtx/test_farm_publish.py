@@ -20,12 +20,12 @@ import pytest
 
 from simfarm import BadInput, Camera, EnvironmentProblem, Farm, PublishOptions
 from simfarm.doctor import host_can_run_cameras
-from simfarm.farm.state import ProcessId
 from simfarm.frames.code import decode
 from simfarm.frames.snapshot import grab
 from simfarm.publishers.mediamtx import ApiClient, MediaMTX
 from simfarm.publishers.mediamtx.process import session_members
 from simfarm.spec import CameraSpec
+from simfarm.state.records import ProcessId
 from simfarm.verify import frames_from, verify
 
 from .rtsp_reader import RtspReader

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from simfarm.devices import udev_rules
+from simfarm.devices.udev import rules
 from simfarm.doctor import host_can_run_cameras
 
 SKIP_REASON = ("needs v4l2loopback >= 0.13 with a usable /dev/v4l2loopback; "
@@ -31,7 +31,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def _udev_rules() -> None:
     # Stable by-id links for farm cameras. The VM's /etc is a throwaway overlay;
     # /run/udev/rules.d is udev's runtime rules dir.
-    udev_rules.install(udev_rules.RUNTIME_DIR)
+    rules.install(rules.RUNTIME_DIR)
 
 
 @pytest.fixture

@@ -21,13 +21,13 @@ import numpy as np
 import pytest
 
 from simfarm import Farm
-from simfarm.devices import capture, nodes
+from simfarm.devices.v4l2 import capture, nodes
 from simfarm.errors import SimfarmError
-from simfarm.farm.state import ProcessId
 from simfarm.faults import read_log
 from simfarm.frames.code import decode
 from simfarm.procfs import stat_fields
 from simfarm.spec import CameraSpec
+from simfarm.state.records import ProcessId
 
 from kernel_helpers import video_nodes, wait_until
 

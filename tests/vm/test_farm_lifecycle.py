@@ -16,12 +16,12 @@ import pytest
 from linuxpy.video import device as v4l2
 
 from simfarm import Farm
-from simfarm.devices import nodes
-from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
-from simfarm.farm.state import ProcessId, farm_names
+from simfarm.devices.loopback.control import LoopbackConfig, LoopbackControl
+from simfarm.devices.v4l2 import nodes
 from simfarm.frames import pixfmt
 from simfarm.frames.code import FrameCode, decode
 from simfarm.spec import CameraSpec, PixelFormat, Size
+from simfarm.state.records import ProcessId, farm_names
 
 from kernel_helpers import simfarm, video_nodes
 

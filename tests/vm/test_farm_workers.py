@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from simfarm import Farm
-from simfarm.devices import usbip
-from simfarm.farm.state import FarmRecord, ProcessId
+from simfarm.devices.usb import vhci
 from simfarm.faults import read_log
 from simfarm.procfs import stat_fields
 from simfarm.spec import CameraSpec
+from simfarm.state.records import FarmRecord, ProcessId
 
 from kernel_helpers import simfarm, video_nodes, wait_until
 
@@ -107,11 +107,11 @@ def test_uvc_webcams_run_in_workers_and_a_killed_worker_pulls_its_cable() -> Non
     assert [worker["cameras"] for worker in status["workers"]] == [[0], [1]]
     assert [cam["state"] for cam in status["cameras"]] == ["idle", "idle"]  # plugged in, nobody streaming
     pids = [farm.supervisor_pid, *worker_pids(farm)]
-    assert usbip.find("simfarm-wusb-0") and usbip.find("simfarm-wusb-1")
+    assert vhci.find("simfarm-wusb-0") and vhci.find("simfarm-wusb-1")
     os.kill(pids[2], signal.SIGKILL)  # its end of vhci-hcd's socket closes: the kernel unplugs the webcam
-    wait_until(lambda: usbip.find("simfarm-wusb-1") is None, what="camera 1's webcam to leave the bus")
+    wait_until(lambda: vhci.find("simfarm-wusb-1") is None, what="camera 1's webcam to leave the bus")
     wait_until(lambda: "killed by signal 9" in (farm.status()["cameras"][1]["error"] or ""),
                what="the supervisor to see its worker die")
-    assert usbip.find("simfarm-wusb-0") is not None and farm.status()["cameras"][0]["state"] == "idle"
+    assert vhci.find("simfarm-wusb-0") is not None and farm.status()["cameras"][0]["state"] == "idle"
     farm.teardown()
-    assert video_nodes() == before and usbip.find("simfarm-wusb-0") is None and not alive(pids)
+    assert video_nodes() == before and vhci.find("simfarm-wusb-0") is None and not alive(pids)

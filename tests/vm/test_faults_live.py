@@ -20,7 +20,7 @@ import pyudev
 
 from simfarm import Farm
 from simfarm.cli import main
-from simfarm.devices import capture, nodes
+from simfarm.devices.v4l2 import capture, nodes
 from simfarm.errors import EnvironmentProblem
 from simfarm.farm.scenario_run import comparable
 from simfarm.faults import read_log

@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 
 from simfarm import Farm
-from simfarm.devices import capture, kmodule, loopback, nodes
-from simfarm.devices.loopback_control import CONTROL_DEVICE
-from simfarm.farm.state import ProcessId, farm_names
+from simfarm.devices.kmod import kmodule
+from simfarm.devices.loopback import nodes as loopback_nodes
+from simfarm.devices.loopback.control import CONTROL_DEVICE
+from simfarm.devices.v4l2 import capture, nodes
 from simfarm.frames.code import decode
 from simfarm.spec import CameraSpec
+from simfarm.state.records import ProcessId, farm_names
 from simfarm.vm.runner import IN_VM_ENV
 
 from kernel_helpers import simfarm, video_nodes
@@ -71,7 +73,7 @@ def assert_streams_own_codes(farm: Farm) -> None:
 
 
 def test_provision_loads_the_module_with_every_camera_and_teardown_unloads_it() -> None:
-    assert loopback.choose_mode() is loopback.Mode.PARAMETERS
+    assert loopback_nodes.choose_mode() is loopback_nodes.Mode.PARAMETERS
     before = video_nodes()
     result = simfarm("provision", "--cameras", "3", "--farm", "old", *SMALL)
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simfarm.farm.state import farm_names
+from simfarm.state.records import farm_names
 
 pytestmark = pytest.mark.hil
 

@@ -24,9 +24,10 @@ import pyudev
 from linuxpy.video import device as v4l2
 
 from simfarm import Farm
-from simfarm.backends.uvc_webcam import UsbWebcam
-from simfarm.devices import capture, usbip
-from simfarm.devices.uvc_gadget import Format, FrameSize, Profile
+from simfarm.backends.uvc.webcam import UsbWebcam
+from simfarm.devices.usb import vhci
+from simfarm.devices.usb.profile import Format, FrameSize, Profile
+from simfarm.devices.v4l2 import capture
 from simfarm.faults.log import read_log
 from simfarm.frames.code import FrameCode, decode, strip_height
 from simfarm.patterns import PatternLibrary
@@ -47,7 +48,7 @@ BRIGHTNESS = 0x00980900  # V4L2_CID_BRIGHTNESS
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
     with module_farm(tmp_path_factory, 4, name="usb", spec=SPEC, backend="uvc") as made:
         yield made
-    assert not any(usbip.find(f"simfarm-usb-{i}") for i in range(4)), "a webcam is still attached"
+    assert not any(vhci.find(f"simfarm-usb-{i}") for i in range(4)), "a webcam is still attached"
 
 
 def read_ffmpeg(device: str, fmt: PixelFormat, size: Size, count: int = 4) -> list[FrameCode | None]:
@@ -233,7 +234,7 @@ def test_a_stream_or_device_the_profile_does_not_offer_is_refused_with_nothing_m
                         (["--nodes", "40"], "cannot choose node numbers")):
         result = simfarm("provision", "--backend", "uvc", "--profile", PROFILE, "--fps", "15", "--farm", "bad", *args)
         assert result.returncode == 2 and words in result.stderr and result.stderr.count("\n") == 1, result.stderr
-    assert video_nodes() == before and usbip.find("simfarm-bad-0") is None
+    assert video_nodes() == before and vhci.find("simfarm-bad-0") is None
 
 
 def test_sigkill_and_teardown_leave_no_webcam_port_or_process_and_spare_a_foreign_one(
@@ -249,12 +250,12 @@ def test_sigkill_and_teardown_leave_no_webcam_port_or_process_and_spare_a_foreig
         os.kill(crashed.supervisor_pid, signal.SIGKILL)
         status = simfarm("status")  # reclaims the dead farm
         assert status.returncode == 0 and "crash" not in status.stdout
-        assert usbip.find("simfarm-crash-0") is None and not crashed.state_dir.exists()
+        assert vhci.find("simfarm-crash-0") is None and not crashed.state_dir.exists()
         kept = Farm.provision(1, name="kept", spec=SPEC, backend="uvc")
         pid = kept.supervisor_pid
         assert simfarm("teardown", "--all").returncode == 0
-        assert usbip.find("simfarm-kept-0") is None and gone(pid)
-        assert usbip.find("not-simfarm-0") is not None and foreign.device is not None
+        assert vhci.find("simfarm-kept-0") is None and gone(pid)
+        assert vhci.find("not-simfarm-0") is not None and foreign.device is not None
     finally:
         foreign.unplug()
 

@@ -21,7 +21,8 @@ from linuxpy.video import device as v4l2
 
 from simfarm import Farm
 from simfarm.cli import main
-from simfarm.devices import capture, vivid
+from simfarm.devices.v4l2 import capture
+from simfarm.devices.vivid import driver as vivid
 from simfarm.errors import BadInput, EnvironmentProblem
 from simfarm.faults import read_log
 from simfarm.spec import CameraSpec

@@ -17,10 +17,11 @@ import pytest
 
 from simfarm import Farm
 from simfarm.cli import main
-from simfarm.devices import nodes, vivid
+from simfarm.devices.v4l2 import nodes
+from simfarm.devices.vivid import driver as vivid
 from simfarm.errors import EnvironmentProblem
-from simfarm.farm.state import farm_names
 from simfarm.spec import CameraSpec
+from simfarm.state.records import farm_names
 
 pytestmark = pytest.mark.hil
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import pyudev
 
-from simfarm.devices.loopback_control import LoopbackConfig, LoopbackControl
-from simfarm.devices.loopback_module import CONTROL_DEVICE, module_version
+from simfarm.devices.loopback.control import LoopbackConfig, LoopbackControl
+from simfarm.devices.loopback.module import CONTROL_DEVICE, module_version
 
 pytestmark = pytest.mark.hil
 

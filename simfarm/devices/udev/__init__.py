@@ -1,0 +1,1 @@
+"""udev: installing simfarm's rules, waiting for uevents; imports no other room of devices."""

@@ -1,0 +1,1 @@
+"""What outlives a process: each farm's on-disk record (ownership), the global lock; imports no backend, device, farm."""
