@@ -8,7 +8,7 @@ EINVAL (the MMAP tests; fixed upstream when uvcvideo moved to the vb2 ioctl
 helpers). A streaming test may
 also see a sequence gap when the suite, slowed by emulation, has no buffer
 queued as a frame arrives: uvcvideo drops that frame and counts it, as it
-would behind a real webcam. The figures are printed for the README.
+would behind a real webcam. The figures are printed for docs/backends.md.
 """
 
 from __future__ import annotations
