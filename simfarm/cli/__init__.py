@@ -4,19 +4,24 @@ Each command group lives in its own module exposing ``register(subparsers)``,
 which adds a parser whose ``run`` default takes the parsed namespace and
 returns an exit code; ``commands.COMMANDS`` says which module registers which
 command and gives each its one-line help. Errors derived from SimfarmError
-become one line on stderr and the error's exit code.
+become one line on stderr and the error's exit code; a reader that stops
+reading (``simfarm status --json | head -1``) ends the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from ..errors import BadInput, SimfarmError
 from .commands import COMMANDS
+
+# What a shell reports for a writer whose reader went away: 128 + SIGPIPE, as for `yes | head -1`.
+EXIT_BROKEN_PIPE = 141
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,9 +72,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((word for word in args_in if not word.startswith("-")), None)
     try:
         args = build_parser(command).parse_args(args_in)
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        # Here, not at exit: output to a pipe is buffered, and a write that fails
+        # while the interpreter shuts down can no longer be handled quietly.
+        sys.stdout.flush()
+        return code
     except SimfarmError as exc:
         print(f"simfarm: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Python ignores SIGPIPE, so a closed reader shows up as this error; one from another
+        # pipe (an FFmpeg that died under a producer) is a real failure and keeps its traceback.
+        if not _stdout_reader_gone():
+            raise
+        # What is left in stdout's buffer must go nowhere, or flushing it at exit raises again
+        # (the recipe in the Python docs' "Note on SIGPIPE", signal module).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _stdout_reader_gone() -> bool:
+    """stdout is a pipe or socket whose reader has closed it (the kernel reports POLLERR, or POLLHUP)."""
+    import select
+
+    poller = select.poll()
+    poller.register(sys.stdout.fileno(), select.POLLOUT)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))

@@ -253,7 +253,13 @@ class Farm:
         return control.request(self.state_dir / control.SOCKET, message, timeout=timeout)
 
     def status(self) -> dict:
-        return self.request({"op": "status"})
+        """The supervisor's report, each camera with its ``by_id`` link (None when it has none, or is unplugged)."""
+        report = self.request({"op": "status"})
+        # The supervisor does not know the links: udev makes them, and a uvc webcam's follows each replug.
+        links = {cam.index: cam.by_id for cam in self.cameras}
+        for cam in report["cameras"]:
+            cam["by_id"] = links.get(cam["camera"])
+        return report
 
     def teardown(self, *, timeout: float = 10.0) -> None:
         teardown(self.name, timeout=timeout)
@@ -261,14 +267,17 @@ class Farm:
     def environment(self) -> dict[str, str]:
         """What a service or script needs to find this farm, as environment variables (``simfarm env``).
 
-        ``SIMFARM_FARM``, ``SIMFARM_DEVICES`` (space-separated nodes), per
+        ``SIMFARM_FARM``, ``SIMFARM_BACKEND``, ``SIMFARM_FARM_DIR`` (the farm's
+        own directory), ``SIMFARM_DEVICES`` (space-separated nodes), per
         camera index I ``SIMFARM_CAMERA_I_DEVICE``, ``_LABEL``, ``_BY_ID``,
         ``_METADATA_DEVICE``, ``_RTSP_URL`` and ``_PROXY_URL`` (those it has),
         and with a MediaMTX ``SIMFARM_MEDIAMTX_API_URL``, ``_API_PORT``,
-        ``_RTSP_URL`` (base URL of its paths) and ``_RTSP_PORT``.
+        ``_RTSP_URL`` (base URL of its paths) and ``_RTSP_PORT``. None of
+        these is a variable simfarm reads, so a shell that evals them still
+        finds the farm with every command.
         """
         status = self.status()
-        env = {"SIMFARM_FARM": self.name, "SIMFARM_BACKEND": self.backend, "SIMFARM_STATE_DIR": str(self.state_dir),
+        env = {"SIMFARM_FARM": self.name, "SIMFARM_BACKEND": self.backend, "SIMFARM_FARM_DIR": str(self.state_dir),
                "SIMFARM_DEVICES": " ".join(cam.device for cam in self.cameras)}
         for cam in self.cameras:
             published = status["cameras"][cam.index]

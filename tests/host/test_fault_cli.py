@@ -1,36 +1,26 @@
 """Faults on a farm without a kernel: the CLI's checks, and the supervisor's ops over pipes.
 
 The supervisor runs in this process with its nodes replaced by pipes (a
-reader thread per camera keeps every frame written), so the control ops,
+reader thread per camera keeps every frame written, see pipe_farm.py), so the control ops,
 the producer's fault wiring, the fault log and scenario runs are checked
 here; device-level faults need v4l2loopback and are checked in the VM tier.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
+from pipe_farm import PipeNodes, make_record
 
-from simfarm.backends import live
 from simfarm.cli import main
-from simfarm.devices.loopback import nodes as loopback_nodes
 from simfarm.errors import BadInput
 from simfarm.farm import supervisor
 from simfarm.farm.scenario_run import comparable
 from simfarm.faults import read_log
-from simfarm.frames import pixfmt
 from simfarm.frames.analysis import analyze
-from simfarm.frames.code import FrameCode, decode
-from simfarm.spec import CameraSpec, PixelFormat, Size
-from simfarm.state.records import FarmRecord
-
-SIZE = Size(320, 240)
 
 
 @pytest.mark.parametrize("args, words", [
@@ -58,46 +48,10 @@ def test_a_malformed_scenario_names_its_file_and_line(capsys, tmp_path: Path) ->
     assert f"{path}:2: drop: unknown parameter 'frame'" in capsys.readouterr().err
 
 
-class PipeNodes:
-    """Stands in for v4l2loopback: each camera's node is a pipe whose frames a thread keeps."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.frames: dict[int, list[np.ndarray]] = {}
-        self._threads: list[threading.Thread] = []
-        # The loopback module the backend and device faults both call.
-        monkeypatch.setattr(loopback_nodes, "choose_mode", lambda: loopback_nodes.Mode.CONTROL)
-        monkeypatch.setattr(loopback_nodes, "create", lambda label, number=-1: 200 + int(label[-1]))
-        monkeypatch.setattr(live.nodes, "open_output", self.open_output)
-        # A pipe has one reader, the thread that keeps its frames: the supervisor's own check of its
-        # cameras' frames (read back from their nodes) is for the VM tier.
-        monkeypatch.setattr(supervisor.readiness, "check_frames", lambda cameras, backend: None)
-
-    def open_output(self, number: int, fmt: PixelFormat, size: Size, fps: object) -> int:
-        read_end, write_end = os.pipe()
-        frames = self.frames.setdefault(number - 200, [])
-        frame_bytes = pixfmt.frame_bytes(fmt, size)
-        thread = threading.Thread(target=self._drain, args=(read_end, frame_bytes, frames), daemon=True)
-        thread.start()
-        self._threads.append(thread)
-        return write_end
-
-    @staticmethod
-    def _drain(fd: int, frame_bytes: int, frames: list[np.ndarray]) -> None:
-        with os.fdopen(fd, "rb") as pipe:
-            while data := pipe.read(frame_bytes):
-                frames.append(np.frombuffer(data, np.uint8)[:SIZE.width * SIZE.height].reshape(SIZE.height, SIZE.width))
-
-    def codes(self, camera: int) -> list[FrameCode | None]:
-        return [decode(frame) for frame in list(self.frames[camera])]
-
-
 @pytest.fixture
 def farm(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[supervisor.Supervisor, PipeNodes]]:
     pipes = PipeNodes(monkeypatch)
-    record = FarmRecord(name="pipes", spec={"cameras": [CameraSpec(size=SIZE, format=PixelFormat.GREY).to_json()] * 2})
-    record.directory.mkdir(parents=True)
-    record.save()
-    sup = supervisor.Supervisor(record)
+    sup = supervisor.Supervisor(make_record("pipes"))
     sup.start()
     yield sup, pipes
     sup.shutdown()
