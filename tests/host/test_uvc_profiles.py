@@ -32,14 +32,43 @@ def write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_the_shipped_profiles_load_with_linux_foundation_ids_and_the_cameras_serial():
-    names = set(profiles.available())
-    assert {"generic-720p", "mjpeg-1080p", "lowres"} <= names
-    for name in names:
+# The generic profiles' USB identities: pid.codes test ids, one each (see generic-720p.yaml).
+GENERIC_IDS = {"generic-720p": (0x1209, 0x0001), "lowres": (0x1209, 0x0002), "mjpeg-1080p": (0x1209, 0x0003)}
+USB_IDS = [Path("/usr/share/misc/usb.ids"), Path("/var/lib/usbutils/usb.ids"), Path("/usr/share/hwdata/usb.ids")]
+
+
+def test_the_shipped_profiles_load_with_their_own_ids_and_the_cameras_serial():
+    assert set(GENERIC_IDS) <= set(profiles.available())
+    for name, ids in GENERIC_IDS.items():
         profile = profiles.load(name, "cam-7")
-        assert (profile.vendor_id, profile.product_id, profile.serial) == (0x1D6B, 0x0102, "cam-7")
+        assert (profile.vendor_id, profile.product_id, profile.serial) == (*ids, "cam-7")
         assert {fmt.format for fmt in profile.formats} == {PixelFormat.YUYV, PixelFormat.MJPEG}
     assert profiles.load("mjpeg-1080p", "s").formats[0].format is PixelFormat.MJPEG
+
+
+def usb_ids_name(path: Path, vendor: int, product: int) -> str | None:
+    """What usb.ids calls ``vendor:product`` (lsusb's and udev's name for it); None when it is not listed."""
+    in_vendor = False
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        if line[:4] == f"{vendor:04x}" and line[4:6] == "  ":
+            in_vendor = True
+        elif in_vendor and line.startswith("\t") and not line.startswith("\t\t"):
+            if line[1:5] == f"{product:04x}":
+                return line[7:]
+        elif in_vendor and line and not line.startswith(("\t", "#")):
+            return None  # the next vendor
+    return None
+
+
+def test_no_id_database_names_a_generic_profile_as_some_other_device():
+    # pid.codes' test range, which it never assigns to a product; usb.ids, where installed, agrees.
+    assert all(vendor == 0x1209 and 0x0001 <= product <= 0x0010 for vendor, product in GENERIC_IDS.values())
+    found = next((path for path in USB_IDS if path.is_file()), None)
+    if found is None:
+        pytest.skip("no usb.ids on this machine (Debian: usbutils)")
+    assert usb_ids_name(found, 0x1D6B, 0x0102) == "EEM Gadget"  # the parser reads what lsusb shows
+    for name, (vendor, product) in GENERIC_IDS.items():
+        assert usb_ids_name(found, vendor, product) in (None, "pid.codes Test PID"), name
 
 
 def test_a_users_directory_adds_profiles_and_a_file_path_works_too(tmp_path: Path):
