@@ -176,7 +176,7 @@ class ChunkedReader:
         return part
 
 
-PROPERTY = settings(max_examples=300, derandomize=True, database=None, deadline=None,
+PROPERTY = settings(max_examples=200, derandomize=True, database=None, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 # Arbitrary bytes, and bytes that start like a request so the parser gets past the header.
 REQUEST_BYTES = st.one_of(
@@ -220,7 +220,7 @@ DEVICES = st.builds(ExportedDevice, busid=TEXT, path=st.just("") | TEXT, busnum=
                     interfaces=st.lists(st.tuples(*[st.integers(0, 255)] * 3), max_size=8).map(tuple))
 
 
-@settings(max_examples=100, derandomize=True, database=None, deadline=None)
+@settings(max_examples=40, derandomize=True, database=None, deadline=None)
 @given(devices=st.lists(DEVICES, max_size=4))
 def test_devlist_replies_round_trip(devices: list[ExportedDevice]) -> None:
     assert read_devlist_reply(reader(encode_devlist_reply(devices)).read) == devices

@@ -162,6 +162,7 @@ class UsbipServer:
         self._handshake_timeout = handshake_timeout
         self._max_handshakes = max_handshakes
         self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)  # an export imported or released
         self._listener: socket.socket | None = None
         self._accepting: threading.Thread | None = None
         self._threads: set[threading.Thread] = set()
@@ -243,6 +244,13 @@ class UsbipServer:
             if held is not None:
                 _shutdown(held.connection)
         return held is not None
+
+    def wait_state(self, busid: str, state: str, timeout: float | None = None) -> bool:
+        """Wait until ``busid`` is ``state`` ("imported", or "offered": not imported); False on timeout."""
+        if state not in ("offered", "imported"):
+            raise ValueError(f"unknown state {state!r}")
+        with self._changed:
+            return self._changed.wait_for(lambda: (busid in self._imports) == (state == "imported"), timeout)
 
     def _accept(self) -> None:
         assert self._listener is not None
@@ -340,6 +348,7 @@ class UsbipServer:
             else:
                 status = ST_OK
                 self._imports[busid] = _Import(peer, time.time(), connection)
+                self._changed.notify_all()
         if export is None or status != ST_OK:
             log.info("refused USB/IP import of %s by %s: %s", busid, peer,
                      "no such export" if status == ST_NODEV else "imported already")
@@ -361,6 +370,7 @@ class UsbipServer:
             with self._lock:
                 del self._imports[busid]
                 self._released[busid] = time.time()
+                self._changed.notify_all()
             log.info("USB/IP export %s released by %s", busid, peer)
 
 
