@@ -31,6 +31,9 @@ class SupervisedCamera(Protocol):
     spec: CameraSpec
     node: NodeRecord
     device_faults: dict[str, FaultHandle]
+    # Offered to other machines rather than made here (a uvc webcam exported over USB/IP): it has no
+    # node on this host to read frames back from.
+    exported: bool
 
     @property
     def device(self) -> str | None: ...
@@ -48,6 +51,7 @@ class NodePaths:
     """A camera's node paths as its record has them: capture and metadata (None while unplugged)."""
 
     node: NodeRecord
+    exported = False
 
     @property
     def device(self) -> str | None:

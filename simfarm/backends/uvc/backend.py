@@ -17,6 +17,12 @@ dies, vhci-hcd sees the connection close and unplugs the device. Teardown
 and reclaim still detach every port whose device carries one of the farm's
 serials, in case the kernel has not yet.
 
+With ``usbip`` in the farm's spec (``--usbip-listen``), the webcams are not
+plugged in here: each is an export (export.py) of the USB/IP server the
+supervisor runs (simfarm.farm.usbip_exports), and another machine's kernel
+imports it and makes its nodes. Unplug then withdraws the export (ending its
+import), replug offers it again.
+
 Device-level faults: unplug (the device is detached: a streaming reader gets
 ENODEV, udev removes the nodes), replug and re-enumeration (the same serial
 comes back, possibly on other node numbers), bus reset (the host resets the
@@ -43,6 +49,7 @@ from ...state.records import FarmRecord, NodeRecord, global_lock
 from ..base import NodePaths, SupervisedCamera, camera_label, checked_patterns
 from ..device_faults import DeviceFaults
 from . import profiles
+from .export import WebcamExport
 from .webcam import UsbWebcam, wait_nodes_gone
 
 DEFAULT_PROFILE = "generic-720p"
@@ -52,7 +59,7 @@ class UvcCamera(NodePaths):
     """One webcam: its USB device, its frame feed and faults, and the nodes uvcvideo made."""
 
     def __init__(self, index: int, spec: CameraSpec, node: NodeRecord, library: PatternLibrary,
-                 listener: FaultListener) -> None:
+                 listener: FaultListener, export_from: str | None = None) -> None:
         self.index = index
         self.spec = spec
         self.node = node
@@ -61,10 +68,13 @@ class UvcCamera(NodePaths):
         self.device_faults: dict[str, FaultHandle] = {}
         profile = profiles.load(spec.profile or DEFAULT_PROFILE, node.label)
         self.webcam = UsbWebcam(index, profile, library, spec.pattern, faults=self.faults)
+        # ``export_from``: the farm whose USB/IP server offers this webcam (None: it is plugged in here).
+        self.export = WebcamExport(self.webcam.usb, export_from, index) if export_from else None
+        self.exported = self.export is not None
 
     @property
     def plugged(self) -> bool:
-        return self.node.number is not None
+        return self.export.offered if self.export is not None else self.node.number is not None
 
     @property
     def producer(self) -> Producer | None:
@@ -72,7 +82,10 @@ class UvcCamera(NodePaths):
         return self.webcam.feed.producer
 
     def plug(self) -> None:
-        """Attach the webcam and record the nodes uvcvideo gave it."""
+        """Attach the webcam and record the nodes uvcvideo gave it (exported: offer it)."""
+        if self.export is not None:
+            self.export.offer()
+            return
         self.webcam.plug()
         self._record_nodes()
 
@@ -93,6 +106,9 @@ class UvcCamera(NodePaths):
         self.node.metadata = _number(nodes.usb_capture_node(found.busid, index=1))
 
     def unplug(self) -> None:
+        if self.export is not None:
+            self.export.withdraw()  # the importer's node goes: its cable was pulled
+            return
         self.webcam.unplug()
         self.node.number = self.node.metadata = None
 
@@ -123,6 +139,7 @@ class UvcCamera(NodePaths):
                 "usb": {"vendor_id": f"{profile.vendor_id:04x}", "product_id": f"{profile.product_id:04x}",
                         "serial": profile.serial, "profile": profile.name, "dropped": self.webcam.usb.dropped,
                         "busid": found.busid if found else None, "port": found.port if found else None},
+                **({"usbip": {"busid": self.export.device.busid, **self.export.counters()}} if self.export else {}),
                 "faults": [handle.to_json() for handle in self.active_faults()]}
 
 
@@ -191,7 +208,8 @@ class UvcBackend:
     def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
         specs = [CameraSpec.parse(**cam) for cam in record.spec["cameras"]]
         library = checked_patterns(record, specs)
-        return [UvcCamera(i, spec, NodeRecord(i, camera_label(record.name, i)), library, listener)
+        export_from = record.name if record.spec.get("usbip") else None
+        return [UvcCamera(i, spec, NodeRecord(i, camera_label(record.name, i)), library, listener, export_from)
                 for i, spec in enumerate(specs)]
 
     def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:

@@ -16,7 +16,7 @@ from ...devices.usb.usbip_protocol import (ST_DEV_BUSY, ST_NODEV, DevlistRequest
                                            ProtocolError, Read, StatusError, encode_request, read_devlist_reply,
                                            read_import_reply)
 from ...errors import BadInput, EnvironmentProblem
-from .server import DEFAULT_PORT
+from .server import DEFAULT_PORT, endpoint
 
 TIMEOUT = 10.0  # seconds for connecting, and for each read of the answer
 _T = TypeVar("_T")
@@ -38,7 +38,7 @@ def import_device(host: str, port: int, busid: str,
     try:
         device = _ask(connection, host, port, ImportRequest(busid), read_import_reply)
         if device.busid != busid:  # the stock client checks this too
-            raise EnvironmentProblem(f"USB/IP server {_where(host, port)} answered an import of {busid} "
+            raise EnvironmentProblem(f"USB/IP server {endpoint(host, port)} answered an import of {busid} "
                                      f"with device {device.busid}")
     except BaseException:
         connection.close()
@@ -47,15 +47,11 @@ def import_device(host: str, port: int, busid: str,
     return connection, device
 
 
-def _where(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _connect(host: str, port: int, timeout: float) -> socket.socket:
     try:
         connection = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        raise EnvironmentProblem(f"cannot reach the USB/IP server at {_where(host, port)}: "
+        raise EnvironmentProblem(f"cannot reach the USB/IP server at {endpoint(host, port)}: "
                                  f"{exc.strerror or exc}") from None
     connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     connection.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
@@ -64,7 +60,7 @@ def _connect(host: str, port: int, timeout: float) -> socket.socket:
 
 def _ask(connection: socket.socket, host: str, port: int, request: DevlistRequest | ImportRequest,
          read_reply: Callable[[Read], _T]) -> _T:
-    where = _where(host, port)
+    where = endpoint(host, port)
     try:
         connection.sendall(encode_request(request))
         return read_reply(connection.recv)

@@ -130,12 +130,17 @@ def allowed(peer: str, networks: Sequence[Network]) -> bool:
     return any(address in network for network in networks)
 
 
+def endpoint(host: str, port: int) -> str:
+    """``host``:``port`` as text, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _peer_text(address: tuple) -> str:
     host, port = address[0], address[1]
     mapped = ipaddress.ip_address(host.split("%")[0])
     if isinstance(mapped, ipaddress.IPv6Address) and mapped.ipv4_mapped is not None:
         host = str(mapped.ipv4_mapped)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return endpoint(host, port)
 
 
 @dataclass
