@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simfarm.backends import uvc_profiles
+from simfarm.backends.uvc import profiles as uvc_profiles
 from simfarm.devices.usb.usbip_protocol import (IMPORT_REQUEST_SIZE, RECORD_SIZE, SPEED_SUPER, ST_DEV_BUSY, ST_NODEV,
                                                 DevlistRequest, ExportedDevice, ImportRequest, ProtocolError,
                                                 StatusError, decode_request, device_from_descriptors,
                                                 encode_devlist_reply, encode_import_reply, encode_request,
                                                 read_devlist_reply, read_import_reply, read_request)
-from simfarm.devices.usbip_device import descriptors
+from simfarm.devices.usb.usbip_device import descriptors
 
 # Captured from the stock client: the header (version 0x0111, code, status 0), then an import's busid
 # strncpy'd into 32 zeroed bytes.

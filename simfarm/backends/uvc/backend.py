@@ -50,7 +50,7 @@ from ..base import NodePaths, SupervisedCamera, camera_label, checked_patterns
 from ..device_faults import DeviceFaults
 from . import profiles
 from .export import WebcamExport
-from .webcam import UsbWebcam, wait_nodes_gone
+from .webcam import UsbWebcam
 
 DEFAULT_PROFILE = "generic-720p"
 
@@ -244,7 +244,7 @@ class UvcBackend:
             if (found := vhci.find(node.label)) is not None:
                 watch = uevents.Watch("video4linux")
                 vhci.detach(found.port)
-                wait_nodes_gone(found.busid, watch)  # a pulled cable waits for no reader: no timeout of theirs
+                vhci.wait_nodes_gone(found.busid, watch)  # a pulled cable waits for no reader: no timeout of theirs
             record.nodes.remove(node)
 
 

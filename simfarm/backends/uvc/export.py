@@ -15,14 +15,9 @@ import threading
 from collections.abc import Mapping
 
 from ...devices.usb.usbip_device import UsbipWebcamDevice, descriptors
-from ...devices.usb.usbip_protocol import SPEED_SUPER, ExportedDevice, device_from_descriptors
+from ...devices.usb.usbip_protocol import SPEED_SUPER, ExportedDevice, device_from_descriptors, simfarm_path
 
 BUSNUM = 1  # the bus the exports' busids name: "1-<camera index + 1>"
-
-
-def export_path(farm: str, label: str) -> str:
-    """What an export's record gives as its sysfs path: the farm and, last, the camera's label."""
-    return f"/sys/devices/simfarm/{farm}/{label}"
 
 
 class WebcamExport:
@@ -33,7 +28,7 @@ class WebcamExport:
         self.usb = usb
         devnum = index + 1
         self._device = device_from_descriptors(*descriptors(usb.profile), busid=f"{BUSNUM}-{devnum}",
-                                               path=export_path(farm, usb.profile.serial), busnum=BUSNUM,
+                                               path=simfarm_path(farm, usb.profile.serial), busnum=BUSNUM,
                                                devnum=devnum, speed=SPEED_SUPER)
         self._lock = threading.Lock()
         self._connection: socket.socket | None = None

@@ -262,3 +262,20 @@ def device_from_descriptors(device: bytes, configuration: bytes, *, busid: str, 
         at += length
     return ExportedDevice(busid, path, busnum, devnum, speed, vendor, product, bcd, cls, subclass, protocol,
                           configuration[5], device[17], tuple(interfaces))
+
+
+# ---- simfarm's records: the path names the farm and the camera's label, for importers to choose by
+
+_SIMFARM_PATHS = "/sys/devices/simfarm/"
+
+
+def simfarm_path(farm: str, label: str) -> str:
+    """The path a farm's export gives in its record (informative to `usbip list -r`, which prints it)."""
+    return f"{_SIMFARM_PATHS}{farm}/{label}"
+
+
+def simfarm_label(device: ExportedDevice) -> str | None:
+    """The camera label of a farm's export; None for a device some other server exports."""
+    if not device.path.startswith(_SIMFARM_PATHS):
+        return None
+    return device.path.rsplit("/", 1)[-1]

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import EnvironmentProblem
-from ..v4l2 import sysfs
+from ..udev import uevents
+from ..v4l2 import nodes, sysfs
 
 VHCI = Path("/sys/devices/platform/vhci_hcd.0")
-_USB = Path("/sys/bus/usb/devices")
+USB_DEVICES = Path("/sys/bus/usb/devices")
 _VDEV_ST_NULL = 4  # a port's state when nothing is attached
 
 
@@ -51,7 +52,7 @@ def find(serial: str) -> Attachment | None:
     """The vhci-hcd port whose device has ``serial``; None when none has."""
     for fields in _ports():
         busid = fields[-1]
-        if busid != "0-0" and sysfs.read(_USB / busid / "serial") == serial:
+        if busid != "0-0" and sysfs.read(USB_DEVICES / busid / "serial") == serial:
             return Attachment(int(fields[1]), busid)
     return None
 
@@ -66,7 +67,7 @@ def at_port(port: int) -> Attachment | None:
 
 def device_serial(attachment: Attachment) -> str | None:
     """The serial of the device on ``attachment``'s port, as this host enumerated it."""
-    return sysfs.read(_USB / attachment.busid / "serial")
+    return sysfs.read(USB_DEVICES / attachment.busid / "serial")
 
 
 def free_ports(super_speed: bool = True) -> list[int]:
@@ -86,3 +87,12 @@ def _ports() -> Iterator[list[str]]:
     for status in sorted(VHCI.parent.glob("vhci_hcd.*/status*")):
         for line in (sysfs.read(status) or "").splitlines()[1:]:
             yield line.split()
+
+
+def wait_nodes_gone(busid: str, watch: uevents.Watch, timeout: float = 60.0) -> None:
+    """Until the video nodes of the USB device at ``busid`` are gone, watched by ``watch`` (started before
+    the detach): the kernel handles a disconnect in its own time, after vhci-hcd let go of the port, and
+    a caller that detached must not see the nodes still there, or their numbers not yet free."""
+    watch.until(lambda: None if nodes.usb_video_nodes(busid) else True, f"the nodes of USB device {busid} to go",
+                timeout)
+
