@@ -59,5 +59,6 @@ def _show(attached: Attachment, as_json: bool) -> None:
     if as_json:
         print(json.dumps(attached.to_json()), flush=True)
     else:
-        print(f"{attached.node} {attached.by_id or '-'} ({attached.busid}{f' {attached.label}' if attached.label else ''}"
-              f" on vhci port {attached.vhci_port})", flush=True)
+        label = f" {attached.label}" if attached.label else ""
+        print(f"{attached.node} {attached.by_id or '-'} ({attached.busid}{label} on vhci port {attached.vhci_port})",
+              flush=True)

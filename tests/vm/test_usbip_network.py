@@ -145,8 +145,8 @@ def test_two_webcams_imported_by_usbip_and_simfarm_attach_deliver_codes_through_
     assert supervisor is not None and not os.path.exists(f"/proc/{supervisor}")
 
 
-def test_exporting_options_a_uvc_farm_cannot_take_are_refused_with_nothing_made(tmp_path: Path,
-                                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_listen_address_that_cannot_be_bound_fails_the_provision_with_nothing_made(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIMFARM_STATE_DIR", str(tmp_path))
     with socket.create_server(("127.0.0.1", 0)) as taken:
         busy = f"127.0.0.1:{taken.getsockname()[1]}"
