@@ -9,14 +9,14 @@ import signal
 import threading
 
 from ..publishers.usbip.attachments import Attachment
-from ..publishers.usbip.server import parse_listen
+from ..publishers.usbip.client import parse_server
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("attach", description="Import a webcam that a farm (simfarm provision --usbip-listen) or "
                                              "any usbipd exports, plug it into this machine's vhci-hcd and print "
                                              "the node uvcvideo makes of it.")
-    a.add_argument("server", metavar="HOST[:PORT]", help="the USB/IP server (port 3240 by default; [IPV6]:PORT)")
+    a.add_argument("server", metavar="HOST[:PORT]", help="the USB/IP server, a name or an address (port 3240 by default; [IPV6]:PORT)")
     which = a.add_mutually_exclusive_group()
     which.add_argument("--busid", help="the export's busid (usbip list -r HOST)")
     which.add_argument("--camera", metavar="LABEL", help="the farm camera's label, e.g. simfarm-lab-0")
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _attach(args: argparse.Namespace) -> int:
     from ..publishers.usbip import importer  # here: udev and the USB room load only when attaching
 
-    host, port = parse_listen(args.server)
+    host, port = parse_server(args.server)
     attached = importer.attach(host, port, busid=args.busid, camera=args.camera)
     _show(attached, args.json)
     if args.watch:

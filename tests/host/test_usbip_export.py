@@ -18,7 +18,7 @@ from simfarm.devices.usb.usbip_protocol import SPEED_SUPER, ExportedDevice, simf
 from simfarm.errors import BadInput
 from simfarm.farm import config
 from simfarm.publishers.usbip import attachments, importer
-from simfarm.publishers.usbip.client import import_device, list_remote
+from simfarm.publishers.usbip.client import import_device, list_remote, parse_server
 from simfarm.publishers.usbip.server import UsbipServer
 from simfarm.state.records import farm_names
 
@@ -132,3 +132,16 @@ def test_detach_unplugs_only_ports_simfarm_attach_made_and_still_holding_its_dev
     assert detached == [] and attachments.load() == [ours, stale]
     assert importer.detach(None) == [ours, stale]
     assert detached == [5] and attachments.load() == []
+
+
+@pytest.mark.parametrize("text, expected", [("farm", ("farm", 3240)), ("farm:3241", ("farm", 3241)),
+                                            ("[::1]:5", ("::1", 5)), ("::1", ("::1", 3240))])
+def test_attach_takes_a_server_by_name_or_address_with_an_optional_port(text: str, expected: tuple) -> None:
+    assert parse_server(text) == expected
+
+
+@pytest.mark.parametrize("server", ["farm:", ":3240", "farm:0", "[::1]x", "farm:http"])
+def test_a_bad_server_is_one_line_before_anything_is_asked(capsys, server: str) -> None:
+    assert main(["attach", server]) == 2
+    err = capsys.readouterr().err
+    assert "expected HOST, HOST:PORT or [IPV6]:PORT" in err and len(err.strip().splitlines()) == 1

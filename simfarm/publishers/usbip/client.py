@@ -47,6 +47,20 @@ def import_device(host: str, port: int, busid: str,
     return connection, device
 
 
+def parse_server(text: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` (``[IPV6]:PORT``; a bare IPv6 address is the host alone) as (host, port), port 3240
+    by default. The host is a name or an address: connecting resolves it."""
+    host, separator, port = text.strip(), "", ""
+    if host.startswith("[") and "]" in host:
+        host, rest = host[1:].split("]", 1)
+        separator, port = rest[:1], rest[1:]
+    elif host.count(":") == 1:
+        host, separator, port = host.partition(":")
+    if not host or separator not in ("", ":") or (separator and not (port.isdigit() and 0 < int(port) <= 0xFFFF)):
+        raise BadInput(f"USB/IP server {text!r}: expected HOST, HOST:PORT or [IPV6]:PORT (a port from 1 to 65535)")
+    return host, int(port) if port else DEFAULT_PORT
+
+
 def _connect(host: str, port: int, timeout: float) -> socket.socket:
     try:
         connection = socket.create_connection((host, port), timeout=timeout)
