@@ -91,6 +91,8 @@ class UvcCamera(NodePaths):
 
     def reset(self) -> None:
         """Reset the webcam's USB port; uvcvideo binds again, with new nodes, before this returns."""
+        if self.export is not None:
+            raise BadInput(f"camera {self.index} is exported over USB/IP: its port is on the importing machine")
         found = self.webcam.attachment
         if found is None:
             raise EnvironmentProblem(f"camera {self.index} ({self.node.label}) is not on the USB bus")
