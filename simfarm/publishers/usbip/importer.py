@@ -66,7 +66,11 @@ def attach(host: str, port: int, *, busid: str | None = None, camera: str | None
         made = Attachment(host, port, device.busid, simfarm_label(device), vhci_port, found.busid,
                           vhci.device_serial(found))
         attachments.save([*attachments.load(), made])
-    node = _capture_node(found.busid, watch, timeout)
+    try:
+        node = _capture_node(found.busid, watch, timeout)
+    except BaseException:  # all or nothing: a webcam without its node is unplugged again
+        detach(made.busid)
+        raise
     return Attachment(**{**made.to_json(), "node": node, "by_id": _by_id(node)})
 
 
