@@ -69,24 +69,22 @@ def attach(host: str, port: int, *, busid: str | None = None, camera: str | None
     try:
         node = _capture_node(found.busid, watch, timeout)
     except BaseException:  # all or nothing: a webcam without its node is unplugged again
-        detach(made.busid)
+        _release(made)
         raise
     return Attachment(**{**made.to_json(), "node": node, "by_id": _by_id(node)})
 
 
 def detach(busid: str | None = None) -> list[Attachment]:
-    """Unplug what `simfarm attach` plugged in: the attachment of export ``busid``, or (None) every one.
-    BadInput, with nothing touched, when no attachment of ``busid`` is recorded: a port this did not
-    attach is never detached. Returns the attachments ended (once their nodes are gone)."""
+    """Unplug what `simfarm attach` plugged in: the attachments of export ``busid`` (of whichever server),
+    or (None) every one. BadInput, with nothing touched, when no attachment of ``busid`` is recorded: a
+    port this did not attach is never detached. Returns the attachments ended (once their nodes are gone)."""
     with global_lock():
-        recorded = attachments.load()
-        chosen = [a for a in recorded if busid is None or a.busid == busid]
-        if busid is not None and not chosen:
-            raise BadInput(f"simfarm attach made no attachment of {busid} here (a port attached otherwise: "
-                           "usbip detach -p PORT)")
-        for attached in chosen:
-            _unplug(attached)
-        attachments.save([a for a in recorded if a not in chosen])
+        chosen = [a for a in attachments.load() if busid is None or a.busid == busid]
+    if busid is not None and not chosen:
+        raise BadInput(f"simfarm attach made no attachment of {busid} here (a port attached otherwise: "
+                       "usbip detach -p PORT)")
+    for attached in chosen:
+        _release(attached)
     return chosen
 
 
@@ -101,7 +99,7 @@ def watch(attached: Attachment, stop: threading.Event, on_attach: Callable[[Atta
             stop.wait(RETRY_STEP)
             continue
         if current is not None:
-            _forget(current)
+            _release(current)  # its port is gone already: only the ledger's entry is left
             current = None
         try:
             current = attach(attached.host, attached.port, busid=attached.busid)
@@ -112,7 +110,7 @@ def watch(attached: Attachment, stop: threading.Event, on_attach: Callable[[Atta
         delay = RETRY_STEP
         on_attach(current)
     if current is not None:
-        detach(current.busid)
+        _release(current)
 
 
 def _capture_node(local_busid: str, watch: uevents.Watch, timeout: float) -> str:
@@ -134,14 +132,11 @@ def _still_ours(attached: Attachment) -> bool:
     return found is not None and found.busid == attached.local_busid and vhci.device_serial(found) == attached.serial
 
 
-def _unplug(attached: Attachment) -> None:
-    if not _still_ours(attached):
-        return  # gone already (the farm pulled it, or it was detached otherwise)
-    watch = uevents.Watch("video4linux")
-    vhci.detach(attached.vhci_port)
-    vhci.wait_nodes_gone(attached.local_busid, watch)
-
-
-def _forget(attached: Attachment) -> None:
+def _release(attached: Attachment) -> None:
+    """Unplug ``attached`` while its port still holds its device, and strike it from the ledger."""
     with global_lock():
+        if _still_ours(attached):
+            watch = uevents.Watch("video4linux")
+            vhci.detach(attached.vhci_port)
+            vhci.wait_nodes_gone(attached.local_busid, watch)
         attachments.save([a for a in attachments.load() if a != attached])
