@@ -218,7 +218,7 @@ class Farm:
         workers = worker_count(workers, len(specs), in_supervisor=only_supervisor)
         plan = publish.resolve() if publish else None  # no MediaMTX: fail before any device exists
         reclaim_stale()
-        impl.preflight(specs, nodes)
+        impl.preflight(specs, nodes, exported=usbip is not None)
         record = FarmRecord(name=name, backend=impl.name, provisioner=ProcessId.me(), spec={
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,

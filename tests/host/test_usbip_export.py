@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from simfarm import Farm
 from simfarm.backends.uvc import profiles
 from simfarm.backends.uvc.export import WebcamExport
 from simfarm.cli import main
@@ -20,6 +22,7 @@ from simfarm.farm import config
 from simfarm.publishers.usbip import attachments, importer
 from simfarm.publishers.usbip.client import import_device, list_remote, parse_server
 from simfarm.publishers.usbip.server import UsbipServer
+from simfarm.spec import CameraSpec
 from simfarm.state.records import farm_names
 
 from test_usbip_device import FakeHost
@@ -145,3 +148,40 @@ def test_a_bad_server_is_one_line_before_anything_is_asked(capsys, server: str) 
     assert main(["attach", server]) == 2
     err = capsys.readouterr().err
     assert "expected HOST, HOST:PORT or [IPV6]:PORT" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_exporting_farm_offers_its_webcams_and_its_faults_and_teardown_reach_the_importer() -> None:
+    spec = CameraSpec.parse(size="320x240", fps=30, profile="lowres")
+    with Farm.provision(2, name="exp", spec=spec, backend="uvc", usbip_listen="127.0.0.1:0") as farm:
+        status = farm.status()
+        host, port = status["usbip"]["listen"].split(":")
+        assert [(c["usbip"]["busid"], c["usbip"]["state"], c["device"]) for c in status["cameras"]] == [
+            ("1-1", "offered", None), ("1-2", "offered", None)]
+        assert [simfarm_label(d) for d in list_remote(host, int(port))] == ["simfarm-exp-0", "simfarm-exp-1"]
+        connection, _ = import_device(host, int(port), "1-2")
+        with connection:
+            fake = FakeHost(connection)
+            fake.submit(ep=0, length=18, setup=GET_DEVICE_DESCRIPTOR)
+            assert len(fake.reply()[3]) == 18
+            imported = farm.status()["cameras"][1]["usbip"]
+            assert imported["state"] == "imported" and imported["peer"].startswith("127.0.0.1:")
+            farm.request({"op": "fault", "camera": 1, "kind": "unplug", "params": {}})
+            assert connection.recv(1) == b""  # the importer's cable is pulled
+        assert farm.status()["cameras"][1]["usbip"]["state"] == "withdrawn"
+        assert [d.busid for d in list_remote(host, int(port))] == ["1-1"]
+        farm.request({"op": "fault", "camera": 1, "kind": "replug", "params": {}})
+        assert [d.busid for d in list_remote(host, int(port))] == ["1-1", "1-2"]
+        with pytest.raises(BadInput, match="its port is on the importing machine"):
+            farm.request({"op": "fault", "camera": 0, "kind": "bus-reset", "params": {}})
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=5).close()
+    assert farm_names() == []
+
+
+def test_a_listen_address_that_cannot_be_bound_fails_the_provision_with_nothing_left(capsys) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        listen = f"127.0.0.1:{taken.getsockname()[1]}"
+        assert main(["provision", "--backend", "uvc", "--profile", "lowres", "--usbip-listen", listen]) == 1
+    err = capsys.readouterr().err
+    assert "cannot listen for USB/IP on 127.0.0.1" in err and len(err.strip().splitlines()) == 1, err
+    assert farm_names() == []

@@ -144,13 +144,3 @@ def test_two_webcams_imported_by_usbip_and_simfarm_attach_deliver_codes_through_
         socket.create_connection(("127.0.0.1", port), timeout=10).close()
     assert supervisor is not None and not os.path.exists(f"/proc/{supervisor}")
 
-
-def test_a_listen_address_that_cannot_be_bound_fails_the_provision_with_nothing_made(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SIMFARM_STATE_DIR", str(tmp_path))
-    with socket.create_server(("127.0.0.1", 0)) as taken:
-        busy = f"127.0.0.1:{taken.getsockname()[1]}"
-        result = simfarm("provision", "--backend", "uvc", "--profile", PROFILE, "--fps", "15", "--farm", "bind",
-                         "--usbip-listen", busy)
-    assert result.returncode == 1 and "cannot listen for USB/IP" in result.stderr, result.stderr
-    assert not (tmp_path / "farms" / "bind").exists() and vhci.find("simfarm-bind-0") is None

@@ -194,13 +194,16 @@ class UvcBackend:
         first = profiles.find(name).formats[0]
         return CameraSpec(size=first.sizes[0].size, fps=first.sizes[0].rates[0], format=first.format, profile=name)
 
-    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
+    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None, *,
+                  exported: bool = False) -> None:
         if numbers:
             raise BadInput("the uvc backend cannot choose node numbers (uvcvideo numbers its own nodes)")
         for index, spec in enumerate(specs):
             if spec.producer != "numpy":
                 raise BadInput(f"camera {index}: the uvc backend feeds patterns (producer numpy), not {spec.producer}")
             _check_offered(index, spec, profiles.find(spec.profile or DEFAULT_PROFILE))
+        if exported:
+            return  # the importers' kernels enumerate them
         for module in kmodule.WEBCAM_MODULES:
             kmodule.ensure(module)
         if (free := len(vhci.free_ports())) < len(specs):
