@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from simfarm import Farm
+from simfarm.devices.kmod import kmodule
 from simfarm.devices.udev import uevents
 from simfarm.devices.usb import vhci
 from simfarm.devices.v4l2 import nodes
@@ -88,7 +89,9 @@ def test_two_webcams_imported_by_usbip_and_simfarm_attach_deliver_codes_through_
     listed = usbip(port, "list", "-r", "127.0.0.1")
     assert listed.returncode == 0 and all(b in listed.stdout for b in busids), listed.stdout + listed.stderr
 
-    # Camera 0 through the stock tool.
+    # Camera 0 through the stock tool, which needs vhci-hcd loaded (the exporting farm loaded nothing).
+    for module in kmodule.WEBCAM_MODULES:
+        kmodule.ensure(module)
     watch = uevents.Watch("usb", "video4linux")
     attached = usbip(port, "attach", "-r", "127.0.0.1", "-b", busids[0])
     assert attached.returncode == 0, attached.stderr

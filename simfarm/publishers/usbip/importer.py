@@ -54,7 +54,8 @@ def attach(host: str, port: int, *, busid: str | None = None, camera: str | None
     """Import the chosen export from ``host``:``port`` and plug it in here; returns once uvcvideo's
     capture node exists, with its by-id link."""
     device = choose(list_remote(host, port), busid, camera)
-    kmodule.ensure("vhci_hcd")
+    for module in kmodule.WEBCAM_MODULES:  # the host controller, and the driver that makes the node
+        kmodule.ensure(module)
     connection, imported = import_device(host, port, device.busid)
     with connection, global_lock():  # a free port is chosen, then taken: one process at a time
         vhci_port = vhci.free_port(imported.speed >= SPEED_SUPER)
