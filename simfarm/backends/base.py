@@ -31,6 +31,9 @@ class SupervisedCamera(Protocol):
     spec: CameraSpec
     node: NodeRecord
     device_faults: dict[str, FaultHandle]
+    # Offered to other machines rather than made here (a uvc webcam exported over USB/IP): it has no
+    # node on this host to read frames back from.
+    exported: bool
 
     @property
     def device(self) -> str | None: ...
@@ -48,6 +51,7 @@ class NodePaths:
     """A camera's node paths as its record has them: capture and metadata (None while unplugged)."""
 
     node: NodeRecord
+    exported = False
 
     @property
     def device(self) -> str | None:
@@ -72,8 +76,11 @@ class Backend(Protocol):
         """What a camera is where ``settings`` (those given for it) leave it open: vivid does not
         offer loopback's 640x480@30, and a USB webcam's profile decides what it streams."""
 
-    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
-        """Refuse, before anything is made, what this backend cannot provide here."""
+    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None, *,
+                  exported: bool = False) -> None:
+        """Refuse, before anything is made, what this backend cannot provide here. ``exported``: the
+        cameras are offered to other machines (a uvc farm's USB/IP export), so this host's devices
+        (modules, ports) are not theirs to need."""
 
     def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
         """The farm's cameras, not yet made."""

@@ -29,6 +29,8 @@ from ..state.records import NodeRecord
 class LiveCamera:
     """``spec`` is what the camera streams now; ``base_spec`` what it was provisioned with."""
 
+    exported = False  # a loopback node is always this host's
+
     def __init__(self, index: int, spec: CameraSpec, node: NodeRecord, library: PatternLibrary,
                  listener: FaultListener) -> None:
         self.index = index

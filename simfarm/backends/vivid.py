@@ -139,7 +139,8 @@ class VividBackend:
     def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
         return CameraSpec(size=Size(640, 360))  # vivid's own default size; it offers 640x480 only up to 25 fps
 
-    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
+    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None, *,
+                  exported: bool = False) -> None:
         if numbers:
             raise BadInput("the vivid backend cannot choose node numbers (vivid numbers its own nodes)")
         if len(specs) > MAX_INSTANCES:

@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "env": ("env_cmd", "print a farm's devices and MediaMTX addresses as shell variables (eval \"$(simfarm env)\")"),
     "fault": ("fault_cmd", "inject, clear or list faults on a running farm"),
     "scenario": ("fault_cmd", "run a seeded scenario file of faults on a running farm"),
+    "attach": ("attach_cmd", "import a farm's webcam over USB/IP onto this machine (simfarm provision --usbip-listen)"),
+    "detach": ("attach_cmd", "unplug webcams that simfarm attach plugged in"),
     "snapshot": ("publish_cmd", "one decoded frame of a camera's RTSP path, and the frame code it carries"),
     "recordings": ("publish_cmd", "list the recording segments of a farm provisioned with --record"),
     "patterns": ("patterns_cmd", "list and render test patterns"),

@@ -38,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=seconds, default=60.0, help="seconds to wait for verified frames")
     p.add_argument("--workers", type=int, help="processes writing the frames (default: one per core, at most one "
                    "per camera; 0: the supervisor itself); loopback and uvc farms that do not publish")
+    u = p.add_argument_group("webcams over the network (uvc; import them with usbip attach or simfarm attach)")
+    u.add_argument("--usbip-listen", metavar="[ADDR][:PORT]",
+                   help="offer the webcams from a USB/IP server on this address (default 127.0.0.1, port 3240; "
+                        "[::1]:3240 for IPv6; port 0: a free one, see simfarm status) instead of plugging them "
+                        "in here; no workers")
+    u.add_argument("--usbip-allow", metavar="CIDR[,CIDR]", action="append", default=[],
+                   help="networks whose machines may list and import the webcams (default: loopback only)")
     m = p.add_argument_group("publishing through MediaMTX (needs the mediamtx binary; see README)")
     m.add_argument("--publish", action="store_true", default=None,
                    help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")
@@ -68,13 +75,24 @@ def _provision(args: argparse.Namespace) -> int:
     farm = Farm.provision(specs, name=args.farm or plan.name, nodes=args.nodes or plan.nodes,
                           patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout,
                           backend=backend.name, publish=publish,
-                          workers=args.workers if args.workers is not None else plan.workers)
+                          workers=args.workers if args.workers is not None else plan.workers,
+                          usbip_listen=args.usbip_listen or plan.usbip_listen,
+                          usbip_allow=args.usbip_allow or plan.usbip_allow)
+    status = farm.status()
+    if usbip := status.get("usbip"):  # exported webcams: no node here, a busid to import
+        print(table.render(["camera", "busid", "label", "state"],
+                           [[c["camera"], c["usbip"]["busid"], c["label"], c["usbip"]["state"]]
+                            for c in status["cameras"]]))
+        print(f"farm {farm.name} (uvc): {len(status['cameras'])} webcams offered by the USB/IP server on "
+              f"{usbip['listen']} (supervisor pid {farm.supervisor_pid}); import with: simfarm attach "
+              f"{usbip['listen']} --camera LABEL, or usbip attach; stop with: simfarm teardown --farm {farm.name}")
+        return 0
     print(table.render(
         ["camera", "node", "label", "size@fps", "format", "pattern", "metadata"],
         [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name, _source(c.spec, farm),
           c.metadata_device] for c in farm.cameras]))
     if publish:
-        print(publish_cmd.describe(farm.status()))
+        print(publish_cmd.describe(status))
     ready = {"loopback": "streaming verified frames", "vivid": "ready (a frame read from each)",
              "uvc": "plugged in (verified frames streamed from each)"}[farm.backend]
     print(f"farm {farm.name} ({farm.backend}): {len(farm.cameras)} cameras {ready} "

@@ -50,6 +50,10 @@ def _status(args: argparse.Namespace) -> int:
                 print(f"error: {worker['error']} (cameras {', '.join(map(str, worker['cameras']))})")
         if "publish" in rep:
             print(publish_cmd.describe(rep))
+        if "usbip" in rep:
+            print(f"USB/IP server on {rep['usbip']['listen']}: " + ", ".join(
+                f"{c['usbip']['busid']} ({c['label']}) {c['usbip']['state']}"
+                + (f" by {c['usbip']['peer']}" if c["usbip"]["peer"] else "") for c in rep["cameras"]))
     return 0
 
 

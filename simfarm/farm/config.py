@@ -16,6 +16,8 @@
     mediamtx: /opt/mediamtx   # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
     mediamtx_api: http://127.0.0.1:9997   # or an existing server instead
     workers: 4                # processes writing the frames (default: one per core; 0: the supervisor)
+    usbip_listen: 0.0.0.0:3240  # uvc: offer the webcams over USB/IP instead of plugging them in here
+    usbip_allow: [192.168.1.0/24]  # ... to these networks (a CIDR, a list, or comma-separated)
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from .publish_plan import PublishOptions
 
 PUBLISH_KEYS = ("publish", "service_mediamtx", "record", "record_segment", "mediamtx", "mediamtx_api")
-KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", *PUBLISH_KEYS}
+KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", "usbip_listen", "usbip_allow",
+        *PUBLISH_KEYS}
 
 
 @dataclass
@@ -49,6 +52,8 @@ class FarmPlan:
     camera_specs: list[dict] | None = None
     publishing: dict = field(default_factory=dict)  # the file's PUBLISH_KEYS
     workers: int | None = None
+    usbip_listen: str | None = None
+    usbip_allow: list[str] = field(default_factory=list)
 
     def cameras(self, count: int | None, overrides: dict,
                 base: Callable[[Mapping[str, object]], CameraSpec] | None = None) -> list[CameraSpec]:
@@ -134,6 +139,17 @@ def load(path: str) -> FarmPlan:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise data.fail("workers", f"workers is a count of processes (0 or more), not {workers!r}")
         plan.workers = workers
+    if "usbip_listen" in data:
+        listen = data["usbip_listen"]
+        if not isinstance(listen, str):
+            raise data.fail("usbip_listen", f"usbip_listen is an address such as 127.0.0.1:3240, not {listen!r}")
+        plan.usbip_listen = listen
+    if "usbip_allow" in data:
+        allow = data["usbip_allow"]
+        allow = [allow] if isinstance(allow, str) else allow
+        if not isinstance(allow, list) or not all(isinstance(item, str) for item in allow):
+            raise data.fail("usbip_allow", f"usbip_allow is a CIDR or a list of them, not {data['usbip_allow']!r}")
+        plan.usbip_allow = allow
     cams = data.get("cameras")
     if isinstance(cams, int) and not isinstance(cams, bool):
         plan.camera_specs = [{}] * cams

@@ -188,7 +188,8 @@ class Farm:
     def provision(cls, cameras: int | Sequence[CameraSpec] = 1, *, name: str = "default",
                   spec: CameraSpec | None = None, nodes: Sequence[int] | None = None,
                   patterns_dirs: Sequence[str] = (), timeout: float = 60.0, backend: str = "loopback",
-                  publish: PublishOptions | None = None, workers: int | None = None) -> Farm:
+                  publish: PublishOptions | None = None, workers: int | None = None,
+                  usbip_listen: str | None = None, usbip_allow: Sequence[str] = ()) -> Farm:
         """Create the cameras, start feeding them, and return once every one
         delivers frames carrying its own code (``backend="vivid"``: once every
         one delivers a frame; with ``publish``, once every camera's MediaMTX
@@ -197,7 +198,12 @@ class Farm:
 
         ``workers``: how many processes write the frames (default: one per
         core, at most one per camera; 0: the supervisor itself). Only loopback
-        and uvc farms that do not publish have workers."""
+        and uvc farms that do not publish have workers.
+
+        ``usbip_listen`` (``[ADDR][:PORT]``, uvc only): the webcams are not plugged in here but offered
+        by a USB/IP server on that address to other machines (``usbip_allow``: the networks that may
+        list and import them; loopback alone by default); they run in the supervisor (no workers) and
+        provisioning reads no frames from them (they have no node here)."""
         from .. import backends
         from . import readiness
         from .worker_count import worker_count
@@ -206,16 +212,18 @@ class Farm:
         _validate(name, specs, nodes, patterns_dirs, impl.name)
         if publish and impl.name != "loopback":  # a webcam's reader picks its format: one reader per node
             raise BadInput(f"publishing needs the loopback backend, not {impl.name}")
-        only_supervisor = f"the {impl.name} backend" if impl.name == "vivid" else "publishing" if publish else None
+        usbip = _usbip_spec(impl.name, usbip_listen, usbip_allow)
+        only_supervisor = (f"the {impl.name} backend" if impl.name == "vivid" else "publishing" if publish else
+                           "a farm exporting over USB/IP" if usbip else None)
         workers = worker_count(workers, len(specs), in_supervisor=only_supervisor)
         plan = publish.resolve() if publish else None  # no MediaMTX: fail before any device exists
         reclaim_stale()
-        impl.preflight(specs, nodes)
+        impl.preflight(specs, nodes, exported=usbip is not None)
         record = FarmRecord(name=name, backend=impl.name, provisioner=ProcessId.me(), spec={
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,
             "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs], "publish": plan,
-            "workers": workers})
+            "workers": workers, "usbip": usbip})
         with global_lock():
             if FarmRecord.load(name) is not None:
                 raise BadInput(f"farm {name!r} already exists (simfarm teardown --farm {name})")
@@ -372,6 +380,21 @@ def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
                 raise BadInput(f"node number {number} is out of range 0..255")
             if os.path.exists(nodes.node_path(number)):
                 raise BadInput(f"{nodes.node_path(number)} is already taken")
+
+
+def _usbip_spec(backend: str, listen: str | None, allow: Sequence[str]) -> dict | None:
+    """What the farm record keeps of the USB/IP options, checked (None: the farm exports nothing)."""
+    if listen is None:
+        if allow:
+            raise BadInput("usbip-allow needs usbip-listen")
+        return None
+    if backend != "uvc":
+        raise BadInput(f"usbip-listen exports USB webcams (--backend uvc), not {backend} cameras")
+    from ..publishers.usbip.server import parse_allow, parse_listen  # here: only an exporting farm needs it
+
+    parse_listen(listen)
+    parse_allow(allow)
+    return {"listen": listen, "allow": list(allow)}
 
 
 def _start_supervisor(record: FarmRecord, timeout: float) -> None:

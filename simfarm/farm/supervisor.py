@@ -20,7 +20,9 @@ exit code 2 for bad input, in which case nothing was changed:
            while the readers in held_by keep it from coming back, no counters; a uvc camera:
            state idle while no reader streams, metadata_device, controls, usb {vendor_id,
            product_id, serial, profile, busid, port, dropped: frames the host had not yet
-           taken the last one for});
+           taken the last one for}; an exported webcam (--usbip-listen, state unplugged while
+           withdrawn) adds usbip {busid, state offered|imported|withdrawn, peer, since, frames,
+           bytes, listen} and the farm usbip {listen});
            a farm with worker processes adds workers [{worker, pid, cameras, error}] (error:
            why it died) and per camera worker (a dead worker's cameras: state error);
            a publishing farm adds publish {managed, api, rtsp (base URL), pid, version, log, recordings}
@@ -69,9 +71,11 @@ from .reclaim import reclaim
 from .scenario_run import Router
 from .workers import WorkerPool
 
-# Imported where a farm publishes: the MediaMTX client and the fault proxy cost every other farm's start.
+# Imported where a farm publishes or exports: the MediaMTX client, the fault proxy and the USB/IP server
+# cost every other farm's start.
 if TYPE_CHECKING:
     from .publishing import Publisher
+    from .usbip_exports import FarmExports
 
 
 class Supervisor:
@@ -93,6 +97,7 @@ class Supervisor:
         self.started = time.time()
         self._control: ControlServer | None = None
         self.publisher: Publisher | None = None
+        self.exports: FarmExports | None = None
 
     def start(self, *, private_fds: tuple[int, ...] = ()) -> None:
         """Create and feed every camera and check that each delivers its own frames; on failure the
@@ -101,13 +106,21 @@ class Supervisor:
         ``private_fds`` are closed in worker processes (the provisioner's readiness pipe, whose
         end of file tells the provisioner that the supervisor has died).
         """
+        if usbip := self.record.spec.get("usbip"):
+            from .usbip_exports import FarmExports
+
+            # Listening first: an address that cannot be bound fails the farm before any webcam is made.
+            # Provisioning gives an exporting farm no workers: its webcams run here.
+            self.exports = FarmExports(usbip, self.cameras)
+            self.exports.start()
         if isinstance(self.host, WorkerPool):
             self.host.start(self.workers, private_fds)  # forks: before this process starts any thread
         else:
             self.backend.create(self.record, self.cameras)
         # Here rather than in the provisioner, which would have to import numpy and linuxpy to read
         # frames; and before a publisher takes a node (v4l2loopback streams to one reader at a time).
-        readiness.check_frames(self.cameras, self.backend.name)
+        # An exported webcam has no node here: its frames are read on the machine that imports it.
+        readiness.check_frames([cam for cam in self.cameras if not cam.exported], self.backend.name)
         if plan := self.record.spec.get("publish"):
             from .publishing import Publisher
 
@@ -130,16 +143,22 @@ class Supervisor:
 
     def status(self) -> dict:
         workers = {"workers": self.host.summary()} if isinstance(self.host, WorkerPool) else {}
+        cameras = self.host.status()
+        if self.exports:
+            self.exports.annotate(cameras)
         return {"farm": self.record.name, "backend": self.backend.name, "phase": self.record.phase,
                 "supervisor_pid": os.getpid(), "state_dir": str(self.record.directory),
                 "started_at": self.started, **({"publish": self.publisher.status()} if self.publisher else {}),
-                **workers, "cameras": self.host.status()}
+                **({"usbip": {"listen": self.exports.listen}} if self.exports else {}),
+                **workers, "cameras": cameras}
 
     def shutdown(self) -> None:
         """Stop producers, remove nodes, delete state (kept if a node stays busy)."""
         self._set_phase("stopping")
         if self._control:
             self._control.close()
+        if self.exports:
+            self.exports.close()  # first: no new import while the webcams stop, and every import ends
         self.host.close()
         self.router.farm_log.close()
         # Workers write the nodes they replug into the record on disk: that copy is the one to reclaim.

@@ -32,7 +32,8 @@ class LoopbackBackend:
     def default_spec(self, settings: Mapping[str, object]) -> CameraSpec:
         return CameraSpec()
 
-    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
+    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None, *,
+                  exported: bool = False) -> None:
         if loopback_nodes.choose_mode() is loopback_nodes.Mode.PARAMETERS:
             loopback_params.check(len(specs))
 

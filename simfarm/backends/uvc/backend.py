@@ -17,6 +17,12 @@ dies, vhci-hcd sees the connection close and unplugs the device. Teardown
 and reclaim still detach every port whose device carries one of the farm's
 serials, in case the kernel has not yet.
 
+With ``usbip`` in the farm's spec (``--usbip-listen``), the webcams are not
+plugged in here: each is an export (export.py) of the USB/IP server the
+supervisor runs (simfarm.farm.usbip_exports), and another machine's kernel
+imports it and makes its nodes. Unplug then withdraws the export (ending its
+import), replug offers it again.
+
 Device-level faults: unplug (the device is detached: a streaming reader gets
 ENODEV, udev removes the nodes), replug and re-enumeration (the same serial
 comes back, possibly on other node numbers), bus reset (the host resets the
@@ -43,7 +49,8 @@ from ...state.records import FarmRecord, NodeRecord, global_lock
 from ..base import NodePaths, SupervisedCamera, camera_label, checked_patterns
 from ..device_faults import DeviceFaults
 from . import profiles
-from .webcam import UsbWebcam, wait_nodes_gone
+from .export import WebcamExport
+from .webcam import UsbWebcam
 
 DEFAULT_PROFILE = "generic-720p"
 
@@ -52,7 +59,7 @@ class UvcCamera(NodePaths):
     """One webcam: its USB device, its frame feed and faults, and the nodes uvcvideo made."""
 
     def __init__(self, index: int, spec: CameraSpec, node: NodeRecord, library: PatternLibrary,
-                 listener: FaultListener) -> None:
+                 listener: FaultListener, export_from: str | None = None) -> None:
         self.index = index
         self.spec = spec
         self.node = node
@@ -61,10 +68,13 @@ class UvcCamera(NodePaths):
         self.device_faults: dict[str, FaultHandle] = {}
         profile = profiles.load(spec.profile or DEFAULT_PROFILE, node.label)
         self.webcam = UsbWebcam(index, profile, library, spec.pattern, faults=self.faults)
+        # ``export_from``: the farm whose USB/IP server offers this webcam (None: it is plugged in here).
+        self.export = WebcamExport(self.webcam.usb, export_from, index) if export_from else None
+        self.exported = self.export is not None
 
     @property
     def plugged(self) -> bool:
-        return self.node.number is not None
+        return self.export.offered if self.export is not None else self.node.number is not None
 
     @property
     def producer(self) -> Producer | None:
@@ -72,12 +82,17 @@ class UvcCamera(NodePaths):
         return self.webcam.feed.producer
 
     def plug(self) -> None:
-        """Attach the webcam and record the nodes uvcvideo gave it."""
+        """Attach the webcam and record the nodes uvcvideo gave it (exported: offer it)."""
+        if self.export is not None:
+            self.export.offer()
+            return
         self.webcam.plug()
         self._record_nodes()
 
     def reset(self) -> None:
         """Reset the webcam's USB port; uvcvideo binds again, with new nodes, before this returns."""
+        if self.export is not None:
+            raise BadInput(f"camera {self.index} is exported over USB/IP: its port is on the importing machine")
         found = self.webcam.attachment
         if found is None:
             raise EnvironmentProblem(f"camera {self.index} ({self.node.label}) is not on the USB bus")
@@ -93,6 +108,9 @@ class UvcCamera(NodePaths):
         self.node.metadata = _number(nodes.usb_capture_node(found.busid, index=1))
 
     def unplug(self) -> None:
+        if self.export is not None:
+            self.export.withdraw()  # the importer's node goes: its cable was pulled
+            return
         self.webcam.unplug()
         self.node.number = self.node.metadata = None
 
@@ -123,6 +141,7 @@ class UvcCamera(NodePaths):
                 "usb": {"vendor_id": f"{profile.vendor_id:04x}", "product_id": f"{profile.product_id:04x}",
                         "serial": profile.serial, "profile": profile.name, "dropped": self.webcam.usb.dropped,
                         "busid": found.busid if found else None, "port": found.port if found else None},
+                **({"usbip": {"busid": self.export.device.busid, **self.export.counters()}} if self.export else {}),
                 "faults": [handle.to_json() for handle in self.active_faults()]}
 
 
@@ -175,13 +194,16 @@ class UvcBackend:
         first = profiles.find(name).formats[0]
         return CameraSpec(size=first.sizes[0].size, fps=first.sizes[0].rates[0], format=first.format, profile=name)
 
-    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None) -> None:
+    def preflight(self, specs: Sequence[CameraSpec], numbers: Sequence[int] | None, *,
+                  exported: bool = False) -> None:
         if numbers:
             raise BadInput("the uvc backend cannot choose node numbers (uvcvideo numbers its own nodes)")
         for index, spec in enumerate(specs):
             if spec.producer != "numpy":
                 raise BadInput(f"camera {index}: the uvc backend feeds patterns (producer numpy), not {spec.producer}")
             _check_offered(index, spec, profiles.find(spec.profile or DEFAULT_PROFILE))
+        if exported:
+            return  # the importers' kernels enumerate them
         for module in kmodule.WEBCAM_MODULES:
             kmodule.ensure(module)
         if (free := len(vhci.free_ports())) < len(specs):
@@ -191,7 +213,8 @@ class UvcBackend:
     def cameras(self, record: FarmRecord, listener: FaultListener) -> list[SupervisedCamera]:
         specs = [CameraSpec.parse(**cam) for cam in record.spec["cameras"]]
         library = checked_patterns(record, specs)
-        return [UvcCamera(i, spec, NodeRecord(i, camera_label(record.name, i)), library, listener)
+        export_from = record.name if record.spec.get("usbip") else None
+        return [UvcCamera(i, spec, NodeRecord(i, camera_label(record.name, i)), library, listener, export_from)
                 for i, spec in enumerate(specs)]
 
     def create(self, record: FarmRecord, cameras: list[SupervisedCamera]) -> None:
@@ -226,7 +249,7 @@ class UvcBackend:
             if (found := vhci.find(node.label)) is not None:
                 watch = uevents.Watch("video4linux")
                 vhci.detach(found.port)
-                wait_nodes_gone(found.busid, watch)  # a pulled cable waits for no reader: no timeout of theirs
+                vhci.wait_nodes_gone(found.busid, watch)  # a pulled cable waits for no reader: no timeout of theirs
             record.nodes.remove(node)
 
 

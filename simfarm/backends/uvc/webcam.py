@@ -94,7 +94,7 @@ class UsbWebcam:
         watch = uevents.Watch("video4linux")
         self.usb.unplug()
         if found is not None:
-            wait_nodes_gone(found.busid, watch)
+            vhci.wait_nodes_gone(found.busid, watch)
 
     @property
     def attachment(self) -> vhci.Attachment | None:
@@ -104,12 +104,4 @@ class UsbWebcam:
     def device(self) -> str | None:
         found = self.attachment
         return nodes.usb_capture_node(found.busid) if found else None
-
-
-def wait_nodes_gone(busid: str, watch: uevents.Watch, timeout: float = 60.0) -> None:
-    """Until the video nodes of the USB device at ``busid`` are gone, watched by ``watch`` (started before
-    the detach): the kernel handles a disconnect in its own time, after vhci-hcd let go of the port, and
-    a caller that detached must not see the nodes still there, or their numbers not yet free."""
-    watch.until(lambda: None if nodes.usb_video_nodes(busid) else True, f"the nodes of USB device {busid} to go",
-                timeout)
 

@@ -217,6 +217,9 @@ class UsbipWebcamDevice:
         # Frames dropped while streaming because the last was still going out: the host (uvcvideo's
         # URBs through vhci-hcd) took them slower than they came. Shown in status, summed over streams.
         self.dropped = 0
+        # What went to the host over every connection: for status (an exported webcam's counters).
+        self.frames_sent = 0
+        self.bytes_sent = 0
         self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._starting: threading.Thread | None = None
@@ -248,13 +251,17 @@ class UsbipWebcamDevice:
         self._thread = threading.Thread(target=self._serve, name=f"usbip-{self.profile.serial}", daemon=True)
         self._thread.start()
 
+    def wait(self) -> None:
+        """Until the device loop of the last ``serve`` has ended: the host closed its end, or it was shut down."""
+        if self._thread is not None:
+            self._thread.join()
+
     def unplug(self) -> None:
         """Detach from vhci-hcd (the host sees the cable pulled) and wait for the device to stop."""
         if self.port is None:
             return
         vhci.detach(self.port)
-        if self._thread is not None:
-            self._thread.join()
+        self.wait()
         self.port = None
 
     def send_frame(self, data: memoryview, fid: int) -> bool:
@@ -284,6 +291,7 @@ class UsbipWebcamDevice:
             buffers += (_RET_SUBMIT.pack(RET_SUBMIT, seqnum, 0, 0, 0, 0, len(header) + len(body)), header, body)
             if last:
                 frame = None
+                self.frames_sent += 1
         self._frame = frame
         if buffers:
             self._send(buffers)
@@ -376,6 +384,7 @@ class UsbipWebcamDevice:
     def _send(self, buffers: list[bytes | memoryview]) -> None:
         """Write ``buffers`` in order (lock held): one sendmsg for as many replies as they hold."""
         assert self._socket is not None
+        self.bytes_sent += sum(map(len, buffers))
         for start in range(0, len(buffers), _IOV_MAX):
             part = buffers[start:start + _IOV_MAX]
             sent = self._socket.sendmsg(part)

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import EnvironmentProblem
-from ..v4l2 import sysfs
+from ..udev import uevents
+from ..v4l2 import nodes, sysfs
 
 VHCI = Path("/sys/devices/platform/vhci_hcd.0")
-_USB = Path("/sys/bus/usb/devices")
+USB_DEVICES = Path("/sys/bus/usb/devices")
 _VDEV_ST_NULL = 4  # a port's state when nothing is attached
 
 
@@ -25,10 +26,15 @@ class Attachment:
     busid: str  # the device on the host side, e.g. 3-1
 
 
-def attach(port: int, fd: int, speed: int) -> None:
-    """Plug the device answering at the other end of stream socket ``fd`` into ``port``; enumeration follows."""
+def attach(port: int, fd: int, speed: int, devid: int | None = None) -> None:
+    """Plug the device answering at the other end of stream socket ``fd`` into ``port``; enumeration follows.
+
+    ``devid`` is what vhci-hcd puts in each URB's header: an imported device's busnum << 16 | devnum
+    (its server checks it); a device of our own, which ignores it, gets one made from the port."""
+    if devid is None:
+        devid = (0x100 + port) << 16 | 2
     try:
-        (VHCI / "attach").write_text(f"{port} {fd} {(0x100 + port) << 16 | 2} {speed}")
+        (VHCI / "attach").write_text(f"{port} {fd} {devid} {speed}")
     except OSError as exc:
         raise EnvironmentProblem(f"vhci-hcd refused port {port}: {exc.strerror}") from None
 
@@ -46,20 +52,34 @@ def find(serial: str) -> Attachment | None:
     """The vhci-hcd port whose device has ``serial``; None when none has."""
     for fields in _ports():
         busid = fields[-1]
-        if busid != "0-0" and sysfs.read(_USB / busid / "serial") == serial:
+        if busid != "0-0" and sysfs.read(USB_DEVICES / busid / "serial") == serial:
             return Attachment(int(fields[1]), busid)
     return None
 
 
-def free_ports() -> list[int]:
-    """The free SuperSpeed ports of vhci-hcd, as its status files number them."""
-    return [int(port) for hub, port, state, *_ in _ports() if hub == "ss" and int(state) == _VDEV_ST_NULL]
+def at_port(port: int) -> Attachment | None:
+    """What is attached to vhci-hcd ``port`` (its device's busid on this host); None when it is free."""
+    for fields in _ports():
+        if int(fields[1]) == port and int(fields[2]) != _VDEV_ST_NULL and fields[-1] != "0-0":
+            return Attachment(port, fields[-1])
+    return None
 
 
-def free_port() -> int:
-    if free := free_ports():
+def device_serial(attachment: Attachment) -> str | None:
+    """The serial of the device on ``attachment``'s port, as this host enumerated it."""
+    return sysfs.read(USB_DEVICES / attachment.busid / "serial")
+
+
+def free_ports(super_speed: bool = True) -> list[int]:
+    """The free SuperSpeed (or high-speed) ports of vhci-hcd, as its status files number them."""
+    hub = "ss" if super_speed else "hs"
+    return [int(port) for kind, port, state, *_ in _ports() if kind == hub and int(state) == _VDEV_ST_NULL]
+
+
+def free_port(super_speed: bool = True) -> int:
+    if free := free_ports(super_speed):
         return free[0]
-    raise EnvironmentProblem("no free SuperSpeed vhci-hcd port")
+    raise EnvironmentProblem(f"no free {'SuperSpeed' if super_speed else 'high-speed'} vhci-hcd port")
 
 
 def _ports() -> Iterator[list[str]]:
@@ -67,3 +87,12 @@ def _ports() -> Iterator[list[str]]:
     for status in sorted(VHCI.parent.glob("vhci_hcd.*/status*")):
         for line in (sysfs.read(status) or "").splitlines()[1:]:
             yield line.split()
+
+
+def wait_nodes_gone(busid: str, watch: uevents.Watch, timeout: float = 60.0) -> None:
+    """Until the video nodes of the USB device at ``busid`` are gone, watched by ``watch`` (started before
+    the detach): the kernel handles a disconnect in its own time, after vhci-hcd let go of the port, and
+    a caller that detached must not see the nodes still there, or their numbers not yet free."""
+    watch.until(lambda: None if nodes.usb_video_nodes(busid) else True, f"the nodes of USB device {busid} to go",
+                timeout)
+
