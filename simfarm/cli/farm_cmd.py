@@ -45,6 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "in here; no workers")
     u.add_argument("--usbip-allow", metavar="CIDR[,CIDR]", action="append", default=[],
                    help="networks whose machines may list and import the webcams (default: loopback only)")
+    p.add_argument("--metrics-listen", metavar="[ADDR]:PORT",
+                   help="serve the farm's figures to Prometheus on this address (default address 127.0.0.1; "
+                        "port 0: a free one, see simfarm status)")
     m = p.add_argument_group("publishing through MediaMTX (needs the mediamtx binary; see README)")
     m.add_argument("--publish", action="store_true", default=None,
                    help="make each camera a MediaMTX path named after its label, fed by FFmpeg reading its node")
@@ -77,7 +80,8 @@ def _provision(args: argparse.Namespace) -> int:
                           backend=backend.name, publish=publish,
                           workers=args.workers if args.workers is not None else plan.workers,
                           usbip_listen=args.usbip_listen or plan.usbip_listen,
-                          usbip_allow=args.usbip_allow or plan.usbip_allow)
+                          usbip_allow=args.usbip_allow or plan.usbip_allow,
+                          metrics_listen=args.metrics_listen or plan.metrics_listen)
     status = farm.status()
     if usbip := status.get("usbip"):  # exported webcams: no node here, a busid to import
         print(table.render(["camera", "busid", "label", "state"],

@@ -18,6 +18,7 @@
     workers: 4                # processes writing the frames (default: one per core; 0: the supervisor)
     usbip_listen: 0.0.0.0:3240  # uvc: offer the webcams over USB/IP instead of plugging them in here
     usbip_allow: [192.168.1.0/24]  # ... to these networks (a CIDR, a list, or comma-separated)
+    metrics_listen: 127.0.0.1:9464  # serve the farm's figures to Prometheus here
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ if TYPE_CHECKING:
     from .publish_plan import PublishOptions
 
 PUBLISH_KEYS = ("publish", "service_mediamtx", "record", "record_segment", "mediamtx", "mediamtx_api")
-KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", "usbip_listen", "usbip_allow",
-        *PUBLISH_KEYS}
+# Keys whose value is one address (checked when the farm is provisioned).
+ADDRESS_KEYS = ("usbip_listen", "metrics_listen")
+KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", "usbip_allow",
+        *ADDRESS_KEYS, *PUBLISH_KEYS}
 
 
 @dataclass
@@ -54,6 +57,7 @@ class FarmPlan:
     workers: int | None = None
     usbip_listen: str | None = None
     usbip_allow: list[str] = field(default_factory=list)
+    metrics_listen: str | None = None
 
     def cameras(self, count: int | None, overrides: dict,
                 base: Callable[[Mapping[str, object]], CameraSpec] | None = None) -> list[CameraSpec]:
@@ -139,11 +143,11 @@ def load(path: str) -> FarmPlan:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise data.fail("workers", f"workers is a count of processes (0 or more), not {workers!r}")
         plan.workers = workers
-    if "usbip_listen" in data:
-        listen = data["usbip_listen"]
-        if not isinstance(listen, str):
-            raise data.fail("usbip_listen", f"usbip_listen is an address such as 127.0.0.1:3240, not {listen!r}")
-        plan.usbip_listen = listen
+    for key in ADDRESS_KEYS:
+        if key in data:
+            if not isinstance(address := data[key], str):
+                raise data.fail(key, f"{key} is an address such as 127.0.0.1:3240, not {address!r}")
+            setattr(plan, key, address)
     if "usbip_allow" in data:
         allow = data["usbip_allow"]
         allow = [allow] if isinstance(allow, str) else allow

@@ -189,7 +189,8 @@ class Farm:
                   spec: CameraSpec | None = None, nodes: Sequence[int] | None = None,
                   patterns_dirs: Sequence[str] = (), timeout: float = 60.0, backend: str = "loopback",
                   publish: PublishOptions | None = None, workers: int | None = None,
-                  usbip_listen: str | None = None, usbip_allow: Sequence[str] = ()) -> Farm:
+                  usbip_listen: str | None = None, usbip_allow: Sequence[str] = (),
+                  metrics_listen: str | None = None) -> Farm:
         """Create the cameras, start feeding them, and return once every one
         delivers frames carrying its own code (``backend="vivid"``: once every
         one delivers a frame; with ``publish``, once every camera's MediaMTX
@@ -203,7 +204,11 @@ class Farm:
         ``usbip_listen`` (``[ADDR][:PORT]``, uvc only): the webcams are not plugged in here but offered
         by a USB/IP server on that address to other machines (``usbip_allow``: the networks that may
         list and import them; loopback alone by default); they run in the supervisor (no workers) and
-        provisioning reads no frames from them (they have no node here)."""
+        provisioning reads no frames from them (they have no node here).
+
+        ``metrics_listen`` (``[ADDR]:PORT``, port 0 for a free one): serve the farm's figures to
+        Prometheus there (see simfarm.publishers.metrics; ``status()["metrics"]["listen"]``: the
+        address bound); an address that cannot be bound fails the provision (BadInput)."""
         from .. import backends
         from . import readiness
         from .worker_count import worker_count
@@ -213,6 +218,7 @@ class Farm:
         if publish and impl.name != "loopback":  # a webcam's reader picks its format: one reader per node
             raise BadInput(f"publishing needs the loopback backend, not {impl.name}")
         usbip = _usbip_spec(impl.name, usbip_listen, usbip_allow)
+        metrics = _metrics_spec(metrics_listen)
         only_supervisor = (f"the {impl.name} backend" if impl.name == "vivid" else "publishing" if publish else
                            "a farm exporting over USB/IP" if usbip else None)
         workers = worker_count(workers, len(specs), in_supervisor=only_supervisor)
@@ -223,7 +229,7 @@ class Farm:
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,
             "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs], "publish": plan,
-            "workers": workers, "usbip": usbip})
+            "workers": workers, "usbip": usbip, "metrics": metrics})
         with global_lock():
             if FarmRecord.load(name) is not None:
                 raise BadInput(f"farm {name!r} already exists (simfarm teardown --farm {name})")
@@ -395,6 +401,16 @@ def _usbip_spec(backend: str, listen: str | None, allow: Sequence[str]) -> dict 
     parse_listen(listen)
     parse_allow(allow)
     return {"listen": listen, "allow": list(allow)}
+
+
+def _metrics_spec(listen: str | None) -> dict | None:
+    """What the farm record keeps of ``--metrics-listen``, checked (None: no metrics endpoint)."""
+    if listen is None:
+        return None
+    from ..listen import parse_address
+
+    parse_address(listen, "metrics listen address", None)
+    return {"listen": listen}
 
 
 def _start_supervisor(record: FarmRecord, timeout: float) -> None:

@@ -23,6 +23,7 @@ exit code 2 for bad input, in which case nothing was changed:
            taken the last one for}; an exported webcam (--usbip-listen, state unplugged while
            withdrawn) adds usbip {busid, state offered|imported|withdrawn, peer, since, frames,
            bytes, listen} and the farm usbip {listen});
+           a farm serving metrics (--metrics-listen) adds metrics {listen};
            a farm with worker processes adds workers [{worker, pid, cameras, error}] (error:
            why it died) and per camera worker (a dead worker's cameras: state error);
            a publishing farm adds publish {managed, api, rtsp (base URL), pid, version, log, recordings}
@@ -71,9 +72,10 @@ from .reclaim import reclaim
 from .scenario_run import Router
 from .workers import WorkerPool
 
-# Imported where a farm publishes or exports: the MediaMTX client, the fault proxy and the USB/IP server
-# cost every other farm's start.
+# Imported where a farm publishes, exports or serves metrics: the MediaMTX client, the fault proxy, the
+# USB/IP server and prometheus-client cost every other farm's start.
 if TYPE_CHECKING:
+    from ..publishers.metrics import MetricsServer
     from .publishing import Publisher
     from .usbip_exports import FarmExports
 
@@ -98,6 +100,7 @@ class Supervisor:
         self._control: ControlServer | None = None
         self.publisher: Publisher | None = None
         self.exports: FarmExports | None = None
+        self.metrics: MetricsServer | None = None
 
     def start(self, *, private_fds: tuple[int, ...] = ()) -> None:
         """Create and feed every camera and check that each delivers its own frames; on failure the
@@ -113,6 +116,13 @@ class Supervisor:
             # Provisioning gives an exporting farm no workers: its webcams run here.
             self.exports = FarmExports(usbip, self.cameras)
             self.exports.start()
+        if metrics := self.record.spec.get("metrics"):
+            from ..listen import parse_address
+            from ..publishers.metrics import MetricsServer
+
+            # Bound now, served once the workers are forked (a fork copies no thread).
+            address = parse_address(metrics["listen"], "metrics listen address", None)
+            self.metrics = MetricsServer(address, self.status)
         if isinstance(self.host, WorkerPool):
             self.host.start(self.workers, private_fds)  # forks: before this process starts any thread
         else:
@@ -128,6 +138,8 @@ class Supervisor:
             assert isinstance(self.host, CameraHost)
             published = cast(list[LiveCamera], self.cameras) if plan.get("camera_paths", True) else []
             self.publisher = self.host.publisher = Publisher.start(plan, self.record, published, self.router)
+        if self.metrics:
+            self.metrics.start()
         self._control = ControlServer(self.record.directory / SOCKET, self.handle)
         self._set_phase("running")
 
@@ -150,6 +162,7 @@ class Supervisor:
                 "supervisor_pid": os.getpid(), "state_dir": str(self.record.directory),
                 "started_at": self.started, **({"publish": self.publisher.status()} if self.publisher else {}),
                 **({"usbip": {"listen": self.exports.listen}} if self.exports else {}),
+                **({"metrics": {"listen": self.metrics.listen}} if self.metrics else {}),
                 **workers, "cameras": cameras}
 
     def shutdown(self) -> None:
@@ -157,6 +170,8 @@ class Supervisor:
         self._set_phase("stopping")
         if self._control:
             self._control.close()
+        if self.metrics:
+            self.metrics.close()
         if self.exports:
             self.exports.close()  # first: no new import while the webcams stop, and every import ends
         self.host.close()

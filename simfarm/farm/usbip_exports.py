@@ -15,7 +15,8 @@ from typing import cast
 from ..backends.base import SupervisedCamera
 from ..backends.uvc.backend import UvcCamera
 from ..backends.uvc.export import WebcamExport
-from ..publishers.usbip.server import UsbipServer, endpoint
+from ..listen import endpoint
+from ..publishers.usbip.server import UsbipServer
 
 
 class FarmExports:

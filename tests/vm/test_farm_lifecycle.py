@@ -8,12 +8,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import urllib.request
 
 import cv2
 import numpy as np
 import pyudev
 import pytest
 from linuxpy.video import device as v4l2
+from prometheus_client.parser import text_string_to_metric_families
 
 from simfarm import Farm
 from simfarm.devices.loopback.control import LoopbackConfig, LoopbackControl
@@ -157,6 +159,21 @@ def test_taken_node_number_exits_2_and_creates_nothing() -> None:
         result = simfarm("provision", "--farm", "bad", "--cameras", "2", "--nodes", f"{taken + 1},{taken}")
         assert result.returncode == 2 and "taken" in result.stderr
         assert video_nodes() == before
+
+
+def test_metrics_of_a_provisioned_farm_and_a_taken_metrics_port() -> None:
+    with Farm.provision(2, name="metered", spec=SMALL, metrics_listen="127.0.0.1:0") as farm:
+        listen = farm.status()["metrics"]["listen"]
+        with urllib.request.urlopen(f"http://{listen}/metrics", timeout=60) as reply:
+            text = reply.read().decode()
+        written = {s.labels["camera"]: s.value for family in text_string_to_metric_families(text)
+                   for s in family.samples if s.name == "simfarm_frames_written_total"}
+        assert sorted(written) == ["0", "1"] and all(value > 0 for value in written.values())
+        before = video_nodes()
+        result = simfarm("provision", "--farm", "bad", "--cameras", "1", "--metrics-listen", listen)
+        assert result.returncode == 2, result.stderr
+        assert "metrics listen address" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert video_nodes() == before and "bad" not in farm_names()
 
 
 def test_sigkilled_supervisor_is_reclaimed_by_the_next_command() -> None:

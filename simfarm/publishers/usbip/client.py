@@ -16,7 +16,8 @@ from ...devices.usb.usbip_protocol import (ST_DEV_BUSY, ST_NODEV, DevlistRequest
                                            ProtocolError, Read, StatusError, encode_request, read_devlist_reply,
                                            read_import_reply)
 from ...errors import BadInput, EnvironmentProblem
-from .server import DEFAULT_PORT, endpoint
+from ...listen import endpoint
+from .server import DEFAULT_PORT
 
 TIMEOUT = 10.0  # seconds for connecting, and for each read of the answer
 _T = TypeVar("_T")

@@ -34,10 +34,11 @@ from ...devices.usb.usbip_protocol import (ST_DEV_BUSY, ST_NODEV, ST_OK, Devlist
                                            Request, encode_devlist_reply, encode_import_reply,
                                            read_request)
 from ...errors import BadInput, EnvironmentProblem
+from ...listen import LOOPBACK, endpoint, parse_address
 
 log = logging.getLogger("simfarm.usbip")
 
-DEFAULT_ADDRESS, DEFAULT_PORT = "127.0.0.1", 3240
+DEFAULT_ADDRESS, DEFAULT_PORT = LOOPBACK, 3240
 HANDSHAKE_TIMEOUT = 10.0  # seconds a peer has to send its whole request
 MAX_HANDSHAKES = 64  # connections still in their handshake at once; more are closed on arrival
 
@@ -76,34 +77,8 @@ class ExportStatus:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """``[ADDR][:PORT]`` as (address, port): ``127.0.0.1:3240`` by default. An IPv6 address takes
-    brackets to carry a port (``[::1]:3240``); bare (``::``, ``::1``) it is the address alone.
-    Port 0 picks a free port (see UsbipServer.address)."""
-    host, port = text.strip(), ""
-    if host.startswith("["):
-        end = host.find("]")
-        rest = host[end + 1:] if end >= 0 else ""
-        if end < 0 or (rest and not rest.startswith(":")):
-            raise BadInput(f"usbip listen address {text!r}: expected [IPV6]:PORT")
-        host, port = host[1:end], rest[1:] if rest else ""
-        if ":" not in host:
-            raise BadInput(f"usbip listen address {text!r}: brackets are for IPv6 addresses")
-        if rest and not port:
-            raise BadInput(f"usbip listen address {text!r}: a port is missing after the colon")
-    elif host.count(":") == 1:
-        host, port = host.split(":")
-        if not port:
-            raise BadInput(f"usbip listen address {text!r}: a port is missing after the colon")
-    host = host or DEFAULT_ADDRESS
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise BadInput(f"usbip listen address {text!r}: {host!r} is not an IP address") from None
-    if not port:
-        return host, DEFAULT_PORT
-    if not port.isdigit() or int(port) > 0xFFFF:
-        raise BadInput(f"usbip listen address {text!r}: the port must be a number from 0 to 65535")
-    return host, int(port)
+    """``[ADDR][:PORT]`` as (address, port): ``127.0.0.1:3240`` by default (see simfarm.listen)."""
+    return parse_address(text, "usbip listen address", DEFAULT_PORT)
 
 
 def parse_allow(items: Iterable[str]) -> tuple[Network, ...]:
@@ -128,11 +103,6 @@ def allowed(peer: str, networks: Sequence[Network]) -> bool:
     if not networks:
         return address.is_loopback
     return any(address in network for network in networks)
-
-
-def endpoint(host: str, port: int) -> str:
-    """``host``:``port`` as text, an IPv6 address in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _peer_text(address: tuple) -> str:
