@@ -26,6 +26,16 @@ _VERSION = 0x80047E00  # 0.15 only; older modules report it in sysfs
 
 MAX_LABEL_BYTES = 31  # card_label[32] holds a NUL-terminated string
 
+# A reader's VIDIOC_REQBUFS gets the node's whole ring, whatever count it asks for, and
+# PipeWire's v4l2 source refuses fewer than the 16 it asks for. Each buffer is a frame
+# (page-aligned sizeimage) vmalloc'd while the node is open: docs/farms.md#loopback_buffers.
+DEFAULT_MAX_BUFFERS = 16
+# Fewer lets a read(2) reader overtake the writer and see frames out of order.
+MIN_MAX_BUFFERS = 4
+# v4l2loopback's compile-time MAX_BUFFERS: the size of its per-node buffer array, which the
+# ADD ioctl does not check a config against (0.15), so more would overrun it.
+MAX_MAX_BUFFERS = 32
+
 
 @dataclass(frozen=True)
 class LoopbackConfig:
@@ -35,8 +45,7 @@ class LoopbackConfig:
     number: int = -1
     max_width: int = 8192
     max_height: int = 8192
-    # Fewer than 4 lets a read(2) reader overtake the writer and see frames out of order.
-    max_buffers: int = 4
+    max_buffers: int = DEFAULT_MAX_BUFFERS
     max_openers: int = 16
     # 0 = exclusive caps: OUTPUT only until a producer streams, then CAPTURE,
     # which is what FFmpeg, OpenCV and browsers need to see a webcam.
