@@ -68,7 +68,8 @@ def _provision(args: argparse.Namespace) -> int:
     farm = Farm.provision(specs, name=args.farm or plan.name, nodes=args.nodes or plan.nodes,
                           patterns_dirs=[*plan.patterns_dirs, *args.patterns_dir], timeout=args.timeout,
                           backend=backend.name, publish=publish,
-                          workers=args.workers if args.workers is not None else plan.workers)
+                          workers=args.workers if args.workers is not None else plan.workers,
+                          loopback_buffers=plan.loopback_buffers)
     print(table.render(
         ["camera", "node", "label", "size@fps", "format", "pattern", "metadata"],
         [[c.index, c.device, c.label, f"{c.spec.size}@{c.spec.fps}", c.spec.format.name, _source(c.spec, farm),

@@ -16,6 +16,7 @@
     mediamtx: /opt/mediamtx   # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
     mediamtx_api: http://127.0.0.1:9997   # or an existing server instead
     workers: 4                # processes writing the frames (default: one per core; 0: the supervisor)
+    loopback_buffers: 16      # frame buffers per loopback node, 4..32 (default 16; docs/farms.md)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import yamlfile
+from ..devices.loopback.control import check_max_buffers
 from ..errors import BadInput, SimfarmError
 from ..faults.durations import parse_duration
 from ..spec import CameraSpec, parse_backend, parse_node_numbers
@@ -34,7 +36,8 @@ if TYPE_CHECKING:
     from .publish_plan import PublishOptions
 
 PUBLISH_KEYS = ("publish", "service_mediamtx", "record", "record_segment", "mediamtx", "mediamtx_api")
-KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", *PUBLISH_KEYS}
+KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", "loopback_buffers",
+        *PUBLISH_KEYS}
 
 
 @dataclass
@@ -49,6 +52,7 @@ class FarmPlan:
     camera_specs: list[dict] | None = None
     publishing: dict = field(default_factory=dict)  # the file's PUBLISH_KEYS
     workers: int | None = None
+    loopback_buffers: int | None = None
 
     def cameras(self, count: int | None, overrides: dict,
                 base: Callable[[Mapping[str, object]], CameraSpec] | None = None) -> list[CameraSpec]:
@@ -134,6 +138,14 @@ def load(path: str) -> FarmPlan:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
             raise data.fail("workers", f"workers is a count of processes (0 or more), not {workers!r}")
         plan.workers = workers
+    if "loopback_buffers" in data:
+        if plan.backend not in (None, "loopback"):
+            raise data.fail("loopback_buffers", f"loopback_buffers sizes a loopback node's ring, not a "
+                                                f"{plan.backend} camera's")
+        try:
+            plan.loopback_buffers = check_max_buffers(data["loopback_buffers"])
+        except BadInput as exc:
+            raise data.fail("loopback_buffers", str(exc)) from None
     cams = data.get("cameras")
     if isinstance(cams, int) and not isinstance(cams, bool):
         plan.camera_specs = [{}] * cams

@@ -188,7 +188,8 @@ class Farm:
     def provision(cls, cameras: int | Sequence[CameraSpec] = 1, *, name: str = "default",
                   spec: CameraSpec | None = None, nodes: Sequence[int] | None = None,
                   patterns_dirs: Sequence[str] = (), timeout: float = 60.0, backend: str = "loopback",
-                  publish: PublishOptions | None = None, workers: int | None = None) -> Farm:
+                  publish: PublishOptions | None = None, workers: int | None = None,
+                  loopback_buffers: int | None = None) -> Farm:
         """Create the cameras, start feeding them, and return once every one
         delivers frames carrying its own code (``backend="vivid"``: once every
         one delivers a frame; with ``publish``, once every camera's MediaMTX
@@ -197,13 +198,18 @@ class Farm:
 
         ``workers``: how many processes write the frames (default: one per
         core, at most one per camera; 0: the supervisor itself). Only loopback
-        and uvc farms that do not publish have workers."""
+        and uvc farms that do not publish have workers.
+
+        ``loopback_buffers``: frame buffers per loopback node (default 16, the
+        most PipeWire asks for; 4..32; see docs/farms.md)."""
         from .. import backends
         from . import readiness
         from .worker_count import worker_count
         impl = backends.get(backend)
         specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec({})] * cameras
         _validate(name, specs, nodes, patterns_dirs, impl.name)
+        if loopback_buffers is not None:
+            _check_loopback_buffers(loopback_buffers, impl.name)
         if publish and impl.name != "loopback":  # a webcam's reader picks its format: one reader per node
             raise BadInput(f"publishing needs the loopback backend, not {impl.name}")
         only_supervisor = f"the {impl.name} backend" if impl.name == "vivid" else "publishing" if publish else None
@@ -215,7 +221,7 @@ class Farm:
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,
             "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs], "publish": plan,
-            "workers": workers})
+            "workers": workers, "loopback_buffers": loopback_buffers})
         with global_lock():
             if FarmRecord.load(name) is not None:
                 raise BadInput(f"farm {name!r} already exists (simfarm teardown --farm {name})")
@@ -363,6 +369,14 @@ def _validate(name: str, specs: list[CameraSpec], numbers: Sequence[int] | None,
                 raise BadInput(f"node number {number} is out of range 0..255")
             if os.path.exists(nodes.node_path(number)):
                 raise BadInput(f"{nodes.node_path(number)} is already taken")
+
+
+def _check_loopback_buffers(value: int, backend: str) -> None:
+    from ..devices.loopback.control import check_max_buffers
+
+    if backend != "loopback":
+        raise BadInput(f"loopback buffers size a v4l2loopback node's ring, not a {backend} camera's")
+    check_max_buffers(value)
 
 
 def _start_supervisor(record: FarmRecord, timeout: float) -> None:

@@ -37,6 +37,14 @@ MIN_MAX_BUFFERS = 4
 MAX_MAX_BUFFERS = 32
 
 
+def check_max_buffers(value: object) -> int:
+    """``value`` as a node's ring size, or BadInput naming the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_MAX_BUFFERS <= value <= MAX_MAX_BUFFERS:
+        raise BadInput(f"loopback buffers must be a whole number {MIN_MAX_BUFFERS}..{MAX_MAX_BUFFERS} "
+                       f"(default {DEFAULT_MAX_BUFFERS}), not {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class LoopbackConfig:
     """What the ADD ioctl is given; ``number=-1`` lets the kernel pick."""
