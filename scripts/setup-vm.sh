@@ -138,7 +138,7 @@ patch_poll() {
         return 0
     fi
     say "$src: applying $(basename "$POLL_PATCH")"
-    patch -p1 --forward --quiet -d "$src" <"$POLL_PATCH" || die "$POLL_PATCH does not apply to $src"
+    patch -p1 --forward --quiet --no-backup-if-mismatch -d "$src" <"$POLL_PATCH" || die "$POLL_PATCH does not apply to $src"
     ! grep -q 'POLLIN | POLLWRNORM' "$src/v4l2loopback.c" || die "$src still has POLLIN | POLLWRNORM after patching"
 }
 
