@@ -43,7 +43,7 @@ class LoopbackDeviceFaults(DeviceFaults[LiveCamera]):
     """unplug, replug, resize and reformat on v4l2loopback nodes fed by simfarm's producers.
 
     ``hotplug()`` is False on v4l2loopback 0.12, which cannot add or remove a node at run time.
-    A replugged node gets ``max_buffers`` frame buffers, as the farm's nodes were made with.
+    A replugged node gets ``max_buffers`` frame buffers, like the farm's other nodes.
     """
 
     def __init__(self, save_record: Callable[[], None], listener: FaultListener, *,
