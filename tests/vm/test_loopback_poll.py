@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 
 from simfarm import Farm
-from simfarm.devices.loopback.control import DEFAULT_MAX_BUFFERS
+from simfarm.devices.loopback.control import DEFAULT_MAX_BUFFERS, LoopbackControl
 from simfarm.spec import CameraSpec
 
 from kernel_helpers import module_farm
@@ -105,3 +105,17 @@ def test_reader_gets_the_buffers_pipewire_asks_for(farm: Farm) -> None:
         os.close(fd)
     assert got >= 16
     assert got == DEFAULT_MAX_BUFFERS  # v4l2loopback gives a reader the writer's whole ring
+
+
+def ring_of(number: int) -> int:
+    with LoopbackControl() as control:
+        return control.query(number).max_buffers
+
+
+def test_a_farm_sets_its_nodes_ring_and_a_replugged_node_keeps_it() -> None:
+    with Farm.provision(1, name="ring", spec=SMALL, loopback_buffers=8) as farm:
+        cam = farm.cameras[0]
+        assert ring_of(cam.number) == 8
+        cam.inject("unplug")
+        cam.inject("replug")
+        assert ring_of(farm.reload().cameras[0].number) == 8
