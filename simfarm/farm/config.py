@@ -16,7 +16,7 @@
     mediamtx: /opt/mediamtx   # the binary (default: $SIMFARM_MEDIAMTX, then PATH)
     mediamtx_api: http://127.0.0.1:9997   # or an existing server instead
     workers: 4                # processes writing the frames (default: one per core; 0: the supervisor)
-    loopback_buffers: 16      # frame buffers per loopback node, 4..32 (default 16; docs/farms.md)
+    loopback_buffers: 16      # frame buffers per loopback node, 4..32 (default 4; PipeWire needs 16)
 """
 
 from __future__ import annotations

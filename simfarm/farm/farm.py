@@ -200,8 +200,8 @@ class Farm:
         core, at most one per camera; 0: the supervisor itself). Only loopback
         and uvc farms that do not publish have workers.
 
-        ``loopback_buffers``: frame buffers per loopback node (default 16, the
-        most PipeWire asks for; 4..32; see docs/farms.md)."""
+        ``loopback_buffers``: frame buffers per loopback node (4..32, default 4;
+        PipeWire needs 16, OpenCV at most 10: see docs/farms.md)."""
         from .. import backends
         from . import readiness
         from .worker_count import worker_count

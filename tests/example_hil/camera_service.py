@@ -11,10 +11,10 @@ from pathlib import Path
 
 from linuxpy.video.device import BufferType, Capability, Device, VideoCapture
 
-# v4l2loopback serves buffers from its whole ring (16 buffers as simfarm makes
+# v4l2loopback serves buffers from its whole ring (4 buffers as simfarm makes
 # the nodes), whatever count the reader asks for, and linuxpy indexes buffers
 # by the count it asked for; so ask for the whole ring.
-BUFFERS = 16
+BUFFERS = 4
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,6 @@ pytestmark = pytest.mark.hil
 
 def test_service_sees_a_frozen_picture_repeat_one_code(simfarm_camera: Camera) -> None:
     simfarm_camera.inject("freeze")
-    # The first frames read may still be ones written before the freeze.
+    # The node's 4-buffer ring may still hold frames from before the freeze.
     codes = grabbed_codes(simfarm_camera, 10)[-4:]
     assert None not in codes and len({code.sequence for code in codes}) == 1, codes

@@ -66,7 +66,7 @@ def test_backend_and_its_default_spec(tmp_path: Path) -> None:
     ("name: a\nbackend: vivd\n", 2, "backend 'vivd' is not one of loopback, vivid"),
     ("name: a\nworkers: -1\n", 2, "workers is a count of processes"),
     ("workers: yes\n", 1, "workers is a count of processes"),
-    ("name: a\nloopback_buffers: 3\n", 2, "loopback buffers must be a whole number 4..32 (default 16), not 3"),
+    ("name: a\nloopback_buffers: 3\n", 2, "loopback buffers must be a whole number 4..32 (default 4), not 3"),
     ("loopback_buffers: 33\n", 1, "not 33"),
     ("loopback_buffers: yes\n", 1, "not True"),
     ("loopback_buffers: 16.0\n", 1, "not 16.0"),
@@ -81,7 +81,7 @@ def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) 
 
 
 def test_loopback_buffers_default_and_set(tmp_path: Path) -> None:
-    assert config.load(write(tmp_path, "cameras: 1\n")).loopback_buffers is None  # the node's default: 16
+    assert config.load(write(tmp_path, "cameras: 1\n")).loopback_buffers is None  # the node's default: 4
     assert config.load(write(tmp_path, "backend: loopback\nloopback_buffers: 32\n")).loopback_buffers == 32
 
 

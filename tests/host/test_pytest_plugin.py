@@ -210,6 +210,5 @@ def test_a_camera_is_clean_once_more_codes_advance_than_its_ring_holds(
     monkeypatch.setattr(frames.capture, "read_luma",
                         lambda device, count, timeout: (SimpleNamespace(luma=code) for code in codes[:count]))
     monkeypatch.setattr(frames, "decode", lambda luma: luma)
-    monkeypatch.setattr(frames, "RING", 4)  # the sequences above are written for a ring of 4
     camera = Camera(SimpleNamespace(backend="loopback"), 0, CameraSpec(), "simfarm-x-0", 3)  # type: ignore[arg-type]
     assert (frames.streaming_problem(camera, n=10) is None) == clean

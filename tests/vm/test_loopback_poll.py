@@ -6,8 +6,8 @@ select()-based readers such as µStreamer take the write event for a
 disconnect (docs/v4l2loopback-poll.md). scripts/setup-vm.sh builds the
 module with the fix, so these tests fail on a module built without it.
 
-A reader's VIDIOC_REQBUFS gets the node's whole ring (max_buffers), which
-must be at least the 16 buffers PipeWire asks for.
+A reader's VIDIOC_REQBUFS gets the node's whole ring (max_buffers): a farm
+made for PipeWire (loopback_buffers: 16) gives the 16 buffers PipeWire asks for.
 
 Runs inside `simfarm vm` (or on a host with v4l2loopback >= 0.13).
 """
@@ -24,7 +24,7 @@ from collections.abc import Iterator
 import pytest
 
 from simfarm import Farm
-from simfarm.devices.loopback.control import DEFAULT_MAX_BUFFERS, LoopbackControl
+from simfarm.devices.loopback.control import PIPEWIRE_BUFFERS, LoopbackControl
 from simfarm.spec import CameraSpec
 
 from kernel_helpers import module_farm
@@ -46,7 +46,7 @@ WATCH_S = 3.0
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Farm]:
-    with module_farm(tmp_path_factory, 1, name="poll", spec=SMALL) as made:
+    with module_farm(tmp_path_factory, 1, name="poll", spec=SMALL, loopback_buffers=PIPEWIRE_BUFFERS) as made:
         yield made
 
 
@@ -104,7 +104,7 @@ def test_reader_gets_the_buffers_pipewire_asks_for(farm: Farm) -> None:
     finally:
         os.close(fd)
     assert got >= 16
-    assert got == DEFAULT_MAX_BUFFERS  # v4l2loopback gives a reader the writer's whole ring
+    assert got == PIPEWIRE_BUFFERS  # v4l2loopback gives a reader the writer's whole ring
 
 
 def ring_of(number: int) -> int:

@@ -26,10 +26,13 @@ _VERSION = 0x80047E00  # 0.15 only; older modules report it in sysfs
 
 MAX_LABEL_BYTES = 31  # card_label[32] holds a NUL-terminated string
 
-# A reader's VIDIOC_REQBUFS gets the node's whole ring, whatever count it asks for, and
-# PipeWire's v4l2 source refuses fewer than the 16 it asks for. Each buffer is a frame
-# (page-aligned sizeimage) vmalloc'd while the node is open: docs/farms.md#loopback_buffers.
-DEFAULT_MAX_BUFFERS = 16
+# A reader's VIDIOC_REQBUFS gets the node's whole ring, whatever count it asks for. OpenCV
+# overruns its buffer table above 10; PipeWire's v4l2 source refuses fewer than the 16 it
+# asks for. No ring suits both, so the default keeps OpenCV and the like working and a farm
+# file chooses 16 for PipeWire. Each buffer is a frame (page-aligned sizeimage) vmalloc'd
+# while the node is open: docs/farms.md#loopback_buffers.
+DEFAULT_MAX_BUFFERS = 4
+PIPEWIRE_BUFFERS = 16
 # Fewer lets a read(2) reader overtake the writer and see frames out of order.
 MIN_MAX_BUFFERS = 4
 # v4l2loopback's compile-time MAX_BUFFERS: the size of its per-node buffer array, which the
