@@ -4,6 +4,8 @@
 # DKMS module built for THAT kernel (not the running one, which may be a
 # custom kernel without module support), udev and busybox for the guest, and
 # virtme-ng. Run as root on Debian bookworm (or newer) or Ubuntu.
+# The v4l2loopback source gets simfarm's poll fix before it is built
+# (scripts/patches/, docs/v4l2loopback-poll.md).
 # Idempotent: a second run only checks, and says so.
 set -euo pipefail
 
@@ -11,6 +13,10 @@ MIN_LOOPBACK=0.13
 PINS=/etc/apt/preferences.d/simfarm-v4l2loopback
 SOURCES=/etc/apt/sources.list.d/simfarm-v4l2loopback.sources
 VNG_VENV=/opt/simfarm/virtme-ng
+POLL_PATCH=$(dirname "$(readlink -f "$0")")/patches/v4l2loopback-poll-rdnorm.patch
+# One file per kernel: the srcversion of the module built there from the patched source
+# (simfarm doctor reads it; simfarm/devices/loopback/poll_fix.py).
+POLL_MARKERS=/opt/simfarm/v4l2loopback-poll-fix
 
 say() { echo "setup-vm: $*"; }
 die() { echo "setup-vm: ERROR: $*" >&2; exit 1; }
@@ -26,7 +32,7 @@ case "$ID" in
     *) die "unsupported distribution '$ID' (Debian or Ubuntu needed)" ;;
 esac
 packages=(qemu-system-x86 "linux-image-$flavour" "linux-headers-$flavour" dkms udev
-          v4l-utils ffmpeg kmod busybox-static python3-venv e2fsprogs python3 usbip)
+          v4l-utils ffmpeg kmod busybox-static python3-venv e2fsprogs python3 usbip patch)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 candidate() { apt-cache policy "$1" | awk '/Candidate:/ {print $2}'; }
@@ -122,21 +128,43 @@ else
     fi
 fi
 
+# Applies the poll fix to v4l2loopback source directory $1 unless it is there already.
+# The bug is the reader's `POLLIN | POLLWRNORM` (0.14.0 to at least 0.15.4); 0.13 and
+# older answer POLLIN | POLLRDNORM and need nothing.
+patch_poll() {
+    local src=$1
+    if ! grep -q 'POLLIN | POLLWRNORM' "$src/v4l2loopback.c"; then
+        say "$src: poll already answers readers with POLLIN | POLLRDNORM"
+        return 0
+    fi
+    say "$src: applying $(basename "$POLL_PATCH")"
+    patch -p1 --forward --quiet --no-backup-if-mismatch -d "$src" <"$POLL_PATCH" || die "$POLL_PATCH does not apply to $src"
+    ! grep -q 'POLLIN | POLLWRNORM' "$src/v4l2loopback.c" || die "$src still has POLLIN | POLLWRNORM after patching"
+}
+
 # The package's postinst builds for the running kernel, which here may have no
 # headers at all; build explicitly for the kernel the VM boots.
 src_ver=$(loopback_pkg_version | sed 's/^[0-9]*://; s/-[^-]*$//')
 [[ -d "/usr/src/v4l2loopback-$src_ver" ]] || die "DKMS source /usr/src/v4l2loopback-$src_ver is missing"
-if dkms status -m v4l2loopback -v "$src_ver" -k "$kver" 2>/dev/null | grep -q ': installed'; then
-    say "v4l2loopback/$src_ver already built and installed for $kver"
+patch_poll "/usr/src/v4l2loopback-$src_ver"
+srcversion() { modinfo -k "$kver" -F srcversion v4l2loopback 2>/dev/null || true; }
+marker=$POLL_MARKERS/$kver
+if dkms status -m v4l2loopback -v "$src_ver" -k "$kver" 2>/dev/null | grep -q ': installed' \
+   && [[ -f "$marker" && "$(cat "$marker")" == "$(srcversion)" ]]; then
+    say "v4l2loopback/$src_ver already built (with the poll fix) and installed for $kver"
 else
+    # Installed but without a marker for it: built before the source was patched, so rebuilt.
     say "building v4l2loopback/$src_ver for $kver with dkms"
-    dkms install "v4l2loopback/$src_ver" -k "$kver" \
+    dkms build --force "v4l2loopback/$src_ver" -k "$kver" >/dev/null \
+        && dkms install --force "v4l2loopback/$src_ver" -k "$kver" >/dev/null \
         || die "dkms failed; see /var/lib/dkms/v4l2loopback/$src_ver/build/make.log"
+    install -d "$POLL_MARKERS"
+    srcversion >"$marker"
 fi
 mod_ver=$(modinfo -k "$kver" -F version v4l2loopback 2>/dev/null || true)
 at_least "$mod_ver" "$MIN_LOOPBACK" \
     || die "modinfo -k $kver finds v4l2loopback '${mod_ver:-none}', need >= $MIN_LOOPBACK"
-say "module: $(modinfo -k "$kver" -n v4l2loopback) (version $mod_ver)"
+say "module: $(modinfo -k "$kver" -n v4l2loopback) (version $mod_ver, srcversion $(srcversion))"
 
 # The kernel tests of the 0.12 fallback (tests/vm/test_loopback_params.py)
 # also need bookworm's v4l2loopback 0.12.7 (no control device), built for the
@@ -155,6 +183,7 @@ else
         || die "cannot download $LEGACY_DEB from deb.debian.org"
     echo "$LEGACY_SHA256  $work/$LEGACY_DEB" | sha256sum -c --quiet - || die "$LEGACY_DEB: checksum mismatch"
     dpkg-deb -x "$work/$LEGACY_DEB" "$work/pkg"
+    patch_poll "$work/pkg/usr/src/v4l2loopback-0.12.7"  # finds the fix there: the bug came in 0.14.0
     make -s -C "/lib/modules/$kver/build" M="$work/pkg/usr/src/v4l2loopback-0.12.7" modules >"$work/make.log" 2>&1 \
         || die "building v4l2loopback 0.12.7 failed: $(tail -n 3 "$work/make.log")"
     install -D -m 0644 "$work/pkg/usr/src/v4l2loopback-0.12.7/v4l2loopback.ko" "$legacy_ko"

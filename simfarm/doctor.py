@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from . import binaries, program_versions
-from .devices.kmod import kmodule
-from .devices.loopback.module import CONTROL_DEVICE, module_version
+from .devices.kmod import kmodule, modinfo
+from .devices.loopback import poll_fix
+from .devices.loopback.module import CONTROL_DEVICE, module_srcversion, module_version
 from .errors import BadInput, EnvironmentProblem
 from .publishers.mediamtx import binary as mediamtx
 from .publishers.mediamtx import versions as mediamtx_versions
@@ -124,6 +125,8 @@ def host_checks() -> list[Check]:
                             "sudo simfarm udev install (then join group video)"))
     else:
         checks.append(Check("host.control_device", "host", True, f"{CONTROL_DEVICE} usable"))
+    if version is not None:
+        checks.append(_poll("loopback-poll.host", release, version, module_srcversion(), poll_fix.host_remedy(release)))
     return checks
 
 
@@ -156,14 +159,24 @@ def _guest_kernel() -> list[Check]:
         return [Check("vm.kernel", "vm", False, f"no kernel image with modules under {kernel.BOOT_DIR}",
                       kernel.SETUP_REMEDY)]
     vivid = kernel.has_module(guest.version, "vivid")
+    poll = ([] if guest.loopback_version is None else
+            [_poll("loopback-poll.vm", guest.version, kernel.parse_version(guest.loopback_version),
+                   modinfo.field(guest.version, "v4l2loopback", "srcversion"), kernel.SETUP_REMEDY)])
     return [Check("vm.kernel", "vm", True, f"{guest.version} ({guest.image})"),
             Check("vm.v4l2loopback", "vm", guest.loopback_usable,
                   f"{kernel.loopback_summary(guest)} built for {guest.version}",
                   None if guest.loopback_usable else kernel.SETUP_REMEDY),
+            *poll,
             # Only --backend vivid needs it, so it does not decide whether the VM is ready.
             Check("vivid", "tools", vivid, f"vivid {'is' if vivid else 'is not'} a module of {guest.version} "
                   "(--backend vivid)", None if vivid else "a distribution kernel (linux-image-amd64) has it"),
             _usb_webcams(guest.version)]
+
+
+def _poll(name: str, release: str, version: tuple[int, ...], srcversion: str | None, fix: str) -> Check:
+    """Whether select()-based readers (µStreamer) work on this v4l2loopback build; only they need it."""
+    found = poll_fix.verdict(version, srcversion, poll_fix.recorded_srcversion(release))
+    return Check(name, "tools", found.ok, found.detail, None if found.ok else fix)
 
 
 def _usb_webcams(version: str) -> Check:

@@ -81,7 +81,8 @@ def _provision(args: argparse.Namespace) -> int:
                           workers=args.workers if args.workers is not None else plan.workers,
                           usbip_listen=args.usbip_listen or plan.usbip_listen,
                           usbip_allow=args.usbip_allow or plan.usbip_allow,
-                          metrics_listen=args.metrics_listen or plan.metrics_listen)
+                          metrics_listen=args.metrics_listen or plan.metrics_listen,
+                          loopback_buffers=plan.loopback_buffers)
     status = farm.status()
     if usbip := status.get("usbip"):  # exported webcams: no node here, a busid to import
         print(table.render(["camera", "busid", "label", "state"],

@@ -19,6 +19,7 @@
     usbip_listen: 0.0.0.0:3240  # uvc: offer the webcams over USB/IP instead of plugging them in here
     usbip_allow: [192.168.1.0/24]  # ... to these networks (a CIDR, a list, or comma-separated)
     metrics_listen: 127.0.0.1:9464  # serve the farm's figures to Prometheus here
+    loopback_buffers: 16      # frame buffers per loopback node, 4..32 (default 4; PipeWire needs 16)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .. import yamlfile
+from ..devices.loopback.control import check_max_buffers
 from ..errors import BadInput, SimfarmError
 from ..faults.durations import parse_duration
 from ..spec import CameraSpec, parse_backend, parse_node_numbers
@@ -40,7 +42,7 @@ PUBLISH_KEYS = ("publish", "service_mediamtx", "record", "record_segment", "medi
 # Keys whose value is one address (checked when the farm is provisioned).
 ADDRESS_KEYS = ("usbip_listen", "metrics_listen")
 KEYS = {"name", "backend", "nodes", "patterns_dirs", "defaults", "cameras", "workers", "usbip_allow",
-        *ADDRESS_KEYS, *PUBLISH_KEYS}
+        "loopback_buffers", *ADDRESS_KEYS, *PUBLISH_KEYS}
 
 
 @dataclass
@@ -58,6 +60,7 @@ class FarmPlan:
     usbip_listen: str | None = None
     usbip_allow: list[str] = field(default_factory=list)
     metrics_listen: str | None = None
+    loopback_buffers: int | None = None
 
     def cameras(self, count: int | None, overrides: dict,
                 base: Callable[[Mapping[str, object]], CameraSpec] | None = None) -> list[CameraSpec]:
@@ -154,6 +157,14 @@ def load(path: str) -> FarmPlan:
         if not isinstance(allow, list) or not all(isinstance(item, str) for item in allow):
             raise data.fail("usbip_allow", f"usbip_allow is a CIDR or a list of them, not {data['usbip_allow']!r}")
         plan.usbip_allow = allow
+    if "loopback_buffers" in data:
+        if plan.backend not in (None, "loopback"):
+            raise data.fail("loopback_buffers", f"loopback_buffers sizes a loopback node's ring, not a "
+                                                f"{plan.backend} camera's")
+        try:
+            plan.loopback_buffers = check_max_buffers(data["loopback_buffers"])
+        except BadInput as exc:
+            raise data.fail("loopback_buffers", str(exc)) from None
     cams = data.get("cameras")
     if isinstance(cams, int) and not isinstance(cams, bool):
         plan.camera_specs = [{}] * cams

@@ -190,7 +190,7 @@ class Farm:
                   patterns_dirs: Sequence[str] = (), timeout: float = 60.0, backend: str = "loopback",
                   publish: PublishOptions | None = None, workers: int | None = None,
                   usbip_listen: str | None = None, usbip_allow: Sequence[str] = (),
-                  metrics_listen: str | None = None) -> Farm:
+                  metrics_listen: str | None = None, loopback_buffers: int | None = None) -> Farm:
         """Create the cameras, start feeding them, and return once every one
         delivers frames carrying its own code (``backend="vivid"``: once every
         one delivers a frame; with ``publish``, once every camera's MediaMTX
@@ -208,13 +208,18 @@ class Farm:
 
         ``metrics_listen`` (``[ADDR]:PORT``, port 0 for a free one): serve the farm's figures to
         Prometheus there (see simfarm.publishers.metrics; ``status()["metrics"]["listen"]``: the
-        address bound); an address that cannot be bound fails the provision (BadInput)."""
+        address bound); an address that cannot be bound fails the provision (BadInput).
+
+        ``loopback_buffers``: frame buffers per loopback node (4..32, default 4;
+        PipeWire needs 16, OpenCV at most 10: see docs/farms.md)."""
         from .. import backends
         from . import readiness
         from .worker_count import worker_count
         impl = backends.get(backend)
         specs = list(cameras) if not isinstance(cameras, int) else [spec or impl.default_spec({})] * cameras
         _validate(name, specs, nodes, patterns_dirs, impl.name)
+        if loopback_buffers is not None:
+            _check_loopback_buffers(loopback_buffers, impl.name)
         if publish and impl.name != "loopback":  # a webcam's reader picks its format: one reader per node
             raise BadInput(f"publishing needs the loopback backend, not {impl.name}")
         usbip = _usbip_spec(impl.name, usbip_listen, usbip_allow)
@@ -229,7 +234,8 @@ class Farm:
             "cameras": [s.to_json() for s in specs],
             "nodes": list(nodes) if nodes else None,
             "patterns_dirs": [str(Path(d).resolve()) for d in patterns_dirs], "publish": plan,
-            "workers": workers, "usbip": usbip, "metrics": metrics})
+            "workers": workers, "usbip": usbip, "metrics": metrics,
+            "loopback_buffers": loopback_buffers})
         with global_lock():
             if FarmRecord.load(name) is not None:
                 raise BadInput(f"farm {name!r} already exists (simfarm teardown --farm {name})")
@@ -411,6 +417,12 @@ def _metrics_spec(listen: str | None) -> dict | None:
 
     parse_address(listen, "metrics listen address", None)
     return {"listen": listen}
+def _check_loopback_buffers(value: int, backend: str) -> None:
+    from ..devices.loopback.control import check_max_buffers
+
+    if backend != "loopback":
+        raise BadInput(f"loopback buffers size a v4l2loopback node's ring, not a {backend} camera's")
+    check_max_buffers(value)
 
 
 def _start_supervisor(record: FarmRecord, timeout: float) -> None:

@@ -66,6 +66,11 @@ def test_backend_and_its_default_spec(tmp_path: Path) -> None:
     ("name: a\nbackend: vivd\n", 2, "backend 'vivd' is not one of loopback, vivid"),
     ("name: a\nworkers: -1\n", 2, "workers is a count of processes"),
     ("workers: yes\n", 1, "workers is a count of processes"),
+    ("name: a\nloopback_buffers: 3\n", 2, "loopback buffers must be a whole number 4..32 (default 4), not 3"),
+    ("loopback_buffers: 33\n", 1, "not 33"),
+    ("loopback_buffers: yes\n", 1, "not True"),
+    ("loopback_buffers: 16.0\n", 1, "not 16.0"),
+    ("backend: vivid\nloopback_buffers: 16\n", 2, "loopback_buffers sizes a loopback node's ring, not a vivid"),
 ])
 def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) -> None:
     path = write(tmp_path, text)
@@ -73,6 +78,20 @@ def test_errors_name_the_line(tmp_path: Path, text: str, line: int, words: str) 
         config.load(path)
     assert str(info.value).startswith(f"{path}:{line}:")
     assert words in str(info.value)
+
+
+def test_loopback_buffers_default_and_set(tmp_path: Path) -> None:
+    assert config.load(write(tmp_path, "cameras: 1\n")).loopback_buffers is None  # the node's default: 4
+    assert config.load(write(tmp_path, "backend: loopback\nloopback_buffers: 32\n")).loopback_buffers == 32
+
+
+def test_loopback_buffers_on_another_backend_from_the_command_line_is_refused_before_anything_is_made(
+        capsys, tmp_path: Path) -> None:
+    path = write(tmp_path, "loopback_buffers: 8\n")
+    assert main(["provision", "--config", path, "--backend", "vivid"]) == 2
+    err = capsys.readouterr().err
+    assert "loopback buffers size a v4l2loopback node's ring, not a vivid camera's" in err
+    assert len(err.strip().splitlines()) == 1 and farm_names() == []
 
 
 @pytest.mark.parametrize("args, words", [

@@ -40,10 +40,11 @@ def video_nodes() -> set[str]:
 
 @contextlib.contextmanager
 def module_farm(tmp_path_factory: pytest.TempPathFactory, cameras: int, *, name: str, spec: CameraSpec,
-                backend: str = "loopback") -> Iterator[Farm]:
+                backend: str = "loopback", loopback_buffers: int | None = None) -> Iterator[Farm]:
     """One farm for a whole module (provisioning is slow under emulation), in a state directory of
     its own that each test gets back (in_farm_state in conftest.py) over the per-test one."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("SIMFARM_STATE_DIR", str(tmp_path_factory.mktemp(name)))
-        with Farm.provision(cameras, name=name, spec=spec, backend=backend) as made:
+        with Farm.provision(cameras, name=name, spec=spec, backend=backend,
+                            loopback_buffers=loopback_buffers) as made:
             yield made

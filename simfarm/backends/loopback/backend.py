@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ...devices.loopback import nodes as loopback_nodes, params as loopback_params
+from ...devices.loopback.control import DEFAULT_MAX_BUFFERS
 from ...devices.v4l2 import nodes
 from ...devices.v4l2.frame_waits import FIRST_WRITE_S
 from ...errors import InUse
@@ -23,6 +24,11 @@ from ..base import SupervisedCamera, camera_label, checked_patterns
 if TYPE_CHECKING:
     from ...faults import FaultListener
     from .faults import LoopbackDeviceFaults
+
+
+def ring(record: FarmRecord) -> int:
+    """How many frame buffers each of the farm's nodes has (farm file: loopback_buffers)."""
+    return int(record.spec.get("loopback_buffers") or DEFAULT_MAX_BUFFERS)
 
 
 class LoopbackBackend:
@@ -58,14 +64,15 @@ class LoopbackBackend:
                 for cam in cameras:
                     record.nodes.append(cam.node)
                     record.save()  # before the ioctl, so a crash mid-call is recoverable
-                    cam.node.number = loopback_nodes.create(cam.node.label, requested[cam.index] if requested else -1)
+                    cam.node.number = loopback_nodes.create(cam.node.label, requested[cam.index] if requested else -1,
+                                                            ring(record))
                     record.save()
             else:
                 record.nodes.extend(cam.node for cam in cameras)
                 record.module = loopback_params.MODULE
                 record.save()  # before loading, so a crash mid-load is recoverable
                 numbers = loopback_params.load([cam.node.label for cam in cameras],
-                                               requested[:len(cameras)] if requested else None)
+                                               requested[:len(cameras)] if requested else None, ring(record))
                 for cam, number in zip(cameras, numbers):
                     cam.node.number = number
                 record.save()
@@ -83,7 +90,8 @@ class LoopbackBackend:
         from .faults import LoopbackDeviceFaults
 
         # Asked at each fault: create() decides, after this is made, whether the module is ours (0.12).
-        return LoopbackDeviceFaults(save or record.save, listener, hotplug=lambda: record.module is None)
+        return LoopbackDeviceFaults(save or record.save, listener, hotplug=lambda: record.module is None,
+                                    max_buffers=ring(record))
 
     def release(self, record: FarmRecord, timeout: float) -> None:
         if record.module is not None:

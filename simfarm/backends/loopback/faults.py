@@ -43,12 +43,14 @@ class LoopbackDeviceFaults(DeviceFaults[LiveCamera]):
     """unplug, replug, resize and reformat on v4l2loopback nodes fed by simfarm's producers.
 
     ``hotplug()`` is False on v4l2loopback 0.12, which cannot add or remove a node at run time.
+    A replugged node gets ``max_buffers`` frame buffers, like the farm's other nodes.
     """
 
     def __init__(self, save_record: Callable[[], None], listener: FaultListener, *,
-                 hotplug: Callable[[], bool]) -> None:
+                 hotplug: Callable[[], bool], max_buffers: int) -> None:
         super().__init__(save_record, listener)
         self._hotplug = hotplug
+        self._max_buffers = max_buffers
 
     def _start(self, cam: LiveCamera, spec: FaultSpec, timeout: float) -> dict:
         if spec.kind in ("unplug", "replug") and not self._hotplug():
@@ -98,7 +100,7 @@ class LoopbackDeviceFaults(DeviceFaults[LiveCamera]):
 
     def _plug(self, cam: LiveCamera) -> None:
         with global_lock():
-            cam.node.number = loopback_nodes.create(cam.node.label)
+            cam.node.number = loopback_nodes.create(cam.node.label, max_buffers=self._max_buffers)
             self._save()
         cam.start_stream()
 

@@ -26,6 +26,27 @@ _VERSION = 0x80047E00  # 0.15 only; older modules report it in sysfs
 
 MAX_LABEL_BYTES = 31  # card_label[32] holds a NUL-terminated string
 
+# A reader's VIDIOC_REQBUFS gets the node's whole ring, whatever count it asks for. OpenCV
+# overruns its buffer table above 10; PipeWire's v4l2 source refuses fewer than the 16 it
+# asks for. No ring suits both, so the default keeps OpenCV and the like working and a farm
+# file chooses 16 for PipeWire. Each buffer is a frame (page-aligned sizeimage) vmalloc'd
+# while the node is open: docs/farms.md#loopback_buffers.
+DEFAULT_MAX_BUFFERS = 4
+PIPEWIRE_BUFFERS = 16
+# Fewer lets a read(2) reader overtake the writer and see frames out of order.
+MIN_MAX_BUFFERS = 4
+# v4l2loopback's compile-time MAX_BUFFERS: the size of its per-node buffer array, which the
+# ADD ioctl does not check a config against (0.15), so more would overrun it.
+MAX_MAX_BUFFERS = 32
+
+
+def check_max_buffers(value: object) -> int:
+    """``value`` as a node's ring size, or BadInput naming the range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_MAX_BUFFERS <= value <= MAX_MAX_BUFFERS:
+        raise BadInput(f"loopback buffers must be a whole number {MIN_MAX_BUFFERS}..{MAX_MAX_BUFFERS} "
+                       f"(default {DEFAULT_MAX_BUFFERS}), not {value!r}")
+    return value
+
 
 @dataclass(frozen=True)
 class LoopbackConfig:
@@ -35,8 +56,7 @@ class LoopbackConfig:
     number: int = -1
     max_width: int = 8192
     max_height: int = 8192
-    # Fewer than 4 lets a read(2) reader overtake the writer and see frames out of order.
-    max_buffers: int = 4
+    max_buffers: int = DEFAULT_MAX_BUFFERS
     max_openers: int = 16
     # 0 = exclusive caps: OUTPUT only until a producer streams, then CAPTURE,
     # which is what FFmpeg, OpenCV and browsers need to see a webcam.

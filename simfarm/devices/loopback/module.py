@@ -16,3 +16,11 @@ def module_version() -> tuple[int, ...] | None:
     except OSError:
         return None
     return tuple(int(part) for part in text.split(".") if part.isdigit())
+
+
+def module_srcversion() -> str | None:
+    """The loaded module's srcversion (a checksum of its source files), None when not loaded."""
+    try:
+        return open("/sys/module/v4l2loopback/srcversion").read().strip() or None
+    except OSError:
+        return None

@@ -19,7 +19,7 @@ from ..kmod import kmodule
 from ..v4l2 import nodes
 from ..v4l2.nodes import NodeBusy
 from . import params
-from .control import CONTROL_DEVICE, LoopbackConfig, LoopbackControl
+from .control import CONTROL_DEVICE, DEFAULT_MAX_BUFFERS, LoopbackConfig, LoopbackControl
 
 MIN_VERSION = (0, 13)
 
@@ -49,10 +49,11 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(".") if part.isdigit())
 
 
-def create(label: str, number: int = -1) -> int:
-    """Create a node with card ``label`` through the control device; returns its number."""
+def create(label: str, number: int = -1, max_buffers: int = DEFAULT_MAX_BUFFERS) -> int:
+    """Create a node with card ``label`` and a ring of ``max_buffers`` frames through the control
+    device; returns its number."""
     with LoopbackControl() as control:
-        return control.add(LoopbackConfig(label=label, number=number))
+        return control.add(LoopbackConfig(label=label, number=number, max_buffers=max_buffers))
 
 
 def remove(number: int, label: str, *, timeout: float = 10.0) -> bool:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ...errors import EnvironmentProblem
 from ..kmod import kmodule
 from ..v4l2 import nodes
-from .control import LoopbackConfig
+from .control import DEFAULT_MAX_BUFFERS, LoopbackConfig
 
 MODULE = "v4l2loopback"
 MAX_DEVICES = 8  # 0.12's compile-time limit (MAX_DEVICES in v4l2loopback.c)
@@ -34,15 +34,16 @@ def loaded_elsewhere() -> EnvironmentProblem:
                               f"unload it (modprobe -r {MODULE}) when its devices are unused, or {NEEDS_CONTROL}")
 
 
-def load(labels: Sequence[str], numbers: Sequence[int] | None) -> list[int]:
-    """Load the module with one device per label; returns their node numbers, in order.
+def load(labels: Sequence[str], numbers: Sequence[int] | None, max_buffers: int = DEFAULT_MAX_BUFFERS) -> list[int]:
+    """Load the module with one device per label, each with a ring of ``max_buffers`` frames; returns
+    their node numbers, in order.
 
     The kernel gives a taken number's device the next free one instead of
     failing, so numbers asked for are checked after loading (and the module
     unloaded again when one was not honoured).
     """
     check(len(labels))
-    config = LoopbackConfig(label="")
+    config = LoopbackConfig(label="", max_buffers=max_buffers)
     try:
         kmodule.load(MODULE, {
             "devices": str(len(labels)),
