@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..errors import BadInput
 
 HOST_FROM_GUEST = "10.0.2.2"
-_NETDEV = "simfarm0"
+NETDEV = "simfarm0"
 _FORWARD = re.compile(r"(?:(?P<addr>[0-9.]+):)?(?P<host>[0-9]+):(?P<guest>[0-9]+)")
 KERNEL_OPTIONS = ("virtme.dhcp", "net.ifnames=0", "biosdevname=0")
 
@@ -56,6 +56,6 @@ def vng_options(net: bool, forwards: Sequence[Forward]) -> list[str]:
     """The vng arguments for user networking with ``forwards`` (which imply it); none without."""
     if not net and not forwards:
         return []
-    netdev = ",".join([f"user,id={_NETDEV}", *(forward.qemu() for forward in forwards)])
-    return [f"--qemu-opts=-netdev {netdev} -device virtio-net-pci,netdev={_NETDEV}",
+    netdev = ",".join([f"user,id={NETDEV}", *(forward.qemu() for forward in forwards)])
+    return [f"--qemu-opts=-netdev {netdev} -device virtio-net-pci,netdev={NETDEV}",
             "--append", " ".join(KERNEL_OPTIONS)]

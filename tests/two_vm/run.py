@@ -12,8 +12,8 @@ USB/IP device list through the host forward, then boots VM B (`simfarm vm
 --net`, importer_side.py, dialling 10.0.2.2, the host), which runs the
 checks and tears the farm down. Each VM's output is shown prefixed with A|
 or B|. Both are bounded by --timeout; whatever is still running then is
-stopped (simfarm vm ends its QEMU), and the run fails if any QEMU with
-these forwards is left. Exit 0 when both sides passed.
+stopped (simfarm vm ends its QEMU), and the run fails if a QEMU with
+simfarm vm's network is left. Exit 0 when both sides passed.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from simfarm.publishers.usbip.client import list_remote
+from simfarm.vm.network import NETDEV
 
 HERE = Path(__file__).parent
 LOCK = "/tmp/simfarm-vm.lock"
@@ -81,16 +82,15 @@ def stop(vm: subprocess.Popen, until: float) -> int:
             return vm.wait()
 
 
-def qemu_left(ports: tuple[int, ...]) -> list[int]:
-    """Pids of QEMUs still forwarding ``ports`` (ours: no other run picks the same free ports at once)."""
-    marks = [f"hostfwd=tcp:127.0.0.1:{port}-" for port in ports]
+def qemu_left() -> list[int]:
+    """Pids of QEMUs with simfarm vm's NIC: while we hold the VM lock, only ours can have one."""
     left = []
     for entry in Path("/proc").iterdir():
         try:
             cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
         except OSError:
             continue
-        if "qemu-system" in cmdline and any(mark in cmdline for mark in marks):
+        if "qemu-system" in cmdline and f"id={NETDEV}" in cmdline:
             left.append(int(entry.name))
     return left
 
@@ -121,7 +121,7 @@ def main() -> int:
             for vm in (importer, farm):
                 if vm is not None and vm.poll() is None:
                     stop(vm, time.monotonic())
-        left = qemu_left((usbip, control))
+        left = qemu_left()
         print(f"host: VM A exit {codes['A']}, VM B exit {codes['B']}, {time.monotonic() - started:.0f} s, "
               f"QEMU left: {left or 'none'}", flush=True)
         return 0 if codes == {"A": 0, "B": 0} and not left else 1
