@@ -36,22 +36,11 @@ from simfarm.frames.code import decode
 from simfarm.publishers.usbip import importer
 from simfarm.spec import CameraSpec, PixelFormat, Size
 
-from _common import cpu_seconds, farm_pids, where
+from _common import cpu_seconds, farm_pids, webcam_profile, where
 
 FPS = Fraction(30)
 STREAMS = [(Size(640, 480), PixelFormat.MJPEG), (Size(320, 240), PixelFormat.YUYV)]
 VHCI_THREADS = ("vhci_rx", "vhci_tx")
-PROFILE = """\
-vendor_id: 0x1d6b
-product_id: 0x0102
-manufacturer: simfarm
-product: Bench Webcam
-formats:
-  - format: YUYV
-    sizes: {320x240: [30], 640x480: [30]}
-  - format: MJPEG
-    sizes: {320x240: [30], 640x480: [30]}
-"""
 
 
 def kernel_threads(names: tuple[str, ...]) -> list[int]:
@@ -114,9 +103,8 @@ def main() -> int:
     for module in ("cv2", "simfarm.frames.jpeg_splice"):
         importlib.import_module(module)
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
-        profile = Path(tmp, "bench-webcam.yaml")
-        profile.write_text(PROFILE)
-        spec = CameraSpec(size=Size(320, 240), fps=FPS, profile=str(profile))
+        profile = webcam_profile(tmp)
+        spec = CameraSpec(size=Size(320, 240), fps=FPS, profile=profile)
         local = stack.enter_context(Farm.provision(args.cameras, name="bench-local", spec=spec, backend="uvc"))
         exporting = stack.enter_context(Farm.provision(args.cameras, name="bench-net", spec=spec, backend="uvc",
                                                        usbip_listen="127.0.0.1:0"))

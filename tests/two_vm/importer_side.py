@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
 import socket
 import subprocess
 import sys
@@ -28,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "vm"))
 from simfarm.devices.kmod import kmodule  # noqa: E402
 from simfarm.devices.udev import uevents  # noqa: E402
 from simfarm.devices.usb import vhci  # noqa: E402
-from simfarm.devices.v4l2 import nodes  # noqa: E402
 from simfarm.spec import PixelFormat  # noqa: E402
 
 from farm_side import LABELS, SPEC  # noqa: E402
+from test_usbip_network import stock_node, unplugged_and_back, watching  # noqa: E402
 from test_uvc_farm import assert_codes_of, read_ffmpeg, read_opencv  # noqa: E402
 
 SLOW = 600  # seconds: enumeration and uvcvideo's probing under TCG, with the other VM sharing the cores
@@ -60,14 +58,6 @@ def step(what: str) -> None:
     print(f"importer side: {what}", flush=True)
 
 
-def next_json(process: subprocess.Popen) -> dict:
-    assert process.stdout is not None
-    assert select.select([process.stdout], [], [], SLOW)[0], "simfarm attach --watch printed nothing"
-    line = process.stdout.readline()
-    assert line, process.stderr.read() if process.stderr else "simfarm attach --watch ended"
-    return json.loads(line)
-
-
 def read_both(node: str, camera: int) -> None:
     """FFmpeg and OpenCV each read ``node`` and get ``camera``'s codes."""
     assert_codes_of(read_ffmpeg(node, PixelFormat.YUYV, SPEC.size), camera)
@@ -91,8 +81,7 @@ def main() -> int:
     watch = uevents.Watch("usb", "video4linux")
     attached = run(*usbip, "attach", "-r", host, "-b", busids[0])
     assert attached.returncode == 0, attached.stderr
-    node0 = watch.until(lambda: (found := vhci.find(LABELS[0])) and nodes.usb_capture_node(found.busid),
-                        "camera 0's node", SLOW)
+    node0 = stock_node(LABELS[0], watch)
     stock = vhci.find(LABELS[0])
     assert stock is not None and farm.state(0) == "imported"
     step(f"usbip attach: camera 0 is {node0} on vhci port {stock.port}")
@@ -107,26 +96,15 @@ def main() -> int:
     gone = run(*simfarm, "detach", "--busid", busids[1])
     assert gone.returncode == 0 and not os.path.exists(one["node"]), gone.stderr
 
-    watcher = subprocess.Popen([*simfarm, "attach", f"{host}:{port}", "--camera", LABELS[1], "--watch", "--json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        first = next_json(watcher)
-        removed = uevents.Watch("video4linux")
-        pulled = farm.ask("fault", "1", "unplug")
-        assert pulled["rc"] == 0, pulled
-        removed.until(lambda: None if os.path.exists(first["node"]) else True, "camera 1's node to go", SLOW)
-        step(f"unplug on the farm removed {first['node']} here")
-        assert farm.ask("fault", "1", "replug")["rc"] == 0
-        again = next_json(watcher)
+    def fault(kind: str) -> None:
+        assert farm.ask("fault", "1", kind)["rc"] == 0
+        step(f"{kind} on the farm")
+
+    with watching(f"{host}:{port}", LABELS[1]) as watcher:
+        again = unplugged_and_back(watcher, fault)
         step(f"simfarm attach --watch attached camera 1 again after the replug: {again['node']}")
         read_both(again["node"], 1)
-        watcher.send_signal(signal.SIGTERM)
-        assert watcher.wait(timeout=SLOW) == 0, watcher.stderr.read() if watcher.stderr else ""
-        assert not os.path.exists(again["node"]) and vhci.find(LABELS[1]) is None
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-            watcher.wait()
+    assert not os.path.exists(again["node"]) and vhci.find(LABELS[1]) is None
 
     gone_watch = uevents.Watch("video4linux")
     assert run(*usbip, "detach", "-p", str(stock.port)).returncode == 0
