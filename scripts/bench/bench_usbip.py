@@ -2,8 +2,8 @@
 """Benchmark (issue 21): webcams plugged into the farm's own vhci-hcd beside webcams imported over
 USB/IP on TCP 127.0.0.1, in one run.
 
-    Two uvc farms of --cameras webcams each: "local" (plugged into vhci-hcd through a socket pair,
-    as without --usbip-listen) and "imported" (--usbip-listen 127.0.0.1:0, every webcam imported
+    Two uvc farms of --cameras webcams each, both running their webcams in the supervisor: "local"
+    (plugged into vhci-hcd through a socket pair, as without --usbip-listen) and "imported" (--usbip-listen 127.0.0.1:0, every webcam imported
     back into the same kernel with simfarm attach, so its URBs cross a TCP connection). For
     MJPEG 640x480@30 and YUYV 320x240@30, the webcams of one farm are read at once, each by a
     linuxpy mmap reader in a process of its own that decodes only the code strip, for --seconds
@@ -105,7 +105,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         profile = webcam_profile(tmp)
         spec = CameraSpec(size=Size(320, 240), fps=FPS, profile=profile)
-        local = stack.enter_context(Farm.provision(args.cameras, name="bench-local", spec=spec, backend="uvc"))
+        # In the supervisor, as an exporting farm's webcams always are: the rows differ only in the transport.
+        local = stack.enter_context(Farm.provision(args.cameras, name="bench-local", spec=spec, backend="uvc",
+                                                   workers=0))
         exporting = stack.enter_context(Farm.provision(args.cameras, name="bench-net", spec=spec, backend="uvc",
                                                        usbip_listen="127.0.0.1:0"))
         host, port = exporting.status()["usbip"]["listen"].rsplit(":", 1)
