@@ -111,7 +111,8 @@ def main() -> int:
         exporting = stack.enter_context(Farm.provision(args.cameras, name="bench-net", spec=spec, backend="uvc",
                                                        usbip_listen="127.0.0.1:0"))
         host, port = exporting.status()["usbip"]["listen"].rsplit(":", 1)
-        imported = [importer.attach(host, int(port), camera=cam.label) for cam in exporting.cameras]
+        # From status: an exported webcam has no node on the farm's side, so Farm.cameras leaves it out.
+        imported = [importer.attach(host, int(port), camera=cam["label"]) for cam in exporting.status()["cameras"]]
         stack.callback(importer.detach, None)
         farms = {"local vhci": (local, [cam.device for cam in local.cameras]),
                  "TCP 127.0.0.1": (exporting, [str(one.node) for one in imported])}
