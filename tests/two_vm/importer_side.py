@@ -97,7 +97,8 @@ def main() -> int:
     assert gone.returncode == 0 and not os.path.exists(one["node"]), gone.stderr
 
     def fault(kind: str) -> None:
-        assert farm.ask("fault", "1", kind)["rc"] == 0
+        done = farm.ask("fault", "1", kind)
+        assert done["rc"] == 0, done
         step(f"{kind} on the farm")
 
     with watching(f"{host}:{port}", LABELS[1]) as watcher:
