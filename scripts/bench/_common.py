@@ -1,5 +1,6 @@
 """What several benchmarks measure alike: processes' CPU and memory from /proc, a window after
-a warm-up, waiting for processes started side by side, timing a command, runs taking turns.
+a warm-up, waiting for processes started side by side, timing a command, runs taking turns; and
+the webcam profile the USB webcam benchmarks stream.
 
 Not a benchmark: the scripts beside it import it (their folder is the first on sys.path).
 """
@@ -25,11 +26,32 @@ T = TypeVar("T")
 SIMFARM = [sys.executable, "-m", "simfarm"]
 FLOOR = Path(__file__).with_name("paced_floor.py")
 TICK = os.sysconf("SC_CLK_TCK")
+# A uvc webcam offering both benchmarked formats at both sizes, at 30 fps.
+WEBCAM_PROFILE = """\
+vendor_id: 0x1d6b
+product_id: 0x0102
+manufacturer: simfarm
+product: Bench Webcam
+formats:
+  - format: YUYV
+    sizes: {320x240: [30], 640x480: [30]}
+  - format: MJPEG
+    sizes: {320x240: [30], 640x480: [30]}
+controls:
+  brightness: {min: -64, max: 64, step: 1, default: 0}
+"""
 
 
 def where() -> str:
     """The machine the figures come from: the VM's acceleration (set by `simfarm vm`), or host."""
     return os.environ.get("SIMFARM_VM_ACCEL", "host")
+
+
+def webcam_profile(directory: str) -> str:
+    """WEBCAM_PROFILE written to a file in ``directory``: its path, for --profile."""
+    path = Path(directory, "bench-webcam.yaml")
+    path.write_text(WEBCAM_PROFILE)
+    return str(path)
 
 
 def met(ok: bool) -> str:

@@ -29,32 +29,18 @@ import sys
 import tempfile
 import time
 from fractions import Fraction
-from pathlib import Path
 
 from simfarm import Farm
 from simfarm.devices.v4l2 import capture
 from simfarm.frames.code import decode
 from simfarm.spec import CameraSpec, PixelFormat, Size
 
-from _common import SIMFARM, cpu_seconds, farm_pids, run_seconds
+from _common import SIMFARM, cpu_seconds, farm_pids, run_seconds, webcam_profile
 
 CAMERAS = 4
 FPS = Fraction(30)
 STREAMS = [(Size(320, 240), PixelFormat.YUYV), (Size(640, 480), PixelFormat.YUYV),
            (Size(320, 240), PixelFormat.MJPEG), (Size(640, 480), PixelFormat.MJPEG)]
-PROFILE = """\
-vendor_id: 0x1d6b
-product_id: 0x0102
-manufacturer: simfarm
-product: Bench Webcam
-formats:
-  - format: YUYV
-    sizes: {320x240: [30], 640x480: [30]}
-  - format: MJPEG
-    sizes: {320x240: [30], 640x480: [30]}
-controls:
-  brightness: {min: -64, max: 64, step: 1, default: 0}
-"""
 
 
 def provision_seconds(*args: str) -> float:
@@ -119,13 +105,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each stream setting is read")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        profile = Path(tmp, "bench-webcam.yaml")
-        profile.write_text(PROFILE)
+        profile = webcam_profile(tmp)
         loopback = provision_seconds()
-        uvc = provision_seconds("--backend", "uvc", "--profile", str(profile))
+        uvc = provision_seconds("--backend", "uvc", "--profile", profile)
         print(f"provision --cameras {CAMERAS} 640x480@30: loopback {loopback:.1f} s, uvc {uvc:.1f} s "
               f"({uvc / loopback:.1f}x)")
-        spec = CameraSpec(size=Size(320, 240), fps=FPS, profile=str(profile))
+        spec = CameraSpec(size=Size(320, 240), fps=FPS, profile=profile)
         print(f"{'stream':18} {'webcams run in':16} {'fps/camera':>10} {'missing':>8} {'by webcam':>9} "
               f"{'slots skipped':>13} {'CPU s/s per camera':>19}")
         for workers in (0, None):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..errors import BadInput
 from ..vm import run_in_vm
+from ..vm.network import Forward
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,6 +26,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="stop the VM (exit 124) if the guest shows no sign of life within SECONDS: "
                         "the kernel's first console line within a third of it, the guest script's start "
                         "within all of it (default: $SIMFARM_VM_BOOT_TIMEOUT, else 60 under KVM, 600 under TCG)")
+    p.add_argument("--net", action="store_true",
+                   help="user networking (QEMU's, no privileges needed): the guest reaches this host at 10.0.2.2 "
+                        "(default: no network)")
+    p.add_argument("--forward", type=Forward.parse, action="append", default=[],
+                   metavar="[HOSTADDR:]HOSTPORT:GUESTPORT",
+                   help="this host's TCP HOSTPORT (on HOSTADDR, default 127.0.0.1) leads to the guest's GUESTPORT; "
+                        "implies --net; repeatable")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
     p.set_defaults(run=_run)
 
@@ -34,4 +42,4 @@ def _run(args: argparse.Namespace) -> int:
     if not command:
         raise BadInput("simfarm vm: missing command (usage: simfarm vm [options] -- COMMAND [ARGS...])")
     return run_in_vm(command, kernel=args.kernel, cpus=args.cpus, memory=args.memory, rwdirs=args.rwdir,
-                     boot_timeout=args.boot_timeout)
+                     boot_timeout=args.boot_timeout, net=args.net, forwards=args.forward)

@@ -29,8 +29,9 @@ from ..errors import BadInput, EnvironmentProblem
 from ..publishers.mediamtx.binary import find_binary
 from . import accel as accel_mod
 from . import kernel as kernel_mod
-from . import images, package, watchdog as watchdog_mod
+from . import images, network, package, watchdog as watchdog_mod
 from .accel import Accel
+from .network import Forward
 from .watchdog import Watchdog
 
 GUEST_SCRIPT = Path(__file__).with_name("guest.py")
@@ -85,10 +86,11 @@ def shared_dirs(cwd: Path, rwdirs: Sequence[Path]) -> list[Path]:
 
 def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str, cwd: Path,
                 rwdirs: Sequence[Path], home: Path, guest_argv: Sequence[str],
-                disks: Sequence[Path] = (), console: Path | None = None) -> list[str]:
+                disks: Sequence[Path] = (), console: Path | None = None, net: bool = False,
+                forwards: Sequence[Forward] = ()) -> list[str]:
     """The vng invocation that boots ``image`` and runs ``guest_argv`` in ``cwd``; with
     ``console``, the kernel's early console and the guest script's start go to that file
-    (see vm.watchdog)."""
+    (see vm.watchdog); with ``net`` or ``forwards``, user networking (see vm.network)."""
     argv = [vng, "--run", str(_safe(image, "kernel image")), "--force-9p",
             "--cpus", str(cpus), "--memory", memory, "--cwd", str(cwd)]
     for directory in rwdirs:
@@ -104,6 +106,7 @@ def vng_command(vng: str, image: Path, accel: Accel, *, cpus: int, memory: str, 
     if console is not None:
         argv += [f"--qemu-opts={watchdog_mod.qemu_options(_safe(console, 'console file'))}",
                  "--append", " ".join(watchdog_mod.KERNEL_OPTIONS)]
+    argv += network.vng_options(net, forwards)
     if accel.name == "tcg":
         argv.append("--disable-kvm")
     return argv + ["--exec", shlex.join(guest_argv)]
@@ -218,13 +221,14 @@ def _host_mediamtx() -> str | None:
 
 def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int = 2,
               memory: str = "2G", cwd: Path | None = None, rwdirs: Sequence[Path] = (),
-              boot_timeout: float | None = None) -> int:
+              boot_timeout: float | None = None, net: bool = False, forwards: Sequence[Forward] = ()) -> int:
     """Boot the VM, run ``command`` there in ``cwd`` (default: the current
     directory) with this process's environment, stream its output, and return
     its exit code. 125 means the guest could not be prepared; 255 that the
     guest died (e.g. a kernel panic); 124 that the guest showed no sign of
     life within ``boot_timeout`` seconds (default: ``$SIMFARM_VM_BOOT_TIMEOUT``,
-    else 60 under KVM and 600 under TCG) and was stopped."""
+    else 60 under KVM and 600 under TCG) and was stopped. ``net`` gives the guest
+    user networking, ``forwards`` host ports leading to guest ports (vm.network)."""
     if not command:
         raise BadInput("no command to run in the VM")
     if cpus < 1:
@@ -259,6 +263,7 @@ def run_in_vm(command: Sequence[str], *, kernel: Path | None = None, cpus: int =
         console = Path(tmp, "console")
         argv = vng_command(vng, guest_kernel.image, accel, cpus=cpus, memory=memory, cwd=dirs[0],
                            rwdirs=dirs, home=Path.home(), disks=disks, console=console,
+                           net=net, forwards=forwards,
                            guest_argv=[_guest_python(), "-I", str(GUEST_SCRIPT), str(launch)])
         # vng starts `virtme-run` from PATH; make sure it is the one beside vng.
         env = {**os.environ, "PATH": f"{os.path.dirname(vng)}:{os.environ.get('PATH', '')}"}

@@ -19,6 +19,7 @@ import pytest
 from simfarm.errors import BadInput, EnvironmentProblem
 from simfarm.vm import kernel, runner
 from simfarm.vm.accel import Accel
+from simfarm.vm.network import Forward
 
 TCG = Accel("tcg", "test")
 KVM = Accel("kvm", "test")
@@ -81,6 +82,30 @@ def test_exec_string_round_trips_through_a_shell(tmp_path: Path) -> None:
                                                            "/tmp/launch file.json"]
 
 
+def test_no_network_unless_asked(tmp_path: Path) -> None:
+    assert not any("netdev" in arg or "virtme.dhcp" in arg for arg in command(TCG, tmp_path))
+
+
+def test_net_and_forwards_make_one_user_nic_with_dhcp(tmp_path: Path) -> None:
+    argv = runner.vng_command("vng", Path("/boot/vmlinuz"), TCG, cpus=2, memory="2G", cwd=tmp_path, rwdirs=[],
+                              home=Path("/root"), guest_argv=["true"], net=True,
+                              forwards=[Forward.parse("13240:3240"), Forward.parse("0.0.0.0:8080:80")])
+    nics = [arg for arg in argv if "-netdev" in arg]
+    assert nics == ["--qemu-opts=-netdev user,id=simfarm0,hostfwd=tcp:127.0.0.1:13240-:3240,"
+                    "hostfwd=tcp:0.0.0.0:8080-:80 -device virtio-net-pci,netdev=simfarm0"]
+    assert "virtme.dhcp net.ifnames=0 biosdevname=0" in argv
+    only_forward = runner.vng_command("vng", Path("/boot/vmlinuz"), TCG, cpus=2, memory="2G", cwd=tmp_path,
+                                      rwdirs=[], home=Path("/root"), guest_argv=["true"],
+                                      forwards=[Forward.parse("13240:3240")])
+    assert any("hostfwd=tcp:127.0.0.1:13240-:3240" in arg for arg in only_forward)
+
+
+@pytest.mark.parametrize("text", ["3240", "a:1:2", "0:3240", "13240:70000", "1:2:3:4"])
+def test_bad_forwards_are_refused(text: str) -> None:
+    with pytest.raises(BadInput, match="--forward"):
+        Forward.parse(text)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"cpus": 0}, "--cpus"), ({"memory": "lots"}, "--memory"), ({"memory": "0G"}, "--memory")])
 def test_bad_sizes_are_refused(kwargs: dict, message: str) -> None:
@@ -114,7 +139,8 @@ def test_vng_accepts_the_command(tmp_path: Path, accel: Accel) -> None:
     guest = _bootable()
     assert guest is not None
     argv = runner.vng_command(shutil.which("vng") or "vng", guest.image, accel, cpus=2, memory="1G",
-                              cwd=tmp_path, rwdirs=[tmp_path], home=Path("/root"), guest_argv=["true"])
+                              cwd=tmp_path, rwdirs=[tmp_path], home=Path("/root"), guest_argv=["true"],
+                              forwards=[Forward.parse("13240:3240")])
     env = {**os.environ, "PATH": f"{os.path.dirname(argv[0])}:{os.environ['PATH']}"}
     done = subprocess.run([argv[0], "--dry-run", *argv[1:]], check=False, capture_output=True, text=True, env=env,
                           timeout=60)
@@ -123,6 +149,8 @@ def test_vng_accepts_the_command(tmp_path: Path, accel: Accel) -> None:
     assert f"path={tmp_path},security_model=none" in qemu  # the rwdir, over 9p
     assert ("-cpu max" in qemu) == (accel.name == "tcg")  # virtme-ng uses -cpu host with KVM
     assert "=/root " in qemu  # $HOME as a guest-private overlay
+    assert "-netdev user,id=simfarm0,hostfwd=tcp:127.0.0.1:13240-:3240 -device virtio-net-pci" in qemu
+    assert "virtme.dhcp" in qemu
 
 
 def test_guest_script_runs_the_command_with_the_launch_env(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ vhci-hcd port, listener or process behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -17,7 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,33 @@ def next_json(process: subprocess.Popen) -> dict:
     return json.loads(line)
 
 
+@contextlib.contextmanager
+def watching(server: str, label: str) -> Iterator[subprocess.Popen]:
+    """`simfarm attach SERVER --camera LABEL --watch --json`, which must detach and exit 0 on SIGTERM
+    at the end of the block (killed if the block failed)."""
+    watcher = subprocess.Popen([sys.executable, "-m", "simfarm", "attach", server, "--camera", label, "--watch",
+                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        yield watcher
+        watcher.send_signal(signal.SIGTERM)
+        assert watcher.wait(timeout=SLOW) == 0, watcher.stderr.read() if watcher.stderr else ""
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+
+
+def unplugged_and_back(watcher: subprocess.Popen, fault: Callable[[str], None]) -> dict:
+    """What ``watcher`` (simfarm attach --watch --json) printed after ``fault("unplug")`` on the farm
+    removed its node and ``fault("replug")`` brought the webcam back."""
+    first = next_json(watcher)
+    removed = uevents.Watch("video4linux")
+    fault("unplug")
+    removed.until(lambda: None if os.path.exists(first["node"]) else True, "the importer's node to go", SLOW)
+    fault("replug")
+    return next_json(watcher)
+
+
 def export_state(farm: Farm, camera: int) -> str:
     return farm.status()["cameras"][camera]["usbip"]["state"]
 
@@ -115,25 +143,16 @@ def test_two_webcams_imported_by_usbip_and_simfarm_attach_deliver_codes_through_
     wait_until(lambda: export_state(farm, 1) == "offered", "the detached export offered again", SLOW)
 
     # --watch through an unplug and a replug on the farm.
-    watcher = subprocess.Popen([sys.executable, "-m", "simfarm", "attach", listen, "--camera", LABELS[1], "--watch",
-                                "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        first = next_json(watcher)
-        removed = uevents.Watch("video4linux")
-        pulled = simfarm("fault", "1", "unplug", "--farm", "net")
-        assert pulled.returncode == 0, pulled.stderr
-        removed.until(lambda: None if os.path.exists(first["node"]) else True, "the importer's node to go", SLOW)
-        assert export_state(farm, 1) == "withdrawn"
-        assert simfarm("fault", "1", "replug", "--farm", "net").returncode == 0
-        again = next_json(watcher)
+    def fault(kind: str) -> None:
+        # Before the replug, with the importer's node gone: the unplugged webcam is withdrawn.
+        assert kind == "unplug" or export_state(farm, 1) == "withdrawn"
+        done = simfarm("fault", "1", kind, "--farm", "net")
+        assert done.returncode == 0, done.stderr
+
+    with watching(listen, LABELS[1]) as watcher:
+        again = unplugged_and_back(watcher, fault)
         assert_codes_of(read_ffmpeg(again["node"], PixelFormat.YUYV, SPEC.size), 1)
-        watcher.send_signal(signal.SIGTERM)
-        assert watcher.wait(timeout=SLOW) == 0, watcher.stderr.read() if watcher.stderr else ""
-        assert not os.path.exists(again["node"]) and vhci.find(LABELS[1]) is None
-    finally:
-        if watcher.poll() is None:
-            watcher.kill()
-            watcher.wait()
+    assert not os.path.exists(again["node"]) and vhci.find(LABELS[1]) is None
 
     # The stock tool's detach; then teardown leaves no port, listener or process.
     gone_watch = uevents.Watch("video4linux")
