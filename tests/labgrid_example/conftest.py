@@ -35,8 +35,10 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     if not request.config.getoption("lg_env", default=None):
         pytest.skip("the labgrid example runs with --lg-env tests/labgrid_example/env.yaml")
     work = tmp_path_factory.mktemp("lab")
-    saved = {key: os.environ.get(key) for key in ("SIMFARM_STATE_DIR", "LG_COORDINATOR")}
+    saved = {key: os.environ.get(key) for key in ("SIMFARM_STATE_DIR", "LG_COORDINATOR", "PATH")}
     os.environ["SIMFARM_STATE_DIR"] = str(work / "state")
+    # labgrid's daemons and the DUT's `simfarm` are those installed beside this interpreter.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"
     started: list[subprocess.Popen] = []
     coordinator = f"127.0.0.1:{free_port()}"
     try:
