@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from simfarm import Farm
+from simfarm.devices.usb import vhci
+from simfarm.state.records import farm_names
 from simfarm.spec import CameraSpec
 
 PROFILE = str(Path(__file__).parents[1] / "data" / "uvc-test.yaml")
@@ -52,7 +54,8 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             started.append(spawn(["labgrid-exporter", "--coordinator", coordinator, "--name", "farmhost",
                                   str(config)], work, "exporter"))
             client = ["labgrid-client", "--coordinator", coordinator, "--place", PLACE]
-            wait_for(lambda: f"(farmhost/{WEBCAM.replace('/simfarm', '[/simfarm')}])" in run(
+            # --verbose lists each resource as EXPORTER/GROUP/CLS[/NAME]
+            wait_for(lambda: f"NetworkSimfarmWebcam[/simfarm-{FARM}-1]" in run(
                 [*client[:3], "--verbose", "resources"], check=False), "the exporter's webcam on the coordinator")
             run([*client, "create"])
             run([*client, "add-match", f"farmhost/{WEBCAM}"])
@@ -62,13 +65,17 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
             run([*client, "release"])
     finally:
         subprocess.run([sys.executable, "-m", "simfarm", "detach", "--all"], capture_output=True, check=False)
-        for process in reversed(started):
-            stop(process)
+        codes = [stop(process) for process in reversed(started)]
+        farms_left = farm_names()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+    # Nothing left: the driver detached, the daemons ended on SIGTERM, the farm is gone.
+    assert not any(vhci.find(f"simfarm-{FARM}-{i}") for i in range(2)), "a webcam is still attached"
+    assert all(code in (0, -signal.SIGTERM) for code in codes), f"killed or failed: {codes}"
+    assert FARM not in farms_left, "the farm is still running"
 
 
 def free_port() -> int:
@@ -105,10 +112,12 @@ def wait_for(condition, what: str) -> None:
         time.sleep(1)
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> int | None:
+    """SIGTERM, and its exit status; None when it had to be killed."""
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=30)
+        return process.wait(timeout=30)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+        return None
