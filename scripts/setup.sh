@@ -18,12 +18,12 @@ if ((${#need[@]})); then
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-echo "setup: installing simfarm (editable) with test extras"
+echo "setup: installing simfarm (editable) with the test, vm and labgrid extras"
 # A distribution's own Python refuses pip installs (PEP 668); as root on a
 # test machine we install into it anyway rather than hide simfarm in a venv.
-if ! python3 -m pip install -q --disable-pip-version-check -e '.[test,vm]' 2>/tmp/simfarm-pip.log; then
+if ! python3 -m pip install -q --disable-pip-version-check -e '.[test,vm,labgrid]' 2>/tmp/simfarm-pip.log; then
     if grep -q externally-managed /tmp/simfarm-pip.log; then
-        python3 -m pip install -q --disable-pip-version-check --break-system-packages -e '.[test,vm]'
+        python3 -m pip install -q --disable-pip-version-check --break-system-packages -e '.[test,vm,labgrid]'
     else
         cat /tmp/simfarm-pip.log >&2
         exit 1

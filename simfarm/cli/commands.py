@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scenario": ("fault_cmd", "run a seeded scenario file of faults on a running farm"),
     "attach": ("attach_cmd", "import a farm's webcam over USB/IP onto this machine (simfarm provision --usbip-listen)"),
     "detach": ("attach_cmd", "unplug webcams that simfarm attach plugged in"),
+    "labgrid": ("labgrid_cmd", "print labgrid-exporter's configuration for this host's exported webcams"),
     "snapshot": ("publish_cmd", "one decoded frame of a camera's RTSP path, and the frame code it carries"),
     "recordings": ("publish_cmd", "list the recording segments of a farm provisioned with --record"),
     "patterns": ("patterns_cmd", "list and render test patterns"),
