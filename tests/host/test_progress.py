@@ -67,7 +67,10 @@ def test_a_producer_resumed_from_a_dead_ones_progress_numbers_on_and_counts_the_
     missed = first - resume.sequence
     assert missed >= 3  # at least the slots between the dead one's last and now
     assert [c.sequence for c in codes] == list(range(first, first + len(codes)))
-    assert stats.dropped == resume.dropped + missed  # a 10 fps stream skips no slot of its own here
+    # The missed slots took numbers and count as dropped; slots a loaded machine made it skip count as
+    # dropped too, but take none: numbers are missed slots plus frames written, exactly.
+    assert producer.sequence - resume.sequence == missed + stats.written - resume.written
+    assert stats.dropped >= resume.dropped + missed
     assert stats.written == resume.written + len(codes)
     assert noted is not None and noted.sequence == first + len(codes) and noted.written == stats.written
     assert noted.clock == producer.clock and noted.deadline == math.inf  # stopped, not dead
@@ -88,5 +91,4 @@ def test_a_producer_resumed_from_a_stopped_one_misses_no_slot() -> None:
     then.start()
     then.first_frame.wait(30)
     then.stop()
-    assert then.stats().dropped == stopped.dropped
-    assert then.sequence == stopped.sequence + then.stats().written - stopped.written
+    assert then.sequence == stopped.sequence + then.stats().written - stopped.written  # no slot missed

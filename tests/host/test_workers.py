@@ -98,9 +98,10 @@ def test_a_killed_worker_is_restarted_and_its_cameras_number_on_across_the_gap(t
     gap = next_ - last - 1
     assert gap >= 1 and [c.sequence for c in resumed] == list(range(next_, next_ + len(resumed)))
     assert [c.sequence for c in old] == list(range(first[0].sequence, last + 1))
-    # ...and counted as dropped (a 10 fps camera skips no slot of its own meanwhile), the counters carried on.
+    # ...and counted as dropped, the counters carried on. (Slots a loaded machine makes a writer skip
+    # count as dropped too, with no number taken: the count may exceed the gap, never fall short of it.)
     was = next(c for c in before["cameras"] if c["camera"] == 1)
-    assert cameras[1]["dropped"] - was["dropped"] == gap
+    assert cameras[1]["dropped"] - was["dropped"] >= gap
     assert cameras[1]["written"] >= was["written"] + len(resumed)
     # The other worker's camera streamed on in one session.
     assert sessions == 1
