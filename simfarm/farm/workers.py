@@ -226,11 +226,14 @@ class WorkerPool:
                 return False
             ready = self._fork(worker, ())
         worker.restarts += 1
+        wait = START_SLACK_S + self.backend.start_s * len(worker.cameras)
         with os.fdopen(ready, "rb") as pipe:
-            reply = json.loads(pipe.readline() or b'{"ok": false}')
-        if reply["ok"]:
+            line = pipe.readline() if select.select([pipe], [], [], wait)[0] else b""
+        if json.loads(line or b'{"ok": false}')["ok"]:
             worker.error = None
             print(f"supervisor: worker {worker.index} restarted (pid {worker.pid})", file=sys.stderr, flush=True)
+        elif not line:
+            os.kill(worker.pid, signal.SIGKILL)  # stuck starting (or dead already): a crash like any other
         return True
 
     # -- requests ---------------------------------------------------------
