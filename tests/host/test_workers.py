@@ -11,6 +11,7 @@ import pytest
 from fifo_farm import worker_farm
 
 from simfarm import Farm
+from simfarm.cli import main as simfarm
 from simfarm.errors import BadInput
 from simfarm.farm import config, control, restarts, worker_count
 from simfarm.farm.publish_plan import PublishOptions
@@ -76,7 +77,8 @@ def _gone(pids: list[int]) -> bool:
     return not [pid for pid in pids if (found := ProcessId.of(pid)) is not None and found.alive()]
 
 
-def test_a_killed_worker_is_restarted_and_its_cameras_number_on_across_the_gap(tmp_path: Path) -> None:
+def test_a_killed_worker_is_restarted_and_its_cameras_number_on_across_the_gap(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with worker_farm("heal", tmp_path) as (proc, log, readers):
         before = _status("heal")
         (dead,) = [w for w in before["workers"] if w["cameras"] == [1]]
@@ -89,6 +91,12 @@ def test_a_killed_worker_is_restarted_and_its_cameras_number_on_across_the_gap(t
         workers = {w["worker"]: w for w in after["workers"]}
         cameras = {c["camera"]: c for c in after["cameras"]}
         sessions = len(readers[0].sessions)
+        capsys.readouterr()
+        assert simfarm(["status", "--farm", "heal"]) == 0
+        shown = capsys.readouterr().out
+
+    rows = [line.split() for line in shown.splitlines()]
+    assert ["worker", "pid", "cameras", "restarts"] in rows and ["1", str(workers[1]["pid"]), "1", "1"] in rows
 
     assert workers[1]["restarts"] == 1 and workers[1]["pid"] != dead["pid"] and workers[1]["error"] is None
     assert workers[0]["restarts"] == 0 and cameras[1]["state"] == "streaming"
