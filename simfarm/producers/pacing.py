@@ -90,10 +90,8 @@ class Pacer:
 
     def next_slot(self) -> Slot | None:
         """Wait for the next due slot; None once stopped."""
-        if self._start is None:
-            self.first_deadline()
-        assert self._start is not None
-        deadline = self._start + self._next * self.period
+        start = self.first_deadline() if self._start is None else self._start
+        deadline = start + self._next * self.period
         # The clock is read once per pass: the reading that ends the wait is the slot's "now".
         while (delay := deadline - (now := self._clock())) > 0 and not self._stop.is_set():
             self._sleep(min(delay, STOP_LATENCY))
@@ -101,6 +99,6 @@ class Pacer:
             return None
         behind = int((now - deadline) / self.period)
         index = self._next + behind
-        deadline = self._start + index * self.period
+        deadline = start + index * self.period
         self._next = index + 1
         return Slot(index, deadline, now - deadline > LATE_FRACTION * self.period, behind)
