@@ -103,9 +103,10 @@ class WorkerPool:
         self._started = False  # every worker has started once: from then on a dead one is restarted
         self._fork_lock = threading.Lock()  # one fork at a time, none once stopping
         self._lock = threading.Lock()
-        # Scenario runs spread over workers, by log path: parts that have events, and parts ended.
-        self._parts: dict[str, int] = {}
-        self._parts_done: dict[str, int] = {}
+        # Scenario runs spread over workers, by log path: the workers whose parts have events, and
+        # those whose parts ended (or died with them).
+        self._parts: dict[str, set[int]] = {}
+        self._parts_done: dict[str, set[int]] = {}
         self._ready: list[int] = []  # readiness pipes of workers forked so far, closed in later ones
         # The cameras' pre-rendered cycles, held for the farm's life: the workers inherit them.
         self._cycles: list[Cycle] = []
@@ -197,6 +198,7 @@ class WorkerPool:
             code = os.waitstatus_to_exitcode(status)
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
             died = f"worker {worker.index} (pid {worker.pid}) died: {how}"
+            self._parts_died(worker.index)
             delay = worker.crashes.crashed(time.monotonic()) if self._started else None
             worker.error = (died if not self._started else
                             f"{died}; restarting" if delay is not None else worker.crashes.given_up(worker.index))
@@ -250,7 +252,7 @@ class WorkerPool:
         if op == "scenario":
             return self._scenario(request)
         if op == "scenario_part_done":
-            self._part_done(str(request.get("log")))
+            self._part_done(str(request.get("log")), int(request.get("worker", -1)))
             return {}
         raise BadInput(f"unknown op {op!r} (known: status, stop, fault, clear, faults, scenario)")
 
@@ -271,7 +273,7 @@ class WorkerPool:
     def _scenario(self, request: dict) -> dict:
         replies = self._ask_all({**request, "farm_cameras": [cam.index for cam in self.cameras]})
         log = request.get("log")
-        if log is not None and (parts := sum(1 for reply in replies if reply["events"])):
+        if log is not None and (parts := {w.index for w, reply in zip(self.workers, replies) if reply["events"]}):
             with self._lock:
                 self._parts[log] = parts
             self._settle(log)
@@ -279,16 +281,23 @@ class WorkerPool:
         return {**first, "events": sum(reply["events"] for reply in replies),
                 "origins": {camera: seq for reply in replies for camera, seq in reply["origins"].items()}}
 
-    def _part_done(self, log: str) -> None:
+    def _part_done(self, log: str, worker: int) -> None:
         with self._lock:
-            self._parts_done[log] = self._parts_done.get(log, 0) + 1
+            self._parts_done.setdefault(log, set()).add(worker)
         self._settle(log)
+
+    def _parts_died(self, worker: int) -> None:
+        """``worker`` died: its parts of running scenarios ended with it (the restart runs none)."""
+        with self._lock:
+            logs = [log for log, parts in self._parts.items() if worker in parts]
+        for log in logs:
+            self._part_done(log, worker)
 
     def _settle(self, log: str) -> None:
         """Write the run's ``done`` line once every worker's part of it has ended."""
         with self._lock:
             parts = self._parts.get(log)
-            if parts is None or self._parts_done.get(log, 0) < parts:
+            if parts is None or not parts <= self._parts_done.get(log, set()):
                 return
             del self._parts[log]
             self._parts_done.pop(log)
@@ -354,7 +363,7 @@ def _serve(pool: WorkerPool, worker: Worker, ready: int) -> int:
     cameras = worker.cameras
     # The cameras' FaultSets report to this router (they were made with it): in this process a
     # scenario's run log is only a part, and the supervisor writes ``done`` once all parts end.
-    router.finished = _part_finished(record.directory / control.SOCKET)
+    router.finished = _part_finished(record.directory / control.SOCKET, worker.index)
     backend = pool.backend
     save = _node_saver(record.name, cameras)
     host = CameraHost(record.name, backend, list(cameras), router, backend.device_faults(record, router, save))
@@ -393,10 +402,10 @@ def _node_saver(name: str, cameras: list[ProducedCamera]) -> Callable[[], None]:
     return save
 
 
-def _part_finished(supervisor: Path) -> Callable[[FaultLog, str | None], None]:
+def _part_finished(supervisor: Path, worker: int) -> Callable[[FaultLog, str | None], None]:
     def finished(log: FaultLog, path: str | None) -> None:
         log.close()
         if path is not None:
-            control.request(supervisor, {"op": "scenario_part_done", "log": path})
+            control.request(supervisor, {"op": "scenario_part_done", "log": path, "worker": worker})
 
     return finished

@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from fifo_farm import worker_farm
+from test_fault_cli import wait_until
 
 from simfarm import Farm
 from simfarm.cli import main as simfarm
 from simfarm.errors import BadInput
 from simfarm.farm import config, control, restarts, worker_count
 from simfarm.farm.publish_plan import PublishOptions
+from simfarm.faults import read_log
 from simfarm.state.records import FarmRecord, NodeRecord, ProcessId, amend_record, farm_names
 
 
@@ -145,3 +147,19 @@ def test_crashes_back_off_doubling_and_are_given_up_within_the_window() -> None:
     assert restarts.CrashHistory(limit=12).crashed(0.0) == 0.1
     many = restarts.CrashHistory(limit=12)
     assert [many.crashed(float(t)) for t in range(8)][-1] == restarts.MAX_DELAY_S
+
+
+def test_a_scenario_run_ends_when_a_worker_with_a_part_of_it_dies(tmp_path: Path) -> None:
+    scenario, log = tmp_path / "run.yaml", tmp_path / "run.jsonl"
+    scenario.write_text("timeline:\n  - {camera: 0, fault: drop frames=2}\n  - {camera: 1, fault: freeze, for: 1h}\n")
+    with worker_farm("part", tmp_path) as (_, supervisor_log, readers):
+        readers[1].wait_frames(0, 1)
+        (dead,) = [w for w in _status("part")["workers"] if w["cameras"] == [1]]
+        record = FarmRecord.load("part")
+        assert record is not None
+        reply = control.request(record.directory / control.SOCKET,
+                                {"op": "scenario", "path": str(scenario), "log": str(log)})
+        assert reply["events"] == 2
+        os.kill(dead["pid"], signal.SIGKILL)  # its part (the hour's freeze) ends with it
+        supervisor_log.wait_for("worker 1 restarted")
+        wait_until(lambda: read_log(log) and read_log(log)[-1]["event"] == "done", "the run log's done line")
