@@ -19,6 +19,7 @@ from ..devices.v4l2 import nodes
 if TYPE_CHECKING:
     from ..faults import FaultHandle, FaultListener, FaultSet, Mark
     from ..patterns import PatternLibrary
+    from ..producers.progress import Progress, ProgressCell
     from ..spec import CameraSpec
     from ..state.records import FarmRecord, NodeRecord
     from .device_faults import DeviceFaults
@@ -68,6 +69,10 @@ class ProducedCamera(SupervisedCamera, Protocol):
     faults: FaultSet
     library: PatternLibrary  # where its pattern comes from
 
+    def track(self, progress: ProgressCell, resume: Progress | None) -> None:
+        """Its producers note where they stand in ``progress`` (a worker farm's ProgressBoard); the next
+        one carries on from ``resume``, what a dead worker's producer noted last."""
+
 
 class Backend(Protocol):
     name: str
@@ -113,6 +118,10 @@ class WorkerBackend(Backend, Protocol):
     def start_cameras(self, cameras: Sequence[SupervisedCamera], save: Callable[[], None]) -> None:
         """Start ``cameras`` (made by make_nodes) in this process; ``save`` writes their nodes into
         the farm record as they change."""
+
+    def recover(self, record: FarmRecord, cameras: Sequence[SupervisedCamera]) -> None:
+        """Make ``cameras``, whose worker process died, ready for a new worker to start them; in the
+        supervisor, with their nodes as the farm record on disk has them."""
 
 
 def camera_label(farm: str, index: int) -> str:

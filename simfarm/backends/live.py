@@ -20,10 +20,10 @@ from ..faults import FaultHandle, FaultListener, FaultSet, Mark
 from ..patterns import PatternLibrary
 from ..producers.build import build_producer
 from ..producers.producer import Producer
+from ..producers.progress import Progress, ProgressCell
 from ..producers.sinks import FdSink
 from ..spec import CameraSpec
 from ..state.records import NodeRecord
-
 
 
 class LiveCamera:
@@ -50,6 +50,8 @@ class LiveCamera:
         self.node_guards: list[Callable[[], AbstractContextManager[None]]] = []
         # Where a replacement producer carries on: sequence number and stream clock.
         self._sequence, self._clock = 0, 0.0
+        self._progress: ProgressCell | None = None
+        self._resume: Progress | None = None
 
     @property
     def plugged(self) -> bool:
@@ -59,6 +61,10 @@ class LiveCamera:
     def device(self) -> str | None:
         return nodes.node_path(self.node.number) if self.node.number is not None else None
 
+    def track(self, progress: ProgressCell, resume: Progress | None) -> None:
+        """Producers note where they stand in ``progress``; the next one carries on from ``resume``."""
+        self._progress, self._resume = progress, resume
+
     def start_stream(self, spec: CameraSpec | None = None) -> None:
         """Open the node for output in ``spec`` (default: the current one) and start a producer."""
         assert self.node.number is not None and self.producer is None
@@ -66,7 +72,9 @@ class LiveCamera:
         fd = nodes.open_output(self.node.number, spec.format, spec.size, spec.fps)
         self.spec = spec
         self.producer = build_producer(self.index, spec, FdSink(fd, owned=True), self.library,
-                                       faults=self.faults, sequence=self._sequence, clock=self._clock)
+                                       faults=self.faults, sequence=self._sequence, clock=self._clock,
+                                       progress=self._progress, resume=self._resume)
+        self._resume = None  # carried on from: a later producer continues from this one
         self.producer.start()
         # v4l2loopback announces a capture format only once frames flow: a reader opening the
         # node before then gets EINVAL, so a camera counts as back only after its first frame.

@@ -45,6 +45,10 @@ def _status(args: argparse.Namespace) -> int:
             [[c["camera"], c["device"], c["state"], c.get("written"), c.get("fps"), c.get("late"),
               c.get("dropped"), c.get("uptime_s"), _faults_cell(c.get("faults", []))]
              for c in rep["cameras"]]))
+        if workers := rep.get("workers"):
+            print(table.render(["worker", "pid", "cameras", "restarts"],
+                               [[w["worker"], w["pid"], ", ".join(map(str, w["cameras"])), w.get("restarts", 0)]
+                                for w in workers]))
         for worker in rep.get("workers", []):
             if worker["error"]:
                 print(f"error: {worker['error']} (cameras {', '.join(map(str, worker['cameras']))})")

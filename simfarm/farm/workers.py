@@ -22,9 +22,20 @@ before the supervisor starts any thread.
 
 A worker is recorded in the farm record (``processes``) before it does
 anything, so reclaim kills it as it kills the supervisor. A worker that dies
-is seen at once (its supervisor waits on it): status shows its cameras in
-state ``error`` saying why, requests for them fail, and teardown removes its
-nodes as ever.
+is seen at once (a thread of its supervisor waits on it) and restarted
+(restarts.py says how soon, and when to give up): the supervisor makes its
+cameras ready again (backend.recover: loopback's nodes stay, uvc's webcams
+are plugged in again by the new worker) and forks a new worker for them,
+whose producers carry on from where the dead one's stood (ProgressBoard, in
+memory they share). Meanwhile, and once given up, status shows its cameras
+in state ``error`` saying why, requests for them fail, and teardown removes
+its nodes as ever.
+
+A restart forks the supervisor while it runs threads (control server,
+metrics, the other watchers). The child runs only _serve, which touches
+nothing those threads lock: the pool's state it reads is fixed once the
+workers first start, and the supervisor's own sockets it inherits it never
+uses.
 """
 
 from __future__ import annotations
@@ -46,10 +57,12 @@ from ..backends.base import ProducedCamera, WorkerBackend
 from ..errors import BadInput, EnvironmentProblem, SimfarmError
 from ..faults import FaultLog
 from ..producers.build import shared_cycle
+from ..producers.progress import ProgressBoard
 from ..producers.sources import Cycle
 from ..state.records import FarmRecord, NodeRecord, ProcessId, amend_record
 from . import control
 from .host import CameraHost
+from .restarts import CrashHistory
 from .scenario_run import Router, write_done
 
 # How long the supervisor waits for a worker to start at all, beyond its cameras' own start
@@ -65,12 +78,15 @@ class Worker:
     cameras: list[ProducedCamera]
     socket: Path
     pid: int = 0
-    error: str | None = None  # why it died, once it has
-    exited: threading.Event = field(default_factory=threading.Event)
+    process: ProcessId | None = None  # as recorded in the farm record
+    error: str | None = None  # why it is down (dead, restarting, given up)
+    restarts: int = 0
+    crashes: CrashHistory = field(default_factory=CrashHistory)
+    exited: threading.Event = field(default_factory=threading.Event)  # for good: no restart follows
 
     def to_json(self) -> dict:
         return {"worker": self.index, "pid": self.pid, "cameras": [cam.index for cam in self.cameras],
-                "error": self.error}
+                "error": self.error, "restarts": self.restarts}
 
 
 class WorkerPool:
@@ -83,14 +99,19 @@ class WorkerPool:
         self.cameras = cameras
         self.router = router
         self.workers: list[Worker] = []
-        self._stopping = False
+        self._stopping = threading.Event()
+        self._started = False  # every worker has started once: from then on a dead one is restarted
+        self._fork_lock = threading.Lock()  # one fork at a time, none once stopping
         self._lock = threading.Lock()
-        # Scenario runs spread over workers, by log path: parts that have events, and parts ended.
-        self._parts: dict[str, int] = {}
-        self._parts_done: dict[str, int] = {}
+        # Scenario runs spread over workers, by log path: the workers whose parts have events, and
+        # those whose parts ended (or died with them).
+        self._parts: dict[str, set[int]] = {}
+        self._parts_done: dict[str, set[int]] = {}
         self._ready: list[int] = []  # readiness pipes of workers forked so far, closed in later ones
         # The cameras' pre-rendered cycles, held for the farm's life: the workers inherit them.
         self._cycles: list[Cycle] = []
+        # Where each camera's producer stands, shared with the workers: a restart carries on from it.
+        self._board = ProgressBoard(len(cameras))
 
     def start(self, count: int, private_fds: tuple[int, ...] = ()) -> None:
         """Make the nodes, render the cycles, fork ``count`` workers and wait until all stream.
@@ -101,12 +122,16 @@ class WorkerPool:
         self.backend.make_nodes(self.record, self.cameras)
         self._cycles = [shared_cycle(cam.spec, cam.library) for cam in self.cameras
                         if cam.spec.producer == "numpy"]
+        for cam in self.cameras:
+            cam.track(self._board.cell(cam.index), None)
         shares = [self.cameras[k::count] for k in range(count)]
         # Out of the collector's sight: a collection in a worker would otherwise write to (and so
         # copy) every page of the supervisor's heap that the worker shares.
         gc.freeze()
         for k, share in enumerate(shares):
-            self._fork(Worker(k, share, self.record.directory / f"worker-{k}.sock"), private_fds)
+            worker = Worker(k, share, self.record.directory / f"worker-{k}.sock")
+            self.workers.append(worker)
+            self._ready.append(self._fork(worker, private_fds))
         for worker in self.workers:
             threading.Thread(target=self._watch, args=(worker,), name=f"watch-worker-{worker.index}",
                              daemon=True).start()
@@ -119,18 +144,20 @@ class WorkerPool:
             if not reply["ok"]:
                 raise EnvironmentProblem(f"worker {worker.index} did not start: "
                                          f"{reply.get('error') or worker.error or 'no reply in time'}")
+        self._ready.clear()  # read and closed: their numbers are free for other files
         self._learn_nodes()
+        self._started = True
 
-    def _learn_nodes(self) -> None:
+    def _learn_nodes(self, cameras: list[ProducedCamera] | None = None) -> None:
         """Take the nodes the workers made (a uvc webcam's, numbered by uvcvideo) from the farm record."""
         saved = FarmRecord.load(self.record.name)
         numbers = {node.camera: node for node in saved.nodes} if saved else {}
-        for cam in self.cameras:
+        for cam in self.cameras if cameras is None else cameras:
             if (node := numbers.get(cam.index)) is not None:
                 cam.node.number, cam.node.metadata = node.number, node.metadata
 
-    def _fork(self, worker: Worker, private_fds: tuple[int, ...]) -> None:
-        """Fork ``worker``, record it, then let it run; its readiness comes on a pipe in ``_ready``."""
+    def _fork(self, worker: Worker, private_fds: tuple[int, ...]) -> int:
+        """Fork ``worker``, record it, then let it run; returns the pipe its readiness comes on."""
         go_read, go_write = os.pipe()
         ready_read, ready_write = os.pipe()
         sys.stdout.flush()
@@ -148,23 +175,68 @@ class WorkerPool:
         os.close(go_read)
         os.close(ready_write)
         worker.pid = pid
-        self.workers.append(worker)
-        me = ProcessId.of(pid)
-        if me is not None:
-            self.record.processes.append(me)
-            amend_record(self.record.name, lambda record: record.processes.append(me))
+        me, dead = ProcessId.of(pid), worker.process
+        worker.process = me
+
+        def note(record: FarmRecord) -> None:
+            record.processes = [p for p in record.processes if dead is None or tuple(p) != tuple(dead)]
+            if me is not None:
+                record.processes.append(me)
+
+        note(self.record)
+        amend_record(self.record.name, note)
         os.write(go_write, b"g")
         os.close(go_write)
-        self._ready.append(ready_read)
+        return ready_read
 
     def _watch(self, worker: Worker) -> None:
-        _, status = os.waitpid(worker.pid, 0)
-        if not self._stopping:
+        """Wait on ``worker``'s process, restarting it each time it dies, until stopping or given up."""
+        while True:
+            _, status = os.waitpid(worker.pid, 0)
+            if self._stopping.is_set():
+                break
             code = os.waitstatus_to_exitcode(status)
             how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            worker.error = f"worker {worker.index} (pid {worker.pid}) died: {how}"
-            print(f"supervisor: {worker.error}", file=sys.stderr, flush=True)
+            died = f"worker {worker.index} (pid {worker.pid}) died: {how}"
+            self._parts_died(worker.index)
+            delay = worker.crashes.crashed(time.monotonic()) if self._started else None
+            worker.error = (died if not self._started else
+                            f"{died}; restarting" if delay is not None else worker.crashes.given_up(worker.index))
+            print(f"supervisor: {worker.error if worker.error.startswith(died) else f'{died}; {worker.error}'}",
+                  file=sys.stderr, flush=True)
+            if delay is None or self._stopping.wait(delay) or not self._restart(worker):
+                break
         worker.exited.set()
+
+    def _restart(self, worker: Worker) -> bool:
+        """Fork a new process for ``worker``'s cameras, carrying on where the dead one's producers stood.
+
+        False once stopping (nothing forked). A new worker that fails to start exits, and its
+        watcher sees it die.
+        """
+        self._learn_nodes(worker.cameras)  # a replug in the dead worker may have renumbered them
+        try:
+            self.backend.recover(self.record, worker.cameras)
+        except SimfarmError as exc:
+            print(f"supervisor: worker {worker.index}: its cameras cannot be made ready: {exc}",
+                  file=sys.stderr, flush=True)  # its start fails too, and counts as a crash
+        for cam in worker.cameras:
+            cell = self._board.cell(cam.index)
+            cam.track(cell, cell.read())
+        with self._fork_lock:
+            if self._stopping.is_set():
+                return False
+            ready = self._fork(worker, ())
+        worker.restarts += 1
+        wait = START_SLACK_S + self.backend.start_s * len(worker.cameras)
+        with os.fdopen(ready, "rb") as pipe:
+            line = pipe.readline() if select.select([pipe], [], [], wait)[0] else b""
+        if json.loads(line or b'{"ok": false}')["ok"]:
+            worker.error = None
+            print(f"supervisor: worker {worker.index} restarted (pid {worker.pid})", file=sys.stderr, flush=True)
+        elif not line:
+            os.kill(worker.pid, signal.SIGKILL)  # stuck starting (or dead already): a crash like any other
+        return True
 
     # -- requests ---------------------------------------------------------
     def handle(self, request: dict) -> dict:
@@ -180,7 +252,7 @@ class WorkerPool:
         if op == "scenario":
             return self._scenario(request)
         if op == "scenario_part_done":
-            self._part_done(str(request.get("log")))
+            self._part_done(str(request.get("log")), int(request.get("worker", -1)))
             return {}
         raise BadInput(f"unknown op {op!r} (known: status, stop, fault, clear, faults, scenario)")
 
@@ -201,7 +273,7 @@ class WorkerPool:
     def _scenario(self, request: dict) -> dict:
         replies = self._ask_all({**request, "farm_cameras": [cam.index for cam in self.cameras]})
         log = request.get("log")
-        if log is not None and (parts := sum(1 for reply in replies if reply["events"])):
+        if log is not None and (parts := {w.index for w, reply in zip(self.workers, replies) if reply["events"]}):
             with self._lock:
                 self._parts[log] = parts
             self._settle(log)
@@ -209,16 +281,23 @@ class WorkerPool:
         return {**first, "events": sum(reply["events"] for reply in replies),
                 "origins": {camera: seq for reply in replies for camera, seq in reply["origins"].items()}}
 
-    def _part_done(self, log: str) -> None:
+    def _part_done(self, log: str, worker: int) -> None:
         with self._lock:
-            self._parts_done[log] = self._parts_done.get(log, 0) + 1
+            self._parts_done.setdefault(log, set()).add(worker)
         self._settle(log)
+
+    def _parts_died(self, worker: int) -> None:
+        """``worker`` died: its parts of running scenarios ended with it (the restart runs none)."""
+        with self._lock:
+            logs = [log for log, parts in self._parts.items() if worker in parts]
+        for log in logs:
+            self._part_done(log, worker)
 
     def _settle(self, log: str) -> None:
         """Write the run's ``done`` line once every worker's part of it has ended."""
         with self._lock:
             parts = self._parts.get(log)
-            if parts is None or self._parts_done.get(log, 0) < parts:
+            if parts is None or not parts <= self._parts_done.get(log, set()):
                 return
             del self._parts[log]
             self._parts_done.pop(log)
@@ -245,14 +324,18 @@ class WorkerPool:
     # -- stopping ---------------------------------------------------------
     def close(self, timeout: float = 10.0) -> None:
         """Stop every worker (their producers; the nodes stay for the supervisor to reclaim)."""
-        self._stopping = True
+        with self._fork_lock:
+            self._stopping.set()  # no restart from now on; a backoff wait ends at once
         for worker in self.workers:
             if worker.exited.is_set():
                 continue
             try:
                 control.request(worker.socket, {"op": "stop"}, timeout=timeout)
             except SimfarmError:
-                pass  # not answering (still starting, or stuck): killed below
+                # Not answering: dead (waiting to restart: that wait ends now), restarting (its SIGTERM
+                # handler ends it once started), or stuck (killed below).
+                if worker.process is not None and worker.process.alive():
+                    os.kill(worker.pid, signal.SIGTERM)
         for worker in self.workers:
             if not worker.exited.wait(timeout):
                 os.kill(worker.pid, signal.SIGKILL)
@@ -280,7 +363,7 @@ def _serve(pool: WorkerPool, worker: Worker, ready: int) -> int:
     cameras = worker.cameras
     # The cameras' FaultSets report to this router (they were made with it): in this process a
     # scenario's run log is only a part, and the supervisor writes ``done`` once all parts end.
-    router.finished = _part_finished(record.directory / control.SOCKET)
+    router.finished = _part_finished(record.directory / control.SOCKET, worker.index)
     backend = pool.backend
     save = _node_saver(record.name, cameras)
     host = CameraHost(record.name, backend, list(cameras), router, backend.device_faults(record, router, save))
@@ -319,10 +402,10 @@ def _node_saver(name: str, cameras: list[ProducedCamera]) -> Callable[[], None]:
     return save
 
 
-def _part_finished(supervisor: Path) -> Callable[[FaultLog, str | None], None]:
+def _part_finished(supervisor: Path, worker: int) -> Callable[[FaultLog, str | None], None]:
     def finished(log: FaultLog, path: str | None) -> None:
         log.close()
         if path is not None:
-            control.request(supervisor, {"op": "scenario_part_done", "log": path})
+            control.request(supervisor, {"op": "scenario_part_done", "log": path, "worker": worker})
 
     return finished

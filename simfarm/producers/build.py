@@ -12,6 +12,7 @@ from ..frames.stamp import Stamper, working_format
 from ..patterns import PatternLibrary
 from ..spec import CameraSpec
 from .producer import Producer
+from .progress import Progress, ProgressCell
 from .sinks import Sink
 from .sources import Cycle, FfmpegSource, FrameSource, PictureSource, RingSource
 
@@ -55,11 +56,13 @@ def _lavfi_graph(spec: CameraSpec) -> str:
 
 def build_producer(camera: int, spec: CameraSpec, sink: Sink, library: PatternLibrary, *,
                    faults: FaultSet | None = None, sequence: int = 0, clock: float = 0.0,
-                   picture: Picture | None = None) -> Producer:
+                   picture: Picture | None = None, progress: ProgressCell | None = None,
+                   resume: Progress | None = None) -> Producer:
     """``faults``, ``sequence`` and ``clock`` carry a camera's faults, numbering and stream
-    clock over to a replacement producer; ``picture`` is a webcam's controls, applied per frame."""
+    clock over to a replacement producer; ``picture`` is a webcam's controls, applied per frame;
+    ``progress`` and ``resume`` are Producer's (a worker farm's)."""
     source, overlays = build_source(spec, library)
     if picture is not None:
         source = PictureSource(source, picture)
     return Producer(camera, source, sink, spec.fps, Stamper(spec.format, spec.size, overlays),
-                    faults=faults, sequence=sequence, clock=clock)
+                    faults=faults, sequence=sequence, clock=clock, progress=progress, resume=resume)

@@ -79,14 +79,19 @@ class Pacer:
         # The frame just written used the old period; the next is one new period on.
         self._start, self._next = now + self.period, 0
 
-    def next_slot(self) -> Slot | None:
-        """Wait for the next due slot; None once stopped."""
+    def first_deadline(self) -> float:
+        """The first slot's deadline, fixed now if it is not yet (the next grid point, or now)."""
         if self._start is None:
             self._start = now = self._clock()
             if self._phase is not None:
                 offset = self._origin + self._phase * self.period
                 self._start = ((now - offset) // self.period + 1) * self.period + offset
-        deadline = self._start + self._next * self.period
+        return self._start
+
+    def next_slot(self) -> Slot | None:
+        """Wait for the next due slot; None once stopped."""
+        start = self.first_deadline() if self._start is None else self._start
+        deadline = start + self._next * self.period
         # The clock is read once per pass: the reading that ends the wait is the slot's "now".
         while (delay := deadline - (now := self._clock())) > 0 and not self._stop.is_set():
             self._sleep(min(delay, STOP_LATENCY))
@@ -94,6 +99,6 @@ class Pacer:
             return None
         behind = int((now - deadline) / self.period)
         index = self._next + behind
-        deadline = self._start + index * self.period
+        deadline = start + index * self.period
         self._next = index + 1
         return Slot(index, deadline, now - deadline > LATE_FRACTION * self.period, behind)

@@ -17,6 +17,7 @@ checks more than a bare stamp-and-write.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -31,6 +32,7 @@ from ..faults import FaultSet, SlotWriter
 from ..frames.code import SEQUENCE_WRAP, FrameCode
 from ..frames.stamp import Stamper
 from .pacing import PROCESS_ORIGIN, Pacer, spread_phase
+from .progress import Progress, ProgressCell
 from .sinks import Sink
 from .sources import FrameSource
 
@@ -68,11 +70,17 @@ class Producer:
     ``faults`` is the camera's FaultSet; it outlives a producer that is
     replaced to renegotiate the format, as do the sequence number and the
     stream clock, which a replacement continues from ``sequence`` and ``clock``.
+
+    ``progress`` is the camera's cell of a worker farm's ProgressBoard, noted
+    after each slot. ``resume`` is what a dead worker's producer last noted
+    there: this one carries on from it as if that producer had lived on and
+    missed every slot since (numbered, and counted in ``dropped``), so a
+    reader sees a gap in the codes where the camera was down, not a reset.
     """
 
     def __init__(self, camera: int, source: FrameSource, sink: Sink, fps: Fraction,
                  stamper: Stamper, *, faults: FaultSet | None = None, sequence: int = 0,
-                 clock: float = 0.0) -> None:
+                 clock: float = 0.0, progress: ProgressCell | None = None, resume: Progress | None = None) -> None:
         self.camera = camera
         self.source = source
         self.sink = sink
@@ -92,6 +100,8 @@ class Producer:
         self.first_frame = threading.Event()
         # Calls to make in the producer thread at the top of the next slot (see at_next_slot).
         self._calls: list[Callable[[float, int], object]] = []
+        self._progress = progress
+        self._resume = resume
 
     def start(self) -> None:
         self._started = time.monotonic()
@@ -108,6 +118,11 @@ class Producer:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        if self._progress is not None:
+            # Stopped, not dead: the next producer (after the worker dies) numbers on from here with no slot
+            # missed, as a stream started later does (an unplugged node, a webcam nobody streams, make none).
+            with self._lock:
+                self._progress.note(math.inf, self.sequence, self._written, self._late, self._dropped, self.clock)
         self.source.close()
         self.sink.close()
         if final:
@@ -126,6 +141,9 @@ class Producer:
         pacer = Pacer(self.fps, stop=self._stop, phase=spread_phase(self.camera), origin=PROCESS_ORIGIN)
         writer = SlotWriter(self.sink.write_frame)
         paced: Fraction | None = None  # the rate a fps fault imposes, None: our own
+        if self._resume is not None:
+            self._carry_on(self._resume, pacer.first_deadline(), pacer.period)
+        progress = self._progress
         # The stream clock is base + served * period, restarted at each change of rate so it does not drift.
         base, served, period = self.clock, 0, pacer.period
         try:
@@ -148,12 +166,27 @@ class Producer:
                     self._dropped += slot.skipped
                     if plan.writes:
                         self._recent.append(time.monotonic())
+                    if progress is not None:
+                        progress.note(slot.deadline, self.sequence, self._written, self._late, self._dropped,
+                                      self.clock)
                 if plan.writes and not self.first_frame.is_set():
                     self.first_frame.set()
         except Exception as exc:  # surfaced through stats(); the supervisor decides
             self._error = f"{type(exc).__name__}: {exc}"
         finally:
             self.first_frame.set()
+
+    def _carry_on(self, last: Progress, first: float, period: float) -> None:
+        """Continue from ``last``, counting the slots between it and our ``first`` as missed.
+
+        A worker's producers share the supervisor's slot grid (PROCESS_ORIGIN),
+        so the slots in between are a whole number of periods. A ``last`` noted
+        by a producer that was stopped (its deadline infinite) missed none.
+        """
+        missed = max(0, round((first - last.deadline) / period) - 1) if math.isfinite(last.deadline) else 0
+        self.sequence = last.sequence + missed
+        self.clock = last.clock + missed * period
+        self._written, self._late, self._dropped = last.written, last.late, last.dropped + missed
 
     def _run_calls(self, now: float) -> None:
         with self._lock:

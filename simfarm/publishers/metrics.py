@@ -55,6 +55,7 @@ class FarmCollector(Collector):
         yield _gauge("simfarm_farm_start_time_seconds", "When the farm's supervisor started (Unix time)",
                      ("farm", "backend"), [((farm, status["backend"]), status["started_at"])])
         yield from _process_cpu(farm, status)
+        yield from _worker_restarts(farm, status)
         cameras = status["cameras"]
         keys = [(farm, str(cam["camera"]), cam["label"]) for cam in cameras]
         for key, name, text in _CAMERA_COUNTERS:
@@ -78,6 +79,13 @@ def _process_cpu(farm: str, status: Mapping[str, Any]) -> Iterator[Metric]:
     samples = [((farm, role), cpu) for role, pid in processes if (cpu := cpu_seconds(pid)) is not None]
     yield _counter("simfarm_process_cpu_seconds", "CPU time of the farm's supervisor and worker processes",
                    ("farm", "process"), samples)
+
+
+def _worker_restarts(farm: str, status: Mapping[str, Any]) -> Iterator[Metric]:
+    """How often each worker process died and was restarted (absent on a farm without workers)."""
+    if workers := status.get("workers"):
+        yield _counter("simfarm_worker_restarts", "Times the supervisor restarted the worker after it died",
+                       ("farm", "worker"), [((farm, str(w["worker"])), w.get("restarts", 0)) for w in workers])
 
 
 def _publishing(keys: list[tuple[str, ...]], cameras: list[dict]) -> Iterator[Metric]:

@@ -21,7 +21,7 @@ from simfarm.state.records import FarmRecord
 
 STATUS = {
     "farm": "lab", "backend": "uvc", "supervisor_pid": 1, "started_at": 1700000000.5,
-    "workers": [{"worker": 0, "pid": 1, "cameras": [0, 1], "error": None}],
+    "workers": [{"worker": 0, "pid": 1, "cameras": [0, 1], "error": None, "restarts": 2}],
     "cameras": [
         {"camera": 0, "label": "simfarm-lab-0", "state": "streaming", "written": 300, "late": 2, "dropped": 1,
          "fps": 29.9, "uptime_s": 10.0, "faults": [{"fault": "c0.1"}],
@@ -81,6 +81,12 @@ def test_process_cpu_is_read_from_proc() -> None:
     assert got[("simfarm_process_cpu_seconds_total", (("farm", "lab"), ("process", "supervisor")))] >= 0
     assert ("simfarm_process_cpu_seconds_total", (("farm", "lab"), ("process", "worker-0"))) in got
     assert cpu_seconds(2**22 + 12345) is None  # no such process
+
+
+def test_worker_restarts_are_counted_per_worker() -> None:
+    assert collected(STATUS)[("simfarm_worker_restarts_total", (("farm", "lab"), ("worker", "0")))] == 2
+    without = collected({k: v for k, v in STATUS.items() if k != "workers"})
+    assert not [name for name, _ in without if name.startswith("simfarm_worker_restarts")]
 
 
 @pytest.mark.parametrize("text", ["127.0.0.1", "localhost:9100", "[::1]", "1.2.3.4:99999"])

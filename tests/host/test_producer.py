@@ -65,6 +65,14 @@ def test_a_phased_pacer_puts_its_slots_on_the_clocks_grid_from_the_next_point() 
         assert grid_points == pytest.approx(round(grid_points), abs=1e-6)
 
 
+def test_a_pacers_first_deadline_is_known_before_its_first_slot_and_kept() -> None:
+    clock = FakeClock()
+    pacer = Pacer(Fraction(30), phase=0.25, origin=42.5, clock=clock, sleep=clock.sleep)
+    first = pacer.first_deadline()  # a resumed producer counts the slots it missed up to here
+    clock.now += 0.01  # time passes before the first wait: the first slot stays where it was fixed
+    assert pacer.first_deadline() == first and pacer.next_slot().deadline == first
+
+
 def test_cameras_phases_are_spread_over_the_period_for_any_number_of_cameras() -> None:
     for cameras in (2, 3, 5, 8, 16, 64, 256):
         phases = sorted(spread_phase(camera) for camera in range(cameras))

@@ -18,7 +18,7 @@ from ...devices.v4l2 import nodes
 from ...devices.v4l2.frame_waits import FIRST_WRITE_S
 from ...errors import InUse
 from ...spec import CameraSpec
-from ...state.records import FarmRecord, NodeRecord, global_lock
+from ...state.records import FarmRecord, NodeRecord, amend_record, global_lock
 from ..base import SupervisedCamera, camera_label, checked_patterns
 
 if TYPE_CHECKING:
@@ -84,6 +84,19 @@ class LoopbackBackend:
         for cam in cameras:
             assert isinstance(cam, LiveCamera)
             cam.start_stream()
+
+    def recover(self, record: FarmRecord, cameras: Sequence[SupervisedCamera]) -> None:
+        """The nodes outlive the worker (made here); one that it had unplugged (a device fault) is made
+        again, as a replug would, since the fault ended with the worker."""
+        unplugged = [cam for cam in cameras if cam.node.number is None]
+        if not unplugged:
+            return
+        with global_lock():
+            for cam in unplugged:
+                cam.node.number = loopback_nodes.create(cam.node.label)
+        made = {cam.index: cam.node.number for cam in unplugged}
+        amend_record(record.name, lambda disk: [setattr(node, "number", made[node.camera])
+                                                for node in disk.nodes if node.camera in made])
 
     def device_faults(self, record: FarmRecord, listener: FaultListener,
                       save: Callable[[], None] | None = None) -> LoopbackDeviceFaults:

@@ -44,6 +44,7 @@ from ...errors import BadInput, EnvironmentProblem
 from ...faults import FaultHandle, FaultListener, FaultSet, FaultSpec, Mark
 from ...patterns import PatternLibrary
 from ...producers.producer import Producer
+from ...producers.progress import Progress, ProgressCell
 from ...spec import CameraSpec
 from ...state.records import FarmRecord, NodeRecord, global_lock
 from ..base import NodePaths, SupervisedCamera, camera_label, checked_patterns
@@ -80,6 +81,9 @@ class UvcCamera(NodePaths):
     def producer(self) -> Producer | None:
         """The producer of the stream a reader has committed to; None while nobody streams."""
         return self.webcam.feed.producer
+
+    def track(self, progress: ProgressCell, resume: Progress | None) -> None:
+        self.webcam.feed.track(progress, resume)
 
     def plug(self) -> None:
         """Attach the webcam and record the nodes uvcvideo gave it (exported: offer it)."""
@@ -237,6 +241,17 @@ class UvcBackend:
         for cam in cameras:
             assert isinstance(cam, UvcCamera)
             _plug(cam, save)
+
+    def recover(self, record: FarmRecord, cameras: Sequence[SupervisedCamera]) -> None:
+        """The dead worker answered its webcams' USB devices: vhci-hcd unplugs each once it sees the
+        socket close. Any it has not yet unplugged is detached here, its nodes gone, so that the new
+        worker plugs it in again (a replug, as after a hub reset) and finds its own nodes."""
+        for cam in cameras:
+            if (found := vhci.find(cam.node.label)) is not None:
+                watch = uevents.Watch("video4linux")
+                vhci.detach(found.port)
+                vhci.wait_nodes_gone(found.busid, watch)
+            cam.node.number = cam.node.metadata = None
 
     def device_faults(self, record: FarmRecord, listener: FaultListener,
                       save: Callable[[], None] | None = None) -> UvcDeviceFaults:

@@ -20,6 +20,7 @@ from ...frames.picture import ControlRange, Picture
 from ...patterns import PatternLibrary
 from ...producers.build import build_producer, shared_cycle
 from ...producers.producer import Producer
+from ...producers.progress import Progress, ProgressCell
 from ...producers.sinks import Sink
 from ...producers.sources import Cycle
 from ...spec import CameraSpec, PixelFormat, Size
@@ -40,10 +41,16 @@ class FrameFeed:
         self.producer: Producer | None = None
         self.stream: CameraSpec | None = None  # what a reader streams now
         self._sequence, self._clock = 0, 0.0
+        self._progress: ProgressCell | None = None
+        self._resume: Progress | None = None
         # Each stream's pre-rendered cycle, kept between streams: readers (v4l2-compliance, FFmpeg
         # probing) start and stop streams often, and rendering takes seconds under emulation.
         self._cycles: dict[tuple[PixelFormat, Size, Fraction], Cycle] = {}
         self.error: str | None = None
+
+    def track(self, progress: ProgressCell, resume: Progress | None) -> None:
+        """Producers note where they stand in ``progress``; the next stream carries on from ``resume``."""
+        self._progress, self._resume = progress, resume
 
     def start(self, fmt: PixelFormat, size: Size, fps: Fraction, sink: Sink) -> None:
         spec = CameraSpec(size=size, fps=fps, format=fmt, pattern=self.pattern)
@@ -52,7 +59,9 @@ class FrameFeed:
             self.faults.set_format(fmt, size)
             self.faults.fps = Fraction(fps)  # jitter is capped by the period of the stream in force
         self.producer = build_producer(self.index, spec, sink, self.library, faults=self.faults,
-                                       sequence=self._sequence, clock=self._clock, picture=self.picture)
+                                       sequence=self._sequence, clock=self._clock, picture=self.picture,
+                                       progress=self._progress, resume=self._resume)
+        self._resume = None  # carried on from: the next stream continues from this one
         self.stream = spec
         self.producer.start()
 
