@@ -139,7 +139,7 @@ def _open_node(directory: Path, number: int, fmt: PixelFormat, size: Size, fps: 
 def _main(name: str, ready_fd: int, directory: Path) -> int:
     patch = pytest.MonkeyPatch()
     patch.setattr(loopback_nodes, "choose_mode", lambda: loopback_nodes.Mode.CONTROL)
-    patch.setattr(loopback_nodes, "create", lambda label, number=-1: 200 + int(label[-1]))
+    patch.setattr(loopback_nodes, "create", lambda label, number=-1, max_buffers=4: 200 + int(label[-1]))
     patch.setattr(live.nodes, "open_output", lambda *args: _open_node(directory, *args))
     # The test reads the frames: the supervisor's own check would be a second reader of a FIFO.
     patch.setattr(supervisor.readiness, "check_frames", lambda cameras, backend: None)

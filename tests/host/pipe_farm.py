@@ -42,7 +42,7 @@ class PipeNodes:
         self._threads: list[threading.Thread] = []
         # The loopback module the backend and device faults both call.
         monkeypatch.setattr(loopback_nodes, "choose_mode", lambda: loopback_nodes.Mode.CONTROL)
-        monkeypatch.setattr(loopback_nodes, "create", lambda label, number=-1, max_buffers=16: 200 + int(label[-1]))
+        monkeypatch.setattr(loopback_nodes, "create", lambda label, number=-1, max_buffers=4: 200 + int(label[-1]))
         monkeypatch.setattr(live.nodes, "open_output", self.open_output)
         # A pipe has one reader, the thread that keeps its frames: the supervisor's own check of its
         # cameras' frames (read back from their nodes) is for the VM tier.
