@@ -32,7 +32,11 @@ case "$ID" in
     *) die "unsupported distribution '$ID' (Debian or Ubuntu needed)" ;;
 esac
 packages=(qemu-system-x86 "linux-image-$flavour" "linux-headers-$flavour" dkms udev
-          v4l-utils ffmpeg kmod busybox-static python3-venv e2fsprogs python3 usbip patch)
+          v4l-utils ffmpeg kmod busybox-static python3-venv e2fsprogs python3 usbip patch
+          # Camera programs the kernel tier runs on farm cameras (tests/vm/test_camera_programs.py,
+          # docs/camera-programs.md): the guest sees this machine's root, so they live here.
+          ustreamer pipewire pipewire-bin wireplumber dbus libcamera-tools
+          gstreamer1.0-tools gstreamer1.0-pipewire gstreamer1.0-plugins-base)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed"; }
 candidate() { apt-cache policy "$1" | awk '/Candidate:/ {print $2}'; }
