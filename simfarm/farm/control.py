@@ -92,14 +92,22 @@ def request(path: Path, message: dict, *, timeout: float = 30.0) -> dict:
             sock.connect(str(path))
         except OSError as exc:
             raise EnvironmentProblem(f"farm supervisor not reachable at {path}: {exc.strerror}") from None
-        sock.sendall(json.dumps(message).encode() + b"\n")
+        # A process that dies or restarts mid-request (a worker the supervisor is replacing) resets the
+        # connection or leaves half a reply: that is the peer gone, as when nobody listens, never a
+        # traceback in the asker (the supervisor's status would fail with it instead of reporting the worker).
         data = b""
-        while not data.endswith(b"\n"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    reply = json.loads(data or b'{"ok": false, "error": "supervisor closed the connection"}')
+        try:
+            sock.sendall(json.dumps(message).encode() + b"\n")
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError as exc:
+            raise EnvironmentProblem(f"farm supervisor at {path} stopped answering: {exc.strerror or exc}") from None
+    if not data.endswith(b"\n"):
+        raise EnvironmentProblem("supervisor closed the connection")
+    reply = json.loads(data)
     if not reply.pop("ok", False):
         cls = BadInput if reply.get("exit_code") == 2 else EnvironmentProblem
         raise cls(reply.get("error", "unknown error"))
