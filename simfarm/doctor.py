@@ -150,11 +150,9 @@ def _virtme_ng_version(vng: str) -> str:
     return "virtme-ng (version not found beside it)"
 
 
-def _guest_kernel() -> list[Check]:
-    try:
-        guest = kernel.preferred(kernel.candidates())
-    except EnvironmentProblem as exc:
-        return [Check("vm.kernel", "vm", False, _message(exc), exc.remedy)]
+def _guest_kernel(guest: kernel.GuestKernel | None, problem: EnvironmentProblem | None) -> list[Check]:
+    if problem is not None:
+        return [Check("vm.kernel", "vm", False, _message(problem), problem.remedy)]
     if guest is None:
         return [Check("vm.kernel", "vm", False, f"no kernel image with modules under {kernel.BOOT_DIR}",
                       kernel.SETUP_REMEDY)]
@@ -189,17 +187,13 @@ def _usb_webcams(version: str) -> Check:
     return Check("usb-webcams", "tools", True, f"{version} has {', '.join(kmodule.WEBCAM_MODULES)} (--backend uvc)")
 
 
-def _accel() -> Check:
+def _accel(guest: kernel.GuestKernel | None) -> Check:
     """Which accelerator a VM launch would use and why, without booting anything: the kept boot-probe
     verdict of this host boot, else the in-process checks "not yet proven by a boot". TCG works (ok);
     where KVM was refused the detail says how to get it."""
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         return Check("vm.accel", "vm", False, "no QEMU to probe", kernel.SETUP_REMEDY)
-    try:
-        guest = kernel.preferred(kernel.candidates())
-    except EnvironmentProblem:
-        guest = None  # vm.kernel reports it
     try:
         chosen = accel.report(qemu, guest.image if guest else None)
     except BadInput as exc:
@@ -213,9 +207,15 @@ def _accel() -> Check:
 
 
 def vm_checks() -> list[Check]:
+    # One look at the installed kernels serves vm.kernel and vm.accel (whose kept verdict is per kernel image).
+    guest, problem = None, None
+    try:
+        guest = kernel.preferred(kernel.candidates())
+    except EnvironmentProblem as exc:
+        problem = exc
     return [_program("vm.qemu", "qemu-system-x86_64", lambda path: _version_line([path, "--version"])),
             _program("vm.vng", "vng", _virtme_ng_version),
-            *_guest_kernel(), _accel()]
+            *_guest_kernel(guest, problem), _accel(guest)]
 
 
 def _tool(name: str, remedy: str, find: Callable[[], str], version: Callable[[str], str]) -> Check:
